@@ -1,0 +1,31 @@
+# The two entry points (`make demo`, `make test`) do all set-up on a fresh machine:
+# they create .venv in the repo root on first use and reinstall when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+WORKSPACE ?= traitforge-workspace
+
+.PHONY: demo test lint venv clean
+
+demo: $(STAMP)
+	$(VENV)/bin/traitforge demo --workspace $(WORKSPACE)
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/lint-imports
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "traitforge needs Python 3.11, found " + sys.version.split()[0] + ": run make PYTHON=python3.11"'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(WORKSPACE)

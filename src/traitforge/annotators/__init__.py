@@ -1,0 +1,1 @@
+"""Annotators: backends, agreement and aggregation of human judgements."""

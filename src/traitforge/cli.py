@@ -1,0 +1,194 @@
+"""The command line: parse, call one library function, print a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from traitforge import __version__, workflows
+from traitforge.curation.ingest import IngestReport
+from traitforge.curation.sources import FORMATS
+from traitforge.errors import TraitforgeError
+from traitforge.exports import ExportReport
+from traitforge.schemas import ExportConfig
+from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
+from traitforge.workspace.config_file import default_config_text
+
+app = typer.Typer(
+    help="traitforge: build trustworthy reward datasets for behavioral traits.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path, typer.Option("--workspace", "-w", help="Workspace folder (created on first use).")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Project config YAML; saved as the workspace's config. "
+                 "Default: the workspace's saved config, else the built-in defaults."),
+]
+
+
+def main() -> None:
+    app()
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except TraitforgeError as e:
+        errors.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from e
+
+
+@contextmanager
+def _progress() -> Iterator[workflows.ProgressFactory]:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        def factory(label: str, total: int | None) -> Callable[[int, bool], None]:
+            task = bar.add_task(label, total=total)
+
+            def update(done: int, finished: bool = False) -> None:
+                # Line counts only estimate rows (headers, multi-line CSV fields): settle at the end.
+                bar.update(task, completed=done, total=done if finished else total)
+
+            return update
+
+
+        yield factory
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Input files (or dataset folders).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Input format: " + "; ".join(
+        f"{name}: {f.help}" for name, f in FORMATS.items()))],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Store the good rows and quarantine the bad ones with their "
+        "reasons, instead of stopping at the first bad row.")] = False,
+) -> None:
+    """Read candidate responses into the workspace. Re-running is safe: nothing is duplicated."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _progress() as progress:
+            reports = workflows.ingest(ws, fmt, paths, skip_invalid, progress)
+    _print_ingest(reports)
+
+
+@app.command()
+def export(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output folder; default WORKSPACE/exports/latest.")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        help=ExportConfig.model_fields["strategy"].description)] = None,
+    copies: Annotated[list[str] | None, typer.Option(
+        "--copy", help="Also write 'parquet' and/or 'jsonl' copies of each split.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Turn the workspace's preferences into a Hugging Face dataset of pairs, with its card."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        report = workflows.export(ws, out, strategy, copies)
+    _print_export(report)
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the main job on the bundled real data: ingest, then export."""
+    started = time.perf_counter()
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _progress() as progress:
+            result = workflows.demo(ws, progress)
+    _print_ingest(result.ingests)
+    _print_export(result.export)
+    console.print(f"Workspace: [bold]{ws.root}[/]  ({time.perf_counter() - started:.1f} s)")
+
+
+@app.command()
+def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Show what the workspace holds."""
+    with _friendly_errors():
+        if not (workspace / Workspace.STORE_FILE).exists():
+            errors.print(f"no workspace store in {workspace}; run `traitforge ingest` first")
+            raise typer.Exit(1)
+        ws = Workspace.open(workspace)
+        with ws.store() as store:
+            counts = store.counts()
+    table = Table(title=f"Workspace {ws.root}")
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, str(n))
+    console.print(table)
+
+
+@app.command("config-template")
+def config_template() -> None:
+    """Print the default project config (traits, rubrics, mappings) to start your own."""
+    sys.stdout.write(default_config_text())
+
+
+@app.command()
+def version() -> None:
+    """Print the traitforge version."""
+    console.print(__version__)
+
+
+def _print_ingest(reports: list[IngestReport]) -> None:
+    table = Table(title="Ingest", caption="rows: input rows; new / present: candidates")
+    table.add_column("file", overflow="fold")
+    table.add_column("format")
+    for column in ("rows", "new", "present", "rejected", "skipped"):
+        table.add_column(column, justify="right")
+    for r in reports:
+        table.add_row(r.path.name, r.format, str(r.rows_read), str(r.new), str(r.present),
+                      str(r.rows_rejected), str(r.rows_skipped))
+    console.print(table)
+    for r in reports:
+        if r.quarantine:
+            reasons = ", ".join(f"{k} ({n})" for k, n in sorted(r.reasons.items()))
+            console.print(f"{r.path.name}: set aside: {reasons}. Details: {r.quarantine}",
+                          highlight=False, soft_wrap=True)
+
+
+def _print_export(report: ExportReport) -> None:
+    table = Table(title="Export")
+    for column in ("trait", "origin", "train", "test"):
+        table.add_column(column, justify="right" if column in ("train", "test") else "left")
+    for trait, counts in report.counts.items():
+        table.add_row(trait, report.origins.get(trait, "none"), str(counts.get("train", 0)),
+                      str(counts.get("test", 0)))
+    console.print(table)
+    if report.drops:
+        console.print("Dropped: " + ", ".join(f"{k} ({n})" for k, n in sorted(report.drops.items())),
+                      highlight=False, soft_wrap=True)
+    console.print(f"Dataset: [bold]{report.out}[/] ({report.total} pairs; "
+                  "load with datasets.load_from_disk)", highlight=False, soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Curation: get candidates in (sources), and decide what humans should look at."""

@@ -1,0 +1,122 @@
+"""Ingest: one input file into the workspace store, all of it or none of it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from traitforge.curation.sources import Parsed, Rejected, Skipped, file_sha256, source_format
+from traitforge.errors import InputError
+from traitforge.schemas import ProjectConfig
+from traitforge.workspace import Store
+from traitforge.workspace.files import atomic_write_text
+
+Progress = Callable[[int], object]
+
+
+@dataclass
+class IngestReport:
+    """What one file gave. Rows are input rows; new/present count candidates."""
+
+    path: Path
+    format: str
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    new: int = 0
+    present: int = 0
+    quarantine: Path | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"read": self.rows_read, "new": self.new, "present": self.present,
+                "rejected": self.rows_rejected, "skipped": self.rows_skipped}
+
+
+def estimate_rows(path: Path) -> int | None:
+    """Lines in the file (decompressed), for a progress bar; None for dataset folders."""
+    if path.is_dir() or not path.exists():
+        return None
+    with path.open("rb") as raw:
+        opener = gzip.open if raw.read(2) == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+def ingest_file(
+    store: Store,
+    config: ProjectConfig,
+    fmt: str,
+    path: Path,
+    quarantine_dir: Path,
+    skip_invalid: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read `path` and store its candidates in one transaction.
+
+    Strict mode (the default) raises the first InputError and stores nothing from the file.
+    With `skip_invalid`, good rows are stored and rejects are written with their reasons to
+    a quarantine JSONL named after the file's content hash, so a re-run rewrites the same file
+    instead of appending duplicates. Degenerate rows (identical pair sides, for example) are
+    never errors: they are skipped, counted and quarantined in both modes.
+    """
+    reader = source_format(fmt).reader
+    if not path.exists():
+        raise InputError(path, None, None, expected="an existing file or folder",
+                         received="a path that does not exist", fix="check the path")
+    report = IngestReport(path=path, format=fmt)
+    quarantined: list[dict[str, object]] = []
+    sha = file_sha256(path)
+    with store.transaction():
+        for outcome in reader(path, config):
+            report.rows_read += 1
+            if isinstance(outcome, Rejected):
+                if not skip_invalid:
+                    raise outcome.error
+                report.rows_rejected += 1
+                quarantined.append({"kind": "rejected", **outcome.error.as_record()})
+                _count(report, _reject_reason(outcome.error))
+            elif isinstance(outcome, Skipped):
+                report.rows_skipped += 1
+                quarantined.append(_skip_record(path, outcome.line, outcome.reason))
+                _count(report, outcome.reason)
+            elif isinstance(outcome, Parsed):
+                new, present = store.add_candidates(outcome.candidates)
+                report.new += new
+                report.present += present
+                for reason in outcome.skipped:
+                    quarantined.append(_skip_record(path, outcome.line, reason))
+                    _count(report, reason)
+            if progress is not None:
+                progress(report.rows_read)
+        if quarantined:
+            report.quarantine = quarantine_dir / f"{_base_name(path)}.{sha[:12]}.jsonl"
+            atomic_write_text(report.quarantine, "".join(
+                json.dumps(q, ensure_ascii=False, default=str) + "\n" for q in quarantined
+            ))
+        store.record_ingest(sha, fmt, str(path), report.counts())
+    return report
+
+
+def _skip_record(path: Path, line: int | str, reason: str) -> dict[str, object]:
+    return {"kind": "skipped", "file": str(path), "line": line, "reason": reason}
+
+
+def _count(report: IngestReport, reason: str) -> None:
+    # A skip reason may end with ": <the offending value>"; the summary counts the kind only.
+    key = reason.split(": ")[0]
+    report.reasons[key] = report.reasons.get(key, 0) + 1
+
+
+def _reject_reason(error: InputError) -> str:
+    return f"{error.field or 'row'} is not {error.expected}"
+
+
+def _base_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".csv", ".parquet", ".json"):
+        name = name.removesuffix(suffix)
+    return name or "input"

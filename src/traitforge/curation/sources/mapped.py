@@ -1,0 +1,278 @@
+"""Generic files (jsonl, csv, parquet, hf datasets) read through the config's field mapping."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from traitforge.curation.sources.base import (
+    Parsed,
+    Rejected,
+    RowOutcome,
+    build_candidate,
+    encoding_error,
+    has_bad_bytes,
+)
+from traitforge.errors import InputError, short_repr
+from traitforge.schemas import Candidate, FieldMapping, ProjectConfig, prompt_hash
+
+_SKIP_HINT = "or re-run with --skip-invalid to quarantine the row"
+
+
+def row_to_candidate(
+    row: dict[str, Any], mapping: FieldMapping, path: Path, line: int | str
+) -> Candidate:
+    """One mapped row to a candidate; every problem names the file, row and column."""
+    columns = sorted(row)
+
+    def require(column: str, role: str) -> Any:
+        if column not in row:
+            raise InputError(
+                path, line, column,
+                expected=f"a column '{column}' holding the {role}",
+                received=f"a row with columns {columns}",
+                fix=f"add the column, or set ingest.mapping.{role} in the config to the column "
+                f"that holds the {role}",
+            )
+        return row[column]
+
+    response = require(mapping.response, "response")
+    if not isinstance(response, str):
+        raise InputError(
+            path, line, mapping.response, expected="a string", received=short_repr(response),
+            fix=f"store the response as text, {_SKIP_HINT}",
+        )
+    prompt = _prompt(require(mapping.prompt, "prompt"), mapping, path, line)
+
+    gold: dict[str, float] = {}
+    for trait, column in mapping.gold.items():
+        value = require(column, f"gold label of '{trait}'")
+        if value is None or value == "":
+            continue  # no gold for this row: allowed, gold labels are optional
+        gold[trait] = _number(value, path, line, column)
+
+    group = row.get(mapping.prompt_group) if mapping.prompt_group else None
+    source = str(row[mapping.source]) if mapping.source and row.get(mapping.source) else path.stem
+    model = str(row[mapping.model]) if mapping.model and row.get(mapping.model) else None
+    used = {mapping.prompt, mapping.response, mapping.prompt_group, mapping.model,
+            mapping.source, *mapping.gold.values()}
+    keep = mapping.metadata if mapping.metadata is not None else [c for c in row if c not in used]
+    metadata = {c: _jsonable(row[c]) for c in keep if c in row}
+
+    fields: dict[str, Any] = {
+        "prompt": prompt, "response": response, "source": source, "model": model,
+        "metadata": metadata, "gold": gold,
+    }
+    if group is not None and group != "":
+        fields["prompt_id"] = prompt_hash(prompt, group=str(group))
+    return build_candidate(path, line, fields)
+
+
+def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> Any:
+    column = mapping.prompt
+    if mapping.prompt_format == "chat" and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise InputError(
+                path, line, column,
+                expected="chat messages as a JSON list of {role, content} objects",
+                received=short_repr(value),
+                fix=f"write the prompt as JSON, or set ingest.mapping.prompt_format to 'text', "
+                f"{_SKIP_HINT}",
+            ) from e
+    if mapping.prompt_format == "text" and not isinstance(value, str):
+        raise InputError(
+            path, line, column, expected="a text prompt", received=short_repr(value),
+            fix=f"set ingest.mapping.prompt_format to 'auto' for chat prompts, {_SKIP_HINT}",
+        )
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(
+        isinstance(m, dict) and set(m) == {"role", "content"} for m in value
+    ):
+        return value
+    raise InputError(
+        path, line, column,
+        expected="a string, or a list of {\"role\": ..., \"content\": ...} messages",
+        received=short_repr(value),
+        fix=f"correct the prompt, {_SKIP_HINT}",
+    )
+
+
+def _number(value: Any, path: Path, line: int | str, column: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return float(lowered == "true")
+        try:
+            return float(lowered)
+        except ValueError:
+            pass
+    raise InputError(
+        path, line, column, expected="a number or true/false", received=short_repr(value),
+        fix=f"write the gold label as a number, {_SKIP_HINT}",
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def _mapped(
+    rows: Iterator[tuple[int | str, dict[str, Any] | InputError]], mapping: FieldMapping, path: Path
+) -> Iterator[RowOutcome]:
+    for line, row in rows:
+        if isinstance(row, InputError):
+            yield Rejected(row)
+            continue
+        try:
+            yield Parsed(line, [row_to_candidate(row, mapping, path, line)])
+        except InputError as e:
+            yield Rejected(e)
+
+
+def read_jsonl(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    return _mapped(jsonl_rows(path), config.ingest.mapping, path)
+
+
+def jsonl_rows(
+    path: Path, opener: Any = open
+) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """(line number, object) for each non-blank line; a bad line yields its InputError."""
+    with opener(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            text = raw.decode("utf-8", errors="surrogateescape")
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            if not text.strip():
+                continue
+            if has_bad_bytes(text):
+                yield number, encoding_error(path, number)
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                yield number, InputError(
+                    path, number, None, expected="one JSON object per line",
+                    received=f"malformed JSON ({e.msg} at column {e.colno})",
+                    fix=f"fix the line's JSON, {_SKIP_HINT}",
+                )
+                continue
+            if not isinstance(obj, dict):
+                yield number, InputError(
+                    path, number, None, expected="a JSON object per line",
+                    received=type(obj).__name__, fix=f"wrap the values in an object, {_SKIP_HINT}",
+                )
+                continue
+            yield number, obj
+
+
+def read_csv(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    return _mapped(csv_rows(path), config.ingest.mapping, path)
+
+
+def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """(first line of the record, row) for each CSV record; quoted fields may span lines."""
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as e:
+        raise _csv_error(path, 1, e) from e
+    if has_bad_bytes("".join(header)):
+        raise encoding_error(path, 1, "(header)")
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise _csv_error(path, start, e) from e
+        end = reader.line_num
+        if not values:
+            continue
+        if len(values) != len(header):
+            yield start, InputError(
+                path, start, None, expected=f"{len(header)} comma-separated fields",
+                received=f"{len(values)} fields", fix=f"quote fields that hold commas, {_SKIP_HINT}",
+            )
+            continue
+        row = dict(zip(header, values, strict=True))
+        bad = next((k for k, v in row.items() if has_bad_bytes(v)), None)
+        yield start, encoding_error(path, start, bad) if bad else row
+
+
+def _csv_error(path: Path, line: int, error: Exception) -> InputError:
+    return InputError(
+        path, line, None, expected="well-formed CSV", received=f"a CSV syntax error ({error})",
+        fix="check the quoting near this line",
+    )
+
+
+def read_parquet(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as e:
+        raise InputError(
+            path, None, None, expected="a Parquet file", received=f"an unreadable file ({e})",
+            fix="check the path and that the file was fully written",
+        ) from e
+
+    def rows() -> Iterator[tuple[int | str, dict[str, Any] | InputError]]:
+        number = 0
+        for batch in parquet.iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                number += 1
+                yield f"row {number}", row
+
+    return _mapped(rows(), config.ingest.mapping, path)
+
+
+def read_hf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    """A `datasets` folder from save_to_disk (every split), or local data files."""
+    import datasets
+
+    loaded: Any
+    try:
+        if path.is_dir():
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+            if path.suffix not in builder:
+                raise ValueError(f"unsupported data file type '{path.suffix}'")
+            loaded = datasets.load_dataset(builder[path.suffix], data_files=str(path))
+    except Exception as e:
+        raise InputError(
+            path, None, None,
+            expected="a folder written by Dataset.save_to_disk, or a .jsonl/.json/.csv/.parquet "
+            "data file",
+            received=f"something `datasets` cannot load ({e})",
+            fix="pass the folder that holds dataset_info.json or dataset_dict.json",
+        ) from e
+    splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("train", loaded)]
+
+    def rows() -> Iterator[tuple[int | str, dict[str, Any] | InputError]]:
+        for split, dataset in splits:
+            for number, row in enumerate(dataset, start=1):
+                yield f"split {split}, row {number}", row
+
+    return _mapped(rows(), config.ingest.mapping, path)

@@ -1,0 +1,95 @@
+"""The dataset card (README.md beside the data): counts, drops, lengths, sources, config."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+
+import yaml
+
+from traitforge.schemas import PreferencePair, ProjectConfig
+from traitforge.workspace import dump_config
+
+
+def length_stats(pairs: list[PreferencePair]) -> dict[str, float]:
+    """Word counts of chosen vs rejected. A large gap warns of a length shortcut."""
+    if not pairs:
+        return {}
+    chosen = [len(p.chosen.split()) for p in pairs]
+    rejected = [len(p.rejected.split()) for p in pairs]
+    return {
+        "chosen_mean_words": round(statistics.fmean(chosen), 2),
+        "rejected_mean_words": round(statistics.fmean(rejected), 2),
+        "chosen_median_words": float(statistics.median(chosen)),
+        "rejected_median_words": float(statistics.median(rejected)),
+        "share_chosen_longer": round(sum(c > r for c, r in zip(chosen, rejected, strict=True))
+                                     / len(pairs), 4),
+    }
+
+
+def render_card(
+    config: ProjectConfig,
+    splits: Mapping[str, list[PreferencePair]],
+    drops: Mapping[str, int],
+    origins: Mapping[str, str],
+    sources: list[str],
+    version: str,
+) -> str:
+    traits = [t.name for t in config.traits]
+    licenses = sorted({config.ingest.sources[s].license for s in sources
+                       if s in config.ingest.sources})
+    front = {"license": licenses or ["other"], "task_categories": ["text-classification"],
+             "tags": ["preference", "reward-modeling", "traitforge", *traits]}
+    out = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", ""]
+    out += ["# Trait preference pairs", "",
+            f"Preference pairs for the traits {', '.join(traits)}, exported by traitforge "
+            f"{version} in TRL's preference format (`prompt`, `chosen`, `rejected`).", "",
+            "Load it with `datasets.load_from_disk(PATH)`. The split is by prompt: no prompt "
+            "appears in both splits.", ""]
+
+    out += ["## Pairs per trait and split", "",
+            "| trait | origin | " + " | ".join(splits) + " | total |",
+            "|---|---|" + "---:|" * (len(splits) + 1)]
+    for trait in traits:
+        counts = [sum(p.trait == trait for p in ps) for ps in splits.values()]
+        out.append(f"| {trait} | {origins.get(trait, 'none')} | "
+                   + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    out.append("")
+
+    out += ["## Dropped", "", "Data that did not become a pair, and why.", ""]
+    if drops:
+        out += ["| reason | count |", "|---|---:|"]
+        out += [f"| {reason} | {n} |" for reason, n in sorted(drops.items())]
+    else:
+        out.append("Nothing was dropped.")
+    out.append("")
+
+    out += ["## Length of chosen vs rejected (words)", "",
+            "If chosen responses are usually longer, a reward model can learn length instead "
+            "of the trait: check `share_chosen_longer` before training.", "",
+            "| trait | split | chosen mean | rejected mean | chosen median | rejected median "
+            "| share chosen longer |", "|---|---|---:|---:|---:|---:|---:|"]
+    for trait in traits:
+        for name, ps in splits.items():
+            stats = length_stats([p for p in ps if p.trait == trait])
+            if stats:
+                out.append(
+                    f"| {trait} | {name} | {stats['chosen_mean_words']} | "
+                    f"{stats['rejected_mean_words']} | {stats['chosen_median_words']} | "
+                    f"{stats['rejected_median_words']} | {stats['share_chosen_longer']} |")
+    out.append("")
+
+    out += ["## Sources", "", "| source | license | attribution |", "|---|---|---|"]
+    for source in sources:
+        info = config.ingest.sources.get(source)
+        if info is None:
+            out.append(f"| {source} | not declared | add it under `ingest.sources.{source}` |")
+        else:
+            link = f" ({info.url})" if info.url else ""
+            out.append(f"| {source} | {info.license} | {info.attribution}{link} |")
+    out += ["", "## Annotation guidelines", ""]
+    out += [f"- {t.name}: guideline version `{t.guideline_version}`" for t in config.traits]
+    out += ["", "## Resolved config", "", "```yaml",
+            dump_config(config).rstrip(),
+            "```", ""]
+    return "\n".join(out)

@@ -1,0 +1,104 @@
+"""Export: the workspace's preferences as pairs, a split DatasetDict, and its card."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from traitforge.errors import ExportError
+from traitforge.exports.card import length_stats, render_card
+from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_datasets, write_copies
+from traitforge.exports.preferences import DropCounter, gold_groups, judgement_groups
+from traitforge.exports.split import split_of
+from traitforge.exports.strategies import pairs_from_group
+from traitforge.schemas import PreferencePair, ProjectConfig
+from traitforge.workspace import Store
+from traitforge.workspace.files import atomic_directory
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    counts: dict[str, dict[str, int]]  # trait -> split -> pairs
+    drops: dict[str, int]
+    origins: dict[str, str]  # trait -> "gold" | "judgements" | "none"
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+
+def build_pairs(
+    store: Store, config: ProjectConfig
+) -> tuple[list[PreferencePair], DropCounter, dict[str, str]]:
+    """Every pair the config's strategy yields, per trait, with drop counts and origins."""
+    candidates = {c.id: c for c in store.candidates()}
+    tasks = list(store.tasks())
+    judgements = list(store.judgements())
+    drops = DropCounter()
+    pairs: dict[str, PreferencePair] = {}
+    origins: dict[str, str] = {}
+    for trait in config.traits:
+        groups = []
+        if config.export.origin in ("auto", "judgements") and judgements:
+            groups = judgement_groups(tasks, judgements, candidates, trait, drops)
+        if not groups and config.export.origin in ("auto", "gold"):
+            groups = gold_groups(candidates.values(), trait)
+        origins[trait.name] = groups[0].origin if groups else "none"
+        for group in groups:
+            for pair in pairs_from_group(group, config.export, drops):
+                if pair.id in pairs:
+                    drops["same pair from another task"] += 1
+                else:
+                    pairs[pair.id] = pair
+    return sorted(pairs.values(), key=lambda p: p.id), drops, origins
+
+
+def export_dataset(
+    store: Store, config: ProjectConfig, out: Path, version: str,
+    formats: list[str] | None = None,
+) -> ExportReport:
+    """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
+    DIR (or none) in place, never a half-written one."""
+    pairs, drops, origins = build_pairs(store, config)
+    if not pairs:
+        raise ExportError(
+            f"no pairs to export (drops: {dict(drops) or 'none'}). Ingest candidates with gold "
+            "labels (e.g. `traitforge ingest --format truthfulqa FILE`) or pull annotator "
+            "judgements first; with export.origin: judgements, only annotated tasks count"
+        )
+    with store.transaction():
+        store.replace_pairs(pairs)
+
+    splits: dict[str, list[PreferencePair]] = {name: [] for name in SPLITS}
+    for pair in pairs:
+        splits[split_of(pair.prompt_id, config.export.seed, config.export.test_fraction)].append(pair)
+    dataset_dict = build_dataset_dict(splits)
+    sources = sorted({s for p in pairs for s in p.provenance.sources})
+    counts = {t.name: {name: sum(p.trait == t.name for p in ps) for name, ps in splits.items()}
+              for t in config.traits}
+    provenance = {
+        "traitforge_version": version,
+        "config": config.model_dump(mode="json"),
+        "counts": counts,
+        "drops": dict(sorted(drops.items())),
+        "origins": origins,
+        "sources": sources,
+        "guideline_versions": {t.name: t.guideline_version for t in config.traits},
+        "annotators": sorted({a for p in pairs for a in p.provenance.annotators}),
+        "simulated_annotators": any(p.provenance.simulated for p in pairs),
+        "length": {t.name: length_stats([p for p in pairs if p.trait == t.name])
+                   for t in config.traits},
+    }
+    report = ExportReport(out=out, counts=counts, drops=dict(drops), origins=origins)
+    with atomic_directory(out) as staging, quiet_datasets():
+        dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
+        report.files = write_copies(dataset_dict, staging, formats or config.export.formats)
+        (staging / "README.md").write_text(
+            render_card(config, splits, drops, origins, sources, version), encoding="utf-8")
+        (staging / "provenance.json").write_text(
+            json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    report.files = [out / f.relative_to(staging) for f in report.files]
+    return report

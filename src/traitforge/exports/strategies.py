@@ -1,0 +1,75 @@
+"""Pair strategies: which (chosen, rejected) pairs a ranked group of candidates yields."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from traitforge.exports.preferences import DropCounter, RankedGroup, Votes
+from traitforge.schemas import Candidate, ExportConfig, PreferencePair, Provenance
+
+
+def pairs_from_group(
+    group: RankedGroup, config: ExportConfig, drops: DropCounter
+) -> list[PreferencePair]:
+    """Apply the configured strategy to one group. Degenerate pairs are dropped and counted."""
+    ranked = sorted(group.candidates, key=lambda c: (-group.scores[c.id], c.id))
+    if len(ranked) < 2:
+        return []
+    if config.strategy == "best-vs-worst":
+        best, worst = ranked[0], ranked[-1]
+        if group.scores[best.id] == group.scores[worst.id]:
+            drops["tie: every candidate equally preferred"] += 1
+            return []
+        candidates = [(best, worst)]
+    else:
+        candidates = list(combinations(ranked, 2))
+    pairs = []
+    min_margin = config.min_margin
+    for chosen, rejected in candidates:
+        margin = group.scores[chosen.id] - group.scores[rejected.id]
+        if margin == 0:
+            drops["tie: equal preference"] += 1
+            continue
+        if min_margin is not None and margin < min_margin:
+            drops[f"margin below {min_margin:g}"] += 1
+            continue
+        if chosen.response.strip() == rejected.response.strip():
+            drops["chosen and rejected have the same text"] += 1
+            continue
+        pairs.append(_pair(group, chosen, rejected, margin))
+    return pairs
+
+
+def _pair(group: RankedGroup, chosen: Candidate, rejected: Candidate, margin: float) -> PreferencePair:
+    votes = _votes_for(group, chosen.id, rejected.id)
+    agreement = votes.first / votes.total if votes.total else None
+    return PreferencePair(
+        prompt_id=group.prompt_id,
+        prompt=chosen.prompt,
+        chosen=chosen.response,
+        rejected=rejected.response,
+        chosen_id=chosen.id,
+        rejected_id=rejected.id,
+        trait=group.trait.name,
+        margin=round(margin, 6),
+        confidence=1.0 if group.origin == "gold" else agreement,
+        votes=votes.total,
+        agreement=agreement,
+        origin=group.origin,  # type: ignore[arg-type]
+        provenance=Provenance(
+            sources=sorted({chosen.source, rejected.source}),
+            task_ids=[group.task_id] if group.task_id else [],
+            annotators=group.annotators,
+            guideline_version=group.trait.guideline_version if group.origin != "gold" else None,
+            scorer_versions=group.scorers,
+            simulated=group.simulated,
+        ),
+    )
+
+
+def _votes_for(group: RankedGroup, chosen_id: str, rejected_id: str) -> Votes:
+    """Votes oriented so that `first` counts annotators who agreed with the chosen side."""
+    if (chosen_id, rejected_id) in group.votes:
+        return group.votes[(chosen_id, rejected_id)]
+    v = group.votes.get((rejected_id, chosen_id), Votes())
+    return Votes(v.second, v.first, v.ties)

@@ -1,0 +1,1 @@
+"""Reward models: training, evaluation and scoring (built on the exported pairs)."""

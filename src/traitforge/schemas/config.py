@@ -1,0 +1,152 @@
+"""The project config: traits, how to read input files, and how to export pairs.
+
+Every field's description is its documentation; the CLI help and the error messages use it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from traitforge.schemas.traits import TraitSpec
+
+_MARGIN_STRATEGY = re.compile(r"^margin>=(\d+(?:\.\d+)?)$")
+
+
+class FieldMapping(BaseModel):
+    """Which columns of a jsonl/csv/parquet/hf file hold what."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field("prompt", description="Column holding the prompt (text or chat messages).")
+    response: str = Field("response", description="Column holding the candidate response.")
+    prompt_group: str | None = Field(
+        None,
+        description="Column whose value groups candidates of one prompt; default: the prompt text.",
+    )
+    model: str | None = Field(None, description="Column naming the model that wrote the response.")
+    source: str | None = Field(
+        None, description="Column naming the source; default: the file name without extension."
+    )
+    gold: dict[str, str] = Field(
+        default_factory=dict,
+        description="Trait name -> column holding a known value for that trait (number or bool).",
+    )
+    metadata: list[str] | None = Field(
+        None, description="Columns kept as metadata; default: every column not mapped above."
+    )
+    prompt_format: Literal["auto", "text", "chat"] = Field(
+        "auto",
+        description=(
+            "'auto': strings are text prompts and lists are chat messages; 'chat': the prompt "
+            "column holds chat messages (in CSV, as a JSON string); 'text': always plain text."
+        ),
+    )
+
+
+class SourceInfo(BaseModel):
+    """License and attribution of a data source, copied into every dataset card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    license: str
+    attribution: str
+    url: str | None = None
+
+
+class IngestConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mapping: FieldMapping = Field(
+        default_factory=FieldMapping, description="Column mapping for jsonl, csv, parquet and hf."
+    )
+    anthropic_evals_polarity: dict[str, Literal["matching", "not-matching"]] = Field(
+        default_factory=dict,
+        description=(
+            "File name (without .jsonl) -> which answer is the corrigible one: 'matching' "
+            "(answer_matching_behavior) or 'not-matching'."
+        ),
+    )
+    sources: dict[str, SourceInfo] = Field(
+        default_factory=dict, description="Source name -> license and attribution."
+    )
+
+
+class ExportConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: str = Field(
+        "best-vs-worst",
+        description=(
+            "How pairs are formed per prompt and trait: 'best-vs-worst' (one pair), 'all-pairs' "
+            "(every ordered pair with a preference), or 'margin>=X' (pairs whose preference "
+            "differs by at least X)."
+        ),
+    )
+    origin: Literal["auto", "gold", "judgements"] = Field(
+        "auto",
+        description=(
+            "Where preferences come from: 'judgements' (annotators), 'gold' (labels shipped "
+            "with the data), or 'auto': judgements for traits that have any, else gold."
+        ),
+    )
+    test_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share of prompts assigned to the test split."
+    )
+    seed: int = Field(0, description="Seed of the prompt-level split.")
+    formats: list[Literal["parquet", "jsonl"]] = Field(
+        default_factory=list, description="Extra copies written beside the saved DatasetDict."
+    )
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, strategy: str) -> str:
+        if strategy not in ("best-vs-worst", "all-pairs") and not _MARGIN_STRATEGY.match(strategy):
+            raise ValueError(
+                f"unknown pair strategy {strategy!r}; use 'best-vs-worst', 'all-pairs' or "
+                "'margin>=X' with a number X, e.g. 'margin>=0.5'"
+            )
+        return strategy
+
+    @property
+    def min_margin(self) -> float | None:
+        """X of 'margin>=X', else None."""
+        match = _MARGIN_STRATEGY.match(self.strategy)
+        return float(match.group(1)) if match else None
+
+
+class ProjectConfig(BaseModel):
+    """A traitforge project: one YAML file, resolved and saved in each workspace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = Field(1, description="Config format version.")
+    traits: list[TraitSpec] = Field(
+        description="The traits this project labels; honesty, corrigibility and harmlessness "
+        "ship as defaults when the key is left out.",
+        min_length=1,
+    )
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @model_validator(mode="after")
+    def _check_traits(self) -> ProjectConfig:
+        names = [t.name for t in self.traits]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"trait names must be unique; repeated: {repeated}")
+        unknown = sorted(set(self.ingest.mapping.gold) - set(names))
+        if unknown:
+            raise ValueError(
+                f"ingest.mapping.gold names traits {unknown} that are not defined; "
+                f"defined traits: {names}. Add them under 'traits' or fix the names"
+            )
+        return self
+
+    def trait(self, name: str) -> TraitSpec:
+        for trait in self.traits:
+            if trait.name == name:
+                return trait
+        raise KeyError(name)

@@ -1,0 +1,212 @@
+"""The workspace store: every stage's output, keyed by content hash, in one SQLite file.
+
+Why SQLite rather than DuckDB: it ships with Python, its write-ahead log makes each
+transaction atomic and durable across `kill -9` (an interrupted transaction simply never
+happened), and the workload is many small keyed upserts from one writer at a time, which is
+what SQLite is built for. DuckDB shines at analytical scans, which exports do through Arrow.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from traitforge.errors import WorkspaceError
+from traitforge.schemas import Candidate, ComparisonTask, Judgement, PreferencePair, Scores
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS candidates (
+    id TEXT PRIMARY KEY, prompt_id TEXT NOT NULL, source TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS candidates_prompt ON candidates (prompt_id);
+CREATE TABLE IF NOT EXISTS scores (
+    candidate_id TEXT NOT NULL, scorer TEXT NOT NULL, trait TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (candidate_id, scorer, trait));
+CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, prompt_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judgements (
+    id TEXT PRIMARY KEY, task_id TEXT NOT NULL, annotator_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS judgements_task ON judgements (task_id);
+CREATE TABLE IF NOT EXISTS pairs (id TEXT PRIMARY KEY, trait TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ingests (
+    file_sha256 TEXT NOT NULL, format TEXT NOT NULL, path TEXT NOT NULL,
+    rows_read INTEGER NOT NULL, new INTEGER NOT NULL, present INTEGER NOT NULL,
+    rejected INTEGER NOT NULL, skipped INTEGER NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (file_sha256, format));
+"""
+
+def _body(record: BaseModel) -> str:
+    return record.model_dump_json()
+
+
+class Store:
+    """A crash-safe keyed store. Use `transaction()` for every group of writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans
+            # exactly what `transaction()` wraps and nothing commits behind our back.
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as e:
+            raise WorkspaceError(
+                f"cannot open the workspace store {path}: {e}. If the file is not a traitforge "
+                "store, point --workspace at another folder"
+            ) from e
+        self._depth = 0
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"store {self.path} has schema version {row[0]}, newer than this traitforge "
+                f"({SCHEMA_VERSION}); upgrade traitforge to use this workspace"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (nested calls join the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _require_transaction(self) -> None:
+        if not self._depth:
+            raise RuntimeError("store writes must run inside Store.transaction()")
+
+    # -- candidates -------------------------------------------------------------------------
+    def add_candidates(self, candidates: Iterable[Candidate]) -> tuple[int, int]:
+        """Insert candidates not yet stored. Returns (new, already present)."""
+        self._require_transaction()
+        new = present = 0
+        for c in candidates:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?)",
+                (c.id, c.prompt_id, c.source, _body(c)),
+            )
+            if cursor.rowcount:
+                new += 1
+            else:
+                present += 1
+        return new, present
+
+    def candidates(self) -> Iterator[Candidate]:
+        """Every candidate, ordered by id so that downstream output is deterministic."""
+        for (body,) in self._db.execute("SELECT body FROM candidates ORDER BY id"):
+            yield Candidate.model_validate_json(body)
+
+    def candidate_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT id FROM candidates")}
+
+    # -- scores, tasks, judgements, pairs ---------------------------------------------------
+    def put_scores(self, scores: Iterable[Scores]) -> int:
+        """Insert or replace scores (one per candidate, scorer and trait)."""
+        self._require_transaction()
+        rows = [(s.candidate_id, s.scorer, s.trait, _body(s)) for s in scores]
+        self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def scores(self) -> Iterator[Scores]:
+        query = "SELECT body FROM scores ORDER BY candidate_id, scorer, trait"
+        for (body,) in self._db.execute(query):
+            yield Scores.model_validate_json(body)
+
+    def add_tasks(self, tasks: Iterable[ComparisonTask]) -> int:
+        """Insert tasks not yet stored. Returns how many were new."""
+        self._require_transaction()
+        new = 0
+        for t in tasks:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO tasks VALUES (?, ?, ?)", (t.id, t.prompt_id, _body(t))
+            )
+            new += cursor.rowcount
+        return new
+
+    def tasks(self) -> Iterator[ComparisonTask]:
+        for (body,) in self._db.execute("SELECT body FROM tasks ORDER BY id"):
+            yield ComparisonTask.model_validate_json(body)
+
+    def put_judgements(self, judgements: Iterable[Judgement]) -> int:
+        """Insert or replace judgements: an annotator who edits an answer replaces it."""
+        self._require_transaction()
+        rows = [(j.id, j.task_id, j.annotator_id, _body(j)) for j in judgements]
+        self._db.executemany("INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def judgements(self) -> Iterator[Judgement]:
+        for (body,) in self._db.execute("SELECT body FROM judgements ORDER BY id"):
+            yield Judgement.model_validate_json(body)
+
+    def replace_pairs(self, pairs: Iterable[PreferencePair]) -> int:
+        """Pairs are derived from candidates and judgements: the latest export's set wins."""
+        self._require_transaction()
+        self._db.execute("DELETE FROM pairs")
+        rows = [(p.id, p.trait, _body(p)) for p in pairs]
+        self._db.executemany("INSERT INTO pairs VALUES (?, ?, ?)", rows)
+        return len(rows)
+
+    def pairs(self) -> Iterator[PreferencePair]:
+        for (body,) in self._db.execute("SELECT body FROM pairs ORDER BY id"):
+            yield PreferencePair.model_validate_json(body)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def record_ingest(
+        self, file_sha256: str, fmt: str, path: str, counts: dict[str, int]
+    ) -> None:
+        self._require_transaction()
+        self._db.execute(
+            "INSERT OR REPLACE INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                file_sha256, fmt, path, counts["read"], counts["new"],
+                counts["present"], counts["rejected"], counts["skipped"],
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+
+    def ingested_sources(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT DISTINCT source FROM candidates ORDER BY source")]
+
+    def counts(self) -> dict[str, int]:
+        tables = ("candidates", "scores", "tasks", "judgements", "pairs")
+        return {
+            t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
+            for t in tables
+        }

@@ -1,0 +1,70 @@
+"""The workspace folder: resolved config, store, quarantine and exports of one pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitforge.errors import WorkspaceError
+from traitforge.schemas import ProjectConfig
+from traitforge.workspace.config_file import default_config, dump_config, load_config
+from traitforge.workspace.files import atomic_write_text
+from traitforge.workspace.store import Store
+
+DEFAULT_WORKSPACE = Path("traitforge-workspace")
+
+
+class Workspace:
+    """Opens (and on first use creates) a workspace folder.
+
+    The resolved config is saved inside it, so later commands and every export know exactly
+    which traits, rubrics and settings produced the data.
+    """
+
+    CONFIG_FILE = "config.yaml"
+    STORE_FILE = "store.sqlite"
+
+    def __init__(self, root: Path, config: ProjectConfig) -> None:
+        self.root = root
+        self.config = config
+
+    @classmethod
+    def open(cls, root: str | Path, config_path: str | Path | None = None) -> Workspace:
+        """Use `config_path` when given (and save it as the resolved config), else the
+        workspace's saved config, else the defaults."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(
+                f"workspace {root} is a file, not a folder; pass a folder path with --workspace"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        saved = root / cls.CONFIG_FILE
+        if config_path is not None:
+            config = load_config(config_path)
+        elif saved.exists():
+            config = load_config(saved)
+        else:
+            config = default_config()
+        workspace = cls(root, config)
+        workspace._save_config()
+        return workspace
+
+    def _save_config(self) -> None:
+        text = dump_config(self.config)
+        path = self.root / self.CONFIG_FILE
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / self.STORE_FILE
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    def store(self) -> Store:
+        return Store(self.store_path)
