@@ -43,8 +43,12 @@ WorkspaceOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Project config YAML; saved as the workspace's config. "
-                 "Default: the workspace's saved config, else the built-in defaults."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Project config YAML; saved as the workspace's config. "
+        "Default: the workspace's saved config, else the built-in defaults.",
+    ),
 ]
 
 
@@ -63,18 +67,23 @@ def _friendly_errors() -> Iterator[None]:
 
 @contextmanager
 def _progress() -> Iterator[workflows.ProgressFactory]:
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
+
         def factory(label: str, total: int | None) -> Callable[[int, bool], None]:
             task = bar.add_task(label, total=total)
 
             def update(done: int, finished: bool = False) -> None:
-                # Line counts only estimate rows (headers, multi-line CSV fields): settle at the end.
+                # Line counts only estimate rows (headers, multi-line CSV fields).
                 bar.update(task, completed=done, total=done if finished else total)
 
             return update
-
 
         yield factory
 
@@ -82,13 +91,24 @@ def _progress() -> Iterator[workflows.ProgressFactory]:
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Input files (or dataset folders).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Input format: " + "; ".join(
-        f"{name}: {f.help}" for name, f in FORMATS.items()))],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Input format: " + "; ".join(f"{name}: {f.help}" for name, f in FORMATS.items()),
+        ),
+    ],
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
-    skip_invalid: Annotated[bool, typer.Option(
-        "--skip-invalid", help="Store the good rows and quarantine the bad ones with their "
-        "reasons, instead of stopping at the first bad row.")] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Store the good rows and quarantine the bad ones with their "
+            "reasons, instead of stopping at the first bad row.",
+        ),
+    ] = False,
 ) -> None:
     """Read candidate responses into the workspace. Re-running is safe: nothing is duplicated."""
     with _friendly_errors():
@@ -101,12 +121,17 @@ def ingest(
 @app.command()
 def export(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Output folder; default WORKSPACE/exports/latest.")] = None,
-    strategy: Annotated[str | None, typer.Option(
-        help=ExportConfig.model_fields["strategy"].description)] = None,
-    copies: Annotated[list[str] | None, typer.Option(
-        "--copy", help="Also write 'parquet' and/or 'jsonl' copies of each split.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder; default WORKSPACE/exports/latest."),
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help=ExportConfig.model_fields["strategy"].description)
+    ] = None,
+    copies: Annotated[
+        list[str] | None,
+        typer.Option("--copy", help="Also write 'parquet' and/or 'jsonl' copies of each split."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Turn the workspace's preferences into a Hugging Face dataset of pairs, with its card."""
@@ -169,14 +194,24 @@ def _print_ingest(reports: list[IngestReport]) -> None:
     for column in ("rows", "new", "present", "rejected", "skipped"):
         table.add_column(column, justify="right")
     for r in reports:
-        table.add_row(r.path.name, r.format, str(r.rows_read), str(r.new), str(r.present),
-                      str(r.rows_rejected), str(r.rows_skipped))
+        table.add_row(
+            r.path.name,
+            r.format,
+            str(r.rows_read),
+            str(r.new),
+            str(r.present),
+            str(r.rows_rejected),
+            str(r.rows_skipped),
+        )
     console.print(table)
     for r in reports:
         if r.quarantine:
             reasons = ", ".join(f"{k} ({n})" for k, n in sorted(r.reasons.items()))
-            console.print(f"{r.path.name}: set aside: {reasons}. Details: {r.quarantine}",
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"{r.path.name}: set aside: {reasons}. Details: {r.quarantine}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _print_export(report: ExportReport) -> None:
@@ -184,11 +219,21 @@ def _print_export(report: ExportReport) -> None:
     for column in ("trait", "origin", "train", "test"):
         table.add_column(column, justify="right" if column in ("train", "test") else "left")
     for trait, counts in report.counts.items():
-        table.add_row(trait, report.origins.get(trait, "none"), str(counts.get("train", 0)),
-                      str(counts.get("test", 0)))
+        table.add_row(
+            trait,
+            report.origins.get(trait, "none"),
+            str(counts.get("train", 0)),
+            str(counts.get("test", 0)),
+        )
     console.print(table)
     if report.drops:
-        console.print("Dropped: " + ", ".join(f"{k} ({n})" for k, n in sorted(report.drops.items())),
-                      highlight=False, soft_wrap=True)
-    console.print(f"Dataset: [bold]{report.out}[/] ({report.total} pairs; "
-                  "load with datasets.load_from_disk)", highlight=False, soft_wrap=True)
+        console.print(
+            "Dropped: " + ", ".join(f"{k} ({n})" for k, n in sorted(report.drops.items())),
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"Dataset: [bold]{report.out}[/] ({report.total} pairs; load with datasets.load_from_disk)",
+        highlight=False,
+        soft_wrap=True,
+    )

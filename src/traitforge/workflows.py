@@ -42,8 +42,13 @@ def ingest(
         for path in paths:
             callback = progress(path.name, estimate_rows(path)) if progress else None
             report = ingest_file(
-                store, workspace.config, fmt, path, workspace.quarantine_dir,
-                skip_invalid=skip_invalid, progress=callback,
+                store,
+                workspace.config,
+                fmt,
+                path,
+                workspace.quarantine_dir,
+                skip_invalid=skip_invalid,
+                progress=callback,
             )
             if callback:
                 callback(report.rows_read, True)
@@ -52,7 +57,9 @@ def ingest(
 
 
 def export(
-    workspace: Workspace, out: Path | None = None, strategy: str | None = None,
+    workspace: Workspace,
+    out: Path | None = None,
+    strategy: str | None = None,
     formats: list[str] | None = None,
 ) -> ExportReport:
     """Export with the workspace config; `strategy` overrides export.strategy for this run
@@ -60,11 +67,13 @@ def export(
     config = workspace.config
     if strategy is not None:
         export_config = ExportConfig.model_validate(
-            {**config.export.model_dump(), "strategy": strategy})
+            {**config.export.model_dump(), "strategy": strategy}
+        )
         config = config.model_copy(update={"export": export_config})
     with workspace.store() as store:
         return export_dataset(
-            store, config, out or workspace.exports_dir / "latest", __version__, formats)
+            store, config, out or workspace.exports_dir / "latest", __version__, formats
+        )
 
 
 @dataclass

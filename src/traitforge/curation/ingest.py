@@ -32,8 +32,13 @@ class IngestReport:
     reasons: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        return {"read": self.rows_read, "new": self.new, "present": self.present,
-                "rejected": self.rows_rejected, "skipped": self.rows_skipped}
+        return {
+            "read": self.rows_read,
+            "new": self.new,
+            "present": self.present,
+            "rejected": self.rows_rejected,
+            "skipped": self.rows_skipped,
+        }
 
 
 def estimate_rows(path: Path) -> int | None:
@@ -65,8 +70,14 @@ def ingest_file(
     """
     reader = source_format(fmt).reader
     if not path.exists():
-        raise InputError(path, None, None, expected="an existing file or folder",
-                         received="a path that does not exist", fix="check the path")
+        raise InputError(
+            path,
+            None,
+            None,
+            expected="an existing file or folder",
+            received="a path that does not exist",
+            fix="check the path",
+        )
     report = IngestReport(path=path, format=fmt)
     quarantined: list[dict[str, object]] = []
     sha = file_sha256(path)
@@ -94,9 +105,10 @@ def ingest_file(
                 progress(report.rows_read)
         if quarantined:
             report.quarantine = quarantine_dir / f"{_base_name(path)}.{sha[:12]}.jsonl"
-            atomic_write_text(report.quarantine, "".join(
-                json.dumps(q, ensure_ascii=False, default=str) + "\n" for q in quarantined
-            ))
+            atomic_write_text(
+                report.quarantine,
+                "".join(json.dumps(q, ensure_ascii=False, default=str) + "\n" for q in quarantined),
+            )
         store.record_ingest(sha, fmt, str(path), report.counts())
     return report
 

@@ -22,8 +22,9 @@ def length_stats(pairs: list[PreferencePair]) -> dict[str, float]:
         "rejected_mean_words": round(statistics.fmean(rejected), 2),
         "chosen_median_words": float(statistics.median(chosen)),
         "rejected_median_words": float(statistics.median(rejected)),
-        "share_chosen_longer": round(sum(c > r for c, r in zip(chosen, rejected, strict=True))
-                                     / len(pairs), 4),
+        "share_chosen_longer": round(
+            sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs), 4
+        ),
     }
 
 
@@ -36,24 +37,39 @@ def render_card(
     version: str,
 ) -> str:
     traits = [t.name for t in config.traits]
-    licenses = sorted({config.ingest.sources[s].license for s in sources
-                       if s in config.ingest.sources})
-    front = {"license": licenses or ["other"], "task_categories": ["text-classification"],
-             "tags": ["preference", "reward-modeling", "traitforge", *traits]}
+    licenses = sorted(
+        {config.ingest.sources[s].license for s in sources if s in config.ingest.sources}
+    )
+    front = {
+        "license": licenses or ["other"],
+        "task_categories": ["text-classification"],
+        "tags": ["preference", "reward-modeling", "traitforge", *traits],
+    }
     out = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", ""]
-    out += ["# Trait preference pairs", "",
-            f"Preference pairs for the traits {', '.join(traits)}, exported by traitforge "
-            f"{version} in TRL's preference format (`prompt`, `chosen`, `rejected`).", "",
-            "Load it with `datasets.load_from_disk(PATH)`. The split is by prompt: no prompt "
-            "appears in both splits.", ""]
+    out += [
+        "# Trait preference pairs",
+        "",
+        f"Preference pairs for the traits {', '.join(traits)}, exported by traitforge "
+        f"{version} in TRL's preference format (`prompt`, `chosen`, `rejected`).",
+        "",
+        "Load it with `datasets.load_from_disk(PATH)`. The split is by prompt: no prompt "
+        "appears in both splits.",
+        "",
+    ]
 
-    out += ["## Pairs per trait and split", "",
-            "| trait | origin | " + " | ".join(splits) + " | total |",
-            "|---|---|" + "---:|" * (len(splits) + 1)]
+    out += [
+        "## Pairs per trait and split",
+        "",
+        "| trait | origin | " + " | ".join(splits) + " | total |",
+        "|---|---|" + "---:|" * (len(splits) + 1),
+    ]
     for trait in traits:
         counts = [sum(p.trait == trait for p in ps) for ps in splits.values()]
-        out.append(f"| {trait} | {origins.get(trait, 'none')} | "
-                   + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+        out.append(
+            f"| {trait} | {origins.get(trait, 'none')} | "
+            + " | ".join(map(str, counts))
+            + f" | {sum(counts)} |"
+        )
     out.append("")
 
     out += ["## Dropped", "", "Data that did not become a pair, and why.", ""]
@@ -64,11 +80,16 @@ def render_card(
         out.append("Nothing was dropped.")
     out.append("")
 
-    out += ["## Length of chosen vs rejected (words)", "",
-            "If chosen responses are usually longer, a reward model can learn length instead "
-            "of the trait: check `share_chosen_longer` before training.", "",
-            "| trait | split | chosen mean | rejected mean | chosen median | rejected median "
-            "| share chosen longer |", "|---|---|---:|---:|---:|---:|---:|"]
+    out += [
+        "## Length of chosen vs rejected (words)",
+        "",
+        "If chosen responses are usually longer, a reward model can learn length instead "
+        "of the trait: check `share_chosen_longer` before training.",
+        "",
+        "| trait | split | chosen mean | rejected mean | chosen median | rejected median "
+        "| share chosen longer |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for trait in traits:
         for name, ps in splits.items():
             stats = length_stats([p for p in ps if p.trait == trait])
@@ -76,7 +97,8 @@ def render_card(
                 out.append(
                     f"| {trait} | {name} | {stats['chosen_mean_words']} | "
                     f"{stats['rejected_mean_words']} | {stats['chosen_median_words']} | "
-                    f"{stats['rejected_median_words']} | {stats['share_chosen_longer']} |")
+                    f"{stats['rejected_median_words']} | {stats['share_chosen_longer']} |"
+                )
     out.append("")
 
     out += ["## Sources", "", "| source | license | attribution |", "|---|---|---|"]
@@ -89,7 +111,5 @@ def render_card(
             out.append(f"| {source} | {info.license} | {info.attribution}{link} |")
     out += ["", "## Annotation guidelines", ""]
     out += [f"- {t.name}: guideline version `{t.guideline_version}`" for t in config.traits]
-    out += ["", "## Resolved config", "", "```yaml",
-            dump_config(config).rstrip(),
-            "```", ""]
+    out += ["", "## Resolved config", "", "```yaml", dump_config(config).rstrip(), "```", ""]
     return "\n".join(out)

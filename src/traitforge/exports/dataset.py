@@ -23,20 +23,22 @@ def features(conversational: bool) -> Any:
     from datasets import Features, Value
 
     text = _message_feature() if conversational else Value("string")
-    return Features({
-        "prompt": text,
-        "chosen": text,
-        "rejected": text,
-        "trait": Value("string"),
-        "margin": Value("float64"),
-        "confidence": Value("float64"),
-        "votes": Value("int64"),
-        "agreement": Value("float64"),
-        "source": Value("string"),
-        "origin": Value("string"),
-        "prompt_id": Value("string"),
-        "pair_id": Value("string"),
-    })
+    return Features(
+        {
+            "prompt": text,
+            "chosen": text,
+            "rejected": text,
+            "trait": Value("string"),
+            "margin": Value("float64"),
+            "confidence": Value("float64"),
+            "votes": Value("int64"),
+            "agreement": Value("float64"),
+            "source": Value("string"),
+            "origin": Value("string"),
+            "prompt_id": Value("string"),
+            "pair_id": Value("string"),
+        }
+    )
 
 
 def row(pair: PreferencePair, conversational: bool) -> dict[str, Any]:

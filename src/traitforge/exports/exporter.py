@@ -57,7 +57,10 @@ def build_pairs(
 
 
 def export_dataset(
-    store: Store, config: ProjectConfig, out: Path, version: str,
+    store: Store,
+    config: ProjectConfig,
+    out: Path,
+    version: str,
     formats: list[str] | None = None,
 ) -> ExportReport:
     """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
@@ -74,11 +77,15 @@ def export_dataset(
 
     splits: dict[str, list[PreferencePair]] = {name: [] for name in SPLITS}
     for pair in pairs:
-        splits[split_of(pair.prompt_id, config.export.seed, config.export.test_fraction)].append(pair)
+        splits[split_of(pair.prompt_id, config.export.seed, config.export.test_fraction)].append(
+            pair
+        )
     dataset_dict = build_dataset_dict(splits)
     sources = sorted({s for p in pairs for s in p.provenance.sources})
-    counts = {t.name: {name: sum(p.trait == t.name for p in ps) for name, ps in splits.items()}
-              for t in config.traits}
+    counts = {
+        t.name: {name: sum(p.trait == t.name for p in ps) for name, ps in splits.items()}
+        for t in config.traits
+    }
     provenance = {
         "traitforge_version": version,
         "config": config.model_dump(mode="json"),
@@ -89,16 +96,19 @@ def export_dataset(
         "guideline_versions": {t.name: t.guideline_version for t in config.traits},
         "annotators": sorted({a for p in pairs for a in p.provenance.annotators}),
         "simulated_annotators": any(p.provenance.simulated for p in pairs),
-        "length": {t.name: length_stats([p for p in pairs if p.trait == t.name])
-                   for t in config.traits},
+        "length": {
+            t.name: length_stats([p for p in pairs if p.trait == t.name]) for t in config.traits
+        },
     }
     report = ExportReport(out=out, counts=counts, drops=dict(drops), origins=origins)
     with atomic_directory(out) as staging, quiet_datasets():
         dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
         report.files = write_copies(dataset_dict, staging, formats or config.export.formats)
         (staging / "README.md").write_text(
-            render_card(config, splits, drops, origins, sources, version), encoding="utf-8")
+            render_card(config, splits, drops, origins, sources, version), encoding="utf-8"
+        )
         (staging / "provenance.json").write_text(
-            json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
     report.files = [out / f.relative_to(staging) for f in report.files]
     return report

@@ -55,7 +55,10 @@ def gold_groups(candidates: Iterable[Candidate], trait: TraitSpec) -> list[Ranke
             by_prompt[candidate.prompt_id].append(candidate)
     return [
         RankedGroup(
-            trait=trait, prompt_id=prompt_id, candidates=members, origin="gold",
+            trait=trait,
+            prompt_id=prompt_id,
+            candidates=members,
+            origin="gold",
             scores={c.id: trait.preference(c.gold[trait.name]) for c in members},
         )
         for prompt_id, members in sorted(by_prompt.items())
@@ -107,18 +110,28 @@ def judgement_groups(
             for c in members
             if any(c.id in v for v in per_annotator.values())
         }
-        groups.append(RankedGroup(
-            trait=trait, prompt_id=task.prompt_id,
-            candidates=[c for c in members if c.id in scores], scores=scores,
-            origin="judgements", votes=_pairwise(per_annotator), task_id=task.id,
-            annotators=sorted(per_annotator), simulated=any(j.simulated for j in used),
-            scorers=sorted({s.scorer for s in task.suggestions}),
-        ))
+        groups.append(
+            RankedGroup(
+                trait=trait,
+                prompt_id=task.prompt_id,
+                candidates=[c for c in members if c.id in scores],
+                scores=scores,
+                origin="judgements",
+                votes=_pairwise(per_annotator),
+                task_id=task.id,
+                annotators=sorted(per_annotator),
+                simulated=any(j.simulated for j in used),
+                scorers=sorted({s.scorer for s in task.suggestions}),
+            )
+        )
     return groups
 
 
 def _values(
-    judgement: Judgement, task: ComparisonTask, trait: TraitSpec, present: set[str],
+    judgement: Judgement,
+    task: ComparisonTask,
+    trait: TraitSpec,
+    present: set[str],
     drops: DropCounter,
 ) -> dict[str, float]:
     """One annotator's preference for each candidate, scaled to [0, 1]."""

@@ -40,7 +40,9 @@ def pairs_from_group(
     return pairs
 
 
-def _pair(group: RankedGroup, chosen: Candidate, rejected: Candidate, margin: float) -> PreferencePair:
+def _pair(
+    group: RankedGroup, chosen: Candidate, rejected: Candidate, margin: float
+) -> PreferencePair:
     votes = _votes_for(group, chosen.id, rejected.id)
     agreement = votes.first / votes.total if votes.total else None
     return PreferencePair(

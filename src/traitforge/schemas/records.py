@@ -145,8 +145,15 @@ class ComparisonTask(BaseModel):
     @classmethod
     def _derive_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and "id" not in data:
-            data = dict(data, id=content_hash("task", data.get("prompt_id"), data.get("trait"),
-                                               sorted(data.get("candidate_ids") or [])))
+            data = dict(
+                data,
+                id=content_hash(
+                    "task",
+                    data.get("prompt_id"),
+                    data.get("trait"),
+                    sorted(data.get("candidate_ids") or []),
+                ),
+            )
         return data
 
     @field_validator("candidate_ids")
@@ -188,8 +195,9 @@ class Judgement(BaseModel):
     @classmethod
     def _derive_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and "id" not in data:
-            data = dict(data, id=content_hash("judgement", data.get("task_id"),
-                                               data.get("annotator_id")))
+            data = dict(
+                data, id=content_hash("judgement", data.get("task_id"), data.get("annotator_id"))
+            )
         return data
 
     @model_validator(mode="after")
@@ -207,7 +215,9 @@ class Provenance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sources: list[str] = Field(default_factory=list, description="Datasets the candidates came from.")
+    sources: list[str] = Field(
+        default_factory=list, description="Datasets the candidates came from."
+    )
     task_ids: list[str] = Field(default_factory=list)
     annotators: list[str] = Field(default_factory=list)
     guideline_version: str | None = None
@@ -241,8 +251,16 @@ class PreferencePair(BaseModel):
     @classmethod
     def _derive_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and "id" not in data:
-            data = dict(data, id=content_hash("pair", data.get("trait"), data.get("prompt_id"),
-                                               data.get("chosen_id"), data.get("rejected_id")))
+            data = dict(
+                data,
+                id=content_hash(
+                    "pair",
+                    data.get("trait"),
+                    data.get("prompt_id"),
+                    data.get("chosen_id"),
+                    data.get("rejected_id"),
+                ),
+            )
         return data
 
     @model_validator(mode="after")

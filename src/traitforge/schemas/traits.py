@@ -82,7 +82,7 @@ class TraitSpec(BaseModel):
 
     @property
     def guideline_version(self) -> str:
-        """Changes whenever the rubric text or scale changes; recorded in every pair's provenance."""
+        """Changes with the rubric text or scale; recorded in every pair's provenance."""
         return content_hash(self.guidelines, self.scale.model_dump(), length=12)
 
     def preference(self, value: float) -> float:

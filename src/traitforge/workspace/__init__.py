@@ -9,4 +9,12 @@ from traitforge.workspace.config_file import (
 from traitforge.workspace.store import Store
 from traitforge.workspace.workspace import DEFAULT_WORKSPACE, Workspace
 
-__all__ = ["DEFAULT_WORKSPACE", "Store", "Workspace", "default_config", "dump_config", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "Store",
+    "Workspace",
+    "default_config",
+    "dump_config",
+    "load_config",
+    "parse_config",
+]

@@ -28,13 +28,20 @@ _ReadableDumper.add_representer(str, _str_representer)
 
 
 def dump_config(config: ProjectConfig) -> str:
-    return yaml.dump(config.model_dump(mode="json"), Dumper=_ReadableDumper, sort_keys=False,
-                     allow_unicode=True, width=100)
+    return yaml.dump(
+        config.model_dump(mode="json"),
+        Dumper=_ReadableDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+    )
 
 
 def default_config_text() -> str:
-    return resources.files("traitforge.schemas").joinpath(DEFAULT_CONFIG_RESOURCE).read_text(
-        encoding="utf-8"
+    return (
+        resources.files("traitforge.schemas")
+        .joinpath(DEFAULT_CONFIG_RESOURCE)
+        .read_text(encoding="utf-8")
     )
 
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS ingests (
     PRIMARY KEY (file_sha256, format));
 """
 
+
 def _body(record: BaseModel) -> str:
     return record.model_dump_json()
 
@@ -188,25 +189,29 @@ class Store:
             yield PreferencePair.model_validate_json(body)
 
     # -- bookkeeping ------------------------------------------------------------------------
-    def record_ingest(
-        self, file_sha256: str, fmt: str, path: str, counts: dict[str, int]
-    ) -> None:
+    def record_ingest(self, file_sha256: str, fmt: str, path: str, counts: dict[str, int]) -> None:
         self._require_transaction()
         self._db.execute(
             "INSERT OR REPLACE INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                file_sha256, fmt, path, counts["read"], counts["new"],
-                counts["present"], counts["rejected"], counts["skipped"],
+                file_sha256,
+                fmt,
+                path,
+                counts["read"],
+                counts["new"],
+                counts["present"],
+                counts["rejected"],
+                counts["skipped"],
                 datetime.now(UTC).isoformat(timespec="seconds"),
             ),
         )
 
     def ingested_sources(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT DISTINCT source FROM candidates ORDER BY source")]
+        return [
+            row[0]
+            for row in self._db.execute("SELECT DISTINCT source FROM candidates ORDER BY source")
+        ]
 
     def counts(self) -> dict[str, int]:
         tables = ("candidates", "scores", "tasks", "judgements", "pairs")
-        return {
-            t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
-            for t in tables
-        }
+        return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}

@@ -16,7 +16,6 @@ from traitforge.curation.sources.mapped import read_csv, read_hf, read_jsonl, re
 from traitforge.curation.sources.truthfulqa import read_truthfulqa
 from traitforge.errors import ConfigError
 
-
 FORMATS: dict[str, SourceFormat] = {
     f.name: f
     for f in (
@@ -25,8 +24,11 @@ FORMATS: dict[str, SourceFormat] = {
         SourceFormat("parquet", read_parquet, "a Parquet file, columns per ingest.mapping"),
         SourceFormat("hf", read_hf, "a save_to_disk folder or local data file, per ingest.mapping"),
         SourceFormat("truthfulqa", read_truthfulqa, "the TruthfulQA CSV (honesty gold labels)"),
-        SourceFormat("anthropic-evals", read_anthropic_evals,
-                     "advanced-ai-risk evals JSONL (corrigibility gold labels)"),
+        SourceFormat(
+            "anthropic-evals",
+            read_anthropic_evals,
+            "advanced-ai-risk evals JSONL (corrigibility gold labels)",
+        ),
         SourceFormat("hh-rlhf", read_hh_rlhf, "HH-RLHF (gzipped) JSONL pairs (harmlessness gold)"),
     )
 }

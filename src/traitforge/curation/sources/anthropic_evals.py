@@ -32,7 +32,9 @@ def read_anthropic_evals(path: Path, config: ProjectConfig) -> Iterator[RowOutco
     polarity = config.ingest.anthropic_evals_polarity.get(path.stem)
     if polarity is None:
         raise InputError(
-            path, None, None,
+            path,
+            None,
+            None,
             expected="a file whose corrigible answer is known",
             received=f"file name '{path.stem}' with no polarity in the config",
             fix=f"add `{path.stem}: matching` (or `not-matching`) under "
@@ -53,14 +55,20 @@ def _parse(row: dict[str, Any], path: Path, line: int, polarity: str) -> Parsed 
     for field in FIELDS:
         if not isinstance(row.get(field), str):
             raise InputError(
-                path, line, field, expected="a string",
+                path,
+                line,
+                field,
+                expected="a string",
                 received="a missing field" if field not in row else short_repr(row[field]),
                 fix="pass an advanced-ai-risk evals JSONL file, or re-run with --skip-invalid",
             )
     prompt, options = split_options(row["question"])
     if len(options) < 2:
         raise InputError(
-            path, line, "question", expected="a question with '(A) ...' and '(B) ...' options",
+            path,
+            line,
+            "question",
+            expected="a question with '(A) ...' and '(B) ...' options",
             received=f"{len(options)} option(s)",
             fix="correct the question, or re-run with --skip-invalid to quarantine it",
         )
@@ -71,19 +79,31 @@ def _parse(row: dict[str, Any], path: Path, line: int, polarity: str) -> Parsed 
         match = _LETTER.match(row[field])
         if not match or match.group(1) not in options:
             raise InputError(
-                path, line, field, expected=f"one of the option letters {sorted(options)} like ' (A)'",
+                path,
+                line,
+                field,
+                expected=f"one of the option letters {sorted(options)} like ' (A)'",
                 received=short_repr(row[field]),
                 fix="correct the answer letter, or re-run with --skip-invalid to quarantine it",
             )
         letters[field] = match.group(1)
     corrigible_field = FIELDS[1] if polarity == "matching" else FIELDS[2]
     candidates = [
-        build_candidate(path, line, {
-            "prompt": prompt, "response": options[letter], "source": SOURCE,
-            "gold": {TRAIT: 1.0 if field == corrigible_field else 0.0},
-            "metadata": {"file": path.stem, "option": letter,
-                         "matches_behavior": field == FIELDS[1]},
-        })
+        build_candidate(
+            path,
+            line,
+            {
+                "prompt": prompt,
+                "response": options[letter],
+                "source": SOURCE,
+                "gold": {TRAIT: 1.0 if field == corrigible_field else 0.0},
+                "metadata": {
+                    "file": path.stem,
+                    "option": letter,
+                    "matches_behavior": field == FIELDS[1],
+                },
+            },
+        )
         for field, letter in letters.items()
     ]
     return Parsed(line, candidates)
@@ -96,7 +116,7 @@ def split_options(question: str) -> tuple[str, dict[str, str]]:
         return question.strip(), {}
     start = starts[-1]
     prompt = _CHOICES_HEADER.sub("", question[: start.start()]).strip()
-    parts = _NEXT_OPTION.split(question[start.end():])
+    parts = _NEXT_OPTION.split(question[start.end() :])
     options = {"A": parts[0].strip()}
     for letter, text in zip(parts[1::2], parts[2::2], strict=True):
         options[letter] = text.strip()

@@ -72,7 +72,9 @@ def has_bad_bytes(text: str) -> bool:
 
 def encoding_error(path: Path, line: int | str, field_name: str | None = None) -> InputError:
     return InputError(
-        path, line, field_name,
+        path,
+        line,
+        field_name,
         expected="UTF-8 text",
         received="bytes that are not valid UTF-8",
         fix="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or re-run with "
@@ -88,7 +90,9 @@ def build_candidate(path: Path, line: int | str, fields: dict[str, Any]) -> Cand
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or None
         raise InputError(
-            path, line, loc,
+            path,
+            line,
+            loc,
             expected=_expected(first),
             received=short_repr(first.get("input")),
             fix="correct the row in the file, or re-run with --skip-invalid to quarantine it",

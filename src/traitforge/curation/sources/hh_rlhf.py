@@ -40,8 +40,12 @@ def read_hh_rlhf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
                 yield Rejected(e)
     except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
         raise InputError(
-            path, None, None, expected="a complete gzip-compressed JSONL file",
-            received=f"a corrupt or truncated file ({e})", fix="download or copy the file again",
+            path,
+            None,
+            None,
+            expected="a complete gzip-compressed JSONL file",
+            received=f"a corrupt or truncated file ({e})",
+            fix="download or copy the file again",
         ) from e
 
 
@@ -63,7 +67,9 @@ def _parse(row: dict[str, Any], path: Path, line: int) -> Parsed | Skipped:
         turns = split_dialogue(value) if isinstance(value, str) else None
         if turns is None or turns[-1]["role"] != "assistant":
             raise InputError(
-                path, line, side,
+                path,
+                line,
+                side,
                 expected="a dialogue of '\\n\\nHuman:' / '\\n\\nAssistant:' turns ending with "
                 "the assistant",
                 received="a missing field" if side not in row else short_repr(value),
@@ -78,11 +84,17 @@ def _parse(row: dict[str, Any], path: Path, line: int) -> Parsed | Skipped:
     if not chosen[-1]["content"] or not rejected[-1]["content"]:
         return Skipped(line, "a last assistant turn is empty")
     candidates = [
-        build_candidate(path, line, {
-            "prompt": chosen[:-1], "response": turns[-1]["content"], "source": SOURCE,
-            "gold": {TRAIT: 1.0 if side == "chosen" else 0.0},
-            "metadata": {"side": side, "row": line},
-        })
+        build_candidate(
+            path,
+            line,
+            {
+                "prompt": chosen[:-1],
+                "response": turns[-1]["content"],
+                "source": SOURCE,
+                "gold": {TRAIT: 1.0 if side == "chosen" else 0.0},
+                "metadata": {"side": side, "row": line},
+            },
+        )
         for side, turns in dialogues.items()
     ]
     return Parsed(line, candidates)

@@ -32,7 +32,9 @@ def row_to_candidate(
     def require(column: str, role: str) -> Any:
         if column not in row:
             raise InputError(
-                path, line, column,
+                path,
+                line,
+                column,
                 expected=f"a column '{column}' holding the {role}",
                 received=f"a row with columns {columns}",
                 fix=f"add the column, or set ingest.mapping.{role} in the config to the column "
@@ -43,7 +45,11 @@ def row_to_candidate(
     response = require(mapping.response, "response")
     if not isinstance(response, str):
         raise InputError(
-            path, line, mapping.response, expected="a string", received=short_repr(response),
+            path,
+            line,
+            mapping.response,
+            expected="a string",
+            received=short_repr(response),
             fix=f"store the response as text, {_SKIP_HINT}",
         )
     prompt = _prompt(require(mapping.prompt, "prompt"), mapping, path, line)
@@ -58,14 +64,24 @@ def row_to_candidate(
     group = row.get(mapping.prompt_group) if mapping.prompt_group else None
     source = str(row[mapping.source]) if mapping.source and row.get(mapping.source) else path.stem
     model = str(row[mapping.model]) if mapping.model and row.get(mapping.model) else None
-    used = {mapping.prompt, mapping.response, mapping.prompt_group, mapping.model,
-            mapping.source, *mapping.gold.values()}
+    used = {
+        mapping.prompt,
+        mapping.response,
+        mapping.prompt_group,
+        mapping.model,
+        mapping.source,
+        *mapping.gold.values(),
+    }
     keep = mapping.metadata if mapping.metadata is not None else [c for c in row if c not in used]
     metadata = {c: _jsonable(row[c]) for c in keep if c in row}
 
     fields: dict[str, Any] = {
-        "prompt": prompt, "response": response, "source": source, "model": model,
-        "metadata": metadata, "gold": gold,
+        "prompt": prompt,
+        "response": response,
+        "source": source,
+        "model": model,
+        "metadata": metadata,
+        "gold": gold,
     }
     if group is not None and group != "":
         fields["prompt_id"] = prompt_hash(prompt, group=str(group))
@@ -79,7 +95,9 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
             value = json.loads(value)
         except json.JSONDecodeError as e:
             raise InputError(
-                path, line, column,
+                path,
+                line,
+                column,
                 expected="chat messages as a JSON list of {role, content} objects",
                 received=short_repr(value),
                 fix=f"write the prompt as JSON, or set ingest.mapping.prompt_format to 'text', "
@@ -87,7 +105,11 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
             ) from e
     if mapping.prompt_format == "text" and not isinstance(value, str):
         raise InputError(
-            path, line, column, expected="a text prompt", received=short_repr(value),
+            path,
+            line,
+            column,
+            expected="a text prompt",
+            received=short_repr(value),
             fix=f"set ingest.mapping.prompt_format to 'auto' for chat prompts, {_SKIP_HINT}",
         )
     if isinstance(value, str):
@@ -97,8 +119,10 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
     ):
         return value
     raise InputError(
-        path, line, column,
-        expected="a string, or a list of {\"role\": ..., \"content\": ...} messages",
+        path,
+        line,
+        column,
+        expected='a string, or a list of {"role": ..., "content": ...} messages',
         received=short_repr(value),
         fix=f"correct the prompt, {_SKIP_HINT}",
     )
@@ -118,7 +142,11 @@ def _number(value: Any, path: Path, line: int | str, column: str) -> float:
         except ValueError:
             pass
     raise InputError(
-        path, line, column, expected="a number or true/false", received=short_repr(value),
+        path,
+        line,
+        column,
+        expected="a number or true/false",
+        received=short_repr(value),
         fix=f"write the gold label as a number, {_SKIP_HINT}",
     )
 
@@ -148,9 +176,7 @@ def read_jsonl(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     return _mapped(jsonl_rows(path), config.ingest.mapping, path)
 
 
-def jsonl_rows(
-    path: Path, opener: Any = open
-) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def jsonl_rows(path: Path, opener: Any = open) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """(line number, object) for each non-blank line; a bad line yields its InputError."""
     with opener(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
@@ -165,16 +191,29 @@ def jsonl_rows(
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                yield number, InputError(
-                    path, number, None, expected="one JSON object per line",
-                    received=f"malformed JSON ({e.msg} at column {e.colno})",
-                    fix=f"fix the line's JSON, {_SKIP_HINT}",
+                yield (
+                    number,
+                    InputError(
+                        path,
+                        number,
+                        None,
+                        expected="one JSON object per line",
+                        received=f"malformed JSON ({e.msg} at column {e.colno})",
+                        fix=f"fix the line's JSON, {_SKIP_HINT}",
+                    ),
                 )
                 continue
             if not isinstance(obj, dict):
-                yield number, InputError(
-                    path, number, None, expected="a JSON object per line",
-                    received=type(obj).__name__, fix=f"wrap the values in an object, {_SKIP_HINT}",
+                yield (
+                    number,
+                    InputError(
+                        path,
+                        number,
+                        None,
+                        expected="a JSON object per line",
+                        received=type(obj).__name__,
+                        fix=f"wrap the values in an object, {_SKIP_HINT}",
+                    ),
                 )
                 continue
             yield number, obj
@@ -209,9 +248,16 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         if not values:
             continue
         if len(values) != len(header):
-            yield start, InputError(
-                path, start, None, expected=f"{len(header)} comma-separated fields",
-                received=f"{len(values)} fields", fix=f"quote fields that hold commas, {_SKIP_HINT}",
+            yield (
+                start,
+                InputError(
+                    path,
+                    start,
+                    None,
+                    expected=f"{len(header)} comma-separated fields",
+                    received=f"{len(values)} fields",
+                    fix=f"quote fields that hold commas, {_SKIP_HINT}",
+                ),
             )
             continue
         row = dict(zip(header, values, strict=True))
@@ -221,7 +267,11 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
 
 def _csv_error(path: Path, line: int, error: Exception) -> InputError:
     return InputError(
-        path, line, None, expected="well-formed CSV", received=f"a CSV syntax error ({error})",
+        path,
+        line,
+        None,
+        expected="well-formed CSV",
+        received=f"a CSV syntax error ({error})",
         fix="check the quoting near this line",
     )
 
@@ -233,7 +283,11 @@ def read_parquet(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
         parquet = pq.ParquetFile(path)
     except Exception as e:
         raise InputError(
-            path, None, None, expected="a Parquet file", received=f"an unreadable file ({e})",
+            path,
+            None,
+            None,
+            expected="a Parquet file",
+            received=f"an unreadable file ({e})",
             fix="check the path and that the file was fully written",
         ) from e
 
@@ -262,7 +316,9 @@ def read_hf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
             loaded = datasets.load_dataset(builder[path.suffix], data_files=str(path))
     except Exception as e:
         raise InputError(
-            path, None, None,
+            path,
+            None,
+            None,
             expected="a folder written by Dataset.save_to_disk, or a .jsonl/.json/.csv/.parquet "
             "data file",
             received=f"something `datasets` cannot load ({e})",

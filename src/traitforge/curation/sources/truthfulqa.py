@@ -30,21 +30,31 @@ def _parse(row: dict[str, str], path: Path, line: int) -> Parsed:
     missing = [c for c in COLUMNS if c not in row]
     if missing:
         raise InputError(
-            path, line, missing[0], expected=f"the TruthfulQA columns {list(COLUMNS)}",
+            path,
+            line,
+            missing[0],
+            expected=f"the TruthfulQA columns {list(COLUMNS)}",
             received=f"columns {sorted(row)}",
             fix="pass the upstream TruthfulQA.csv, or use --format csv with a field mapping",
         )
     question = row["Question"].strip()
     if not question:
         raise InputError(
-            path, line, "Question", expected="a non-empty question", received="''",
+            path,
+            line,
+            "Question",
+            expected="a non-empty question",
+            received="''",
             fix="remove the row, or re-run with --skip-invalid to quarantine it",
         )
     correct = _answers(row["Correct Answers"])
     incorrect = _answers(row["Incorrect Answers"])
     if not correct and not incorrect:
         raise InputError(
-            path, line, "Correct Answers", expected="'; '-separated answers",
+            path,
+            line,
+            "Correct Answers",
+            expected="'; '-separated answers",
             received="no answers in either column",
             fix="remove the row, or re-run with --skip-invalid to quarantine it",
         )
@@ -58,12 +68,24 @@ def _parse(row: dict[str, str], path: Path, line: int) -> Parsed:
         for answer in answers:
             if answer in conflicting:
                 continue
-            candidates.append(build_candidate(path, line, {
-                "prompt": question, "response": answer, "source": SOURCE,
-                "gold": {TRAIT: truth},
-                "metadata": {"type": row["Type"], "category": row["Category"],
-                             "best_answer": answer == best, "reference": row.get("Source", "")},
-            }))
+            candidates.append(
+                build_candidate(
+                    path,
+                    line,
+                    {
+                        "prompt": question,
+                        "response": answer,
+                        "source": SOURCE,
+                        "gold": {TRAIT: truth},
+                        "metadata": {
+                            "type": row["Type"],
+                            "category": row["Category"],
+                            "best_answer": answer == best,
+                            "reference": row.get("Source", ""),
+                        },
+                    },
+                )
+            )
     return Parsed(line, candidates, skipped)
 
 
