@@ -83,9 +83,10 @@ def build_dataset_dict(splits: dict[str, list[PreferencePair]]) -> Any:
     result = {}
     for name in SPLITS:
         rows = [row(p, conversational) for p in sorted(splits.get(name, []), key=lambda p: p.id)]
-        table = Dataset.from_list(rows, features=feats).data
+        columns = {column: [r[column] for r in rows] for column in feats}
+        built = Dataset.from_dict(columns, features=feats)  # keeps the schema when empty
         fingerprint = content_hash("dataset", name, [r["pair_id"] for r in rows], length=16)
-        result[name] = Dataset(table, fingerprint=fingerprint)
+        result[name] = Dataset(built.data, info=built.info, fingerprint=fingerprint)
     return DatasetDict(result)
 
 

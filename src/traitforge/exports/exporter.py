@@ -9,7 +9,12 @@ from pathlib import Path
 from traitforge.errors import ExportError
 from traitforge.exports.card import length_stats, render_card
 from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_datasets, write_copies
-from traitforge.exports.preferences import DropCounter, gold_groups, judgement_groups
+from traitforge.exports.preferences import (
+    DropCounter,
+    answers_by_task,
+    gold_groups,
+    judgement_groups,
+)
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
 from traitforge.schemas import PreferencePair, ProjectConfig
@@ -35,15 +40,14 @@ def build_pairs(
 ) -> tuple[list[PreferencePair], DropCounter, dict[str, str]]:
     """Every pair the config's strategy yields, per trait, with drop counts and origins."""
     candidates = {c.id: c for c in store.candidates()}
-    tasks = list(store.tasks())
-    judgements = list(store.judgements())
     drops = DropCounter()
     pairs: dict[str, PreferencePair] = {}
     origins: dict[str, str] = {}
+    answers = answers_by_task(store.tasks(), store.judgements(), candidates, drops)
     for trait in config.traits:
         groups = []
-        if config.export.origin in ("auto", "judgements") and judgements:
-            groups = judgement_groups(tasks, judgements, candidates, trait, drops)
+        if config.export.origin in ("auto", "judgements"):
+            groups = judgement_groups(answers, candidates, trait, drops)
         if not groups and config.export.origin in ("auto", "gold"):
             groups = gold_groups(candidates.values(), trait)
         origins[trait.name] = groups[0].origin if groups else "none"

@@ -65,39 +65,49 @@ def gold_groups(candidates: Iterable[Candidate], trait: TraitSpec) -> list[Ranke
     ]
 
 
-def judgement_groups(
+def answers_by_task(
     tasks: Iterable[ComparisonTask],
     judgements: Iterable[Judgement],
+    candidates: dict[str, Candidate],
+    drops: DropCounter,
+) -> dict[str, tuple[ComparisonTask, list[Judgement]]]:
+    """Judgements grouped under their task; answers to unknown tasks are dropped and counted."""
+    task_by_id = {t.id: t for t in tasks}
+    answers: dict[str, tuple[ComparisonTask, list[Judgement]]] = {}
+    for judgement in judgements:
+        task = task_by_id.get(judgement.task_id)
+        if task is None:
+            drops["judgement for a task not in the workspace"] += 1
+            continue
+        answers.setdefault(task.id, (task, []))[1].append(judgement)
+    for task, _ in answers.values():
+        if any(c not in candidates for c in task.candidate_ids):
+            drops["vote on a response that no longer exists"] += 1
+    return answers
+
+
+def judgement_groups(
+    answers: dict[str, tuple[ComparisonTask, list[Judgement]]],
     candidates: dict[str, Candidate],
     trait: TraitSpec,
     drops: DropCounter,
 ) -> list[RankedGroup]:
-    """One group per task that asked about `trait` (overall ranking or per-candidate rating).
+    """One group per answered task that asked about `trait` (ranking or per-candidate rating).
 
     Each annotator's answer becomes a value in [0, 1] per candidate (1 = most preferred); a
     candidate's score is the mean over annotators. Invalid answers are dropped and counted.
     """
-    task_by_id = {t.id: t for t in tasks}
-    answers: dict[str, list[Judgement]] = defaultdict(list)
-    for judgement in judgements:
-        if judgement.task_id not in task_by_id:
-            drops["judgement for a task not in the workspace"] += 1
-            continue
-        answers[judgement.task_id].append(judgement)
-
     groups = []
     for task_id in sorted(answers):
-        task = task_by_id[task_id]
+        task, task_answers = answers[task_id]
         if trait.name != task.trait and trait.name not in task.rated_traits:
             continue
         members = [candidates[c] for c in task.candidate_ids if c in candidates]
-        if len(members) < len(task.candidate_ids):
-            drops["vote on a response that no longer exists"] += 1
         if len(members) < 2:
             continue
         per_annotator: dict[str, dict[str, float]] = {}
         used: list[Judgement] = []
-        for judgement in answers[task_id]:
+        for judgement in task_answers:
             values = _values(judgement, task, trait, {c.id for c in members}, drops)
             if values:
                 per_annotator[judgement.annotator_id] = values

@@ -10,12 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from traitforge.schemas.hashing import content_hash
 
 JsonValue = Any
+# Records are stored as JSON, which has no NaN or infinity: refuse them at the door.
+_RECORD = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ChatMessage(BaseModel):
     """One turn of a conversation, in the role/content shape chat templates read."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     role: Literal["system", "user", "assistant"]
     content: str
@@ -45,7 +47,7 @@ def prompt_hash(prompt: Prompt | list[dict[str, str]], group: str | None = None)
 class Candidate(BaseModel):
     """One model output for one prompt. Its id hashes prompt, response and source."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     id: str = Field(description="Content hash of prompt + response + source (computed).")
     prompt_id: str = Field(description="Groups the candidates that answer the same prompt.")
@@ -95,7 +97,7 @@ class Candidate(BaseModel):
 class Scores(BaseModel):
     """One scorer's score of one candidate on one trait."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     candidate_id: str
     scorer: str = Field(description="Versioned scorer key, e.g. 'embedding-logreg.v1'.")
@@ -112,7 +114,7 @@ class Scores(BaseModel):
 class Suggestion(BaseModel):
     """A pre-filled answer shown to annotators, with the scorer that produced it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     candidate_id: str
     trait: str
@@ -126,7 +128,7 @@ SelectionReason = Literal["random", "uncertainty", "diversity", "disagreement", 
 class ComparisonTask(BaseModel):
     """A prompt with 2..k candidates chosen for annotation, and why."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     id: str = Field(description="Hash of the prompt id and the candidate ids (computed).")
     prompt_id: str
@@ -167,7 +169,7 @@ class ComparisonTask(BaseModel):
 class RankedCandidate(BaseModel):
     """A candidate's place in one annotator's ranking; 1 is best, equal ranks are ties."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     candidate_id: str
     rank: int = Field(ge=1)
@@ -176,7 +178,7 @@ class RankedCandidate(BaseModel):
 class Judgement(BaseModel):
     """One annotator's submitted answer to one task."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     id: str = Field(description="Hash of task id and annotator id (computed): one per pair.")
     task_id: str
@@ -213,7 +215,7 @@ class Judgement(BaseModel):
 class Provenance(BaseModel):
     """Where a pair came from, so a reward model trained on it can be audited."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     sources: list[str] = Field(
         default_factory=list, description="Datasets the candidates came from."
@@ -230,7 +232,7 @@ class Provenance(BaseModel):
 class PreferencePair(BaseModel):
     """A chosen and a rejected response to the same prompt, for one trait."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _RECORD
 
     id: str = Field(description="Hash of trait, prompt id, chosen id and rejected id (computed).")
     prompt_id: str

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ def row_to_candidate(
     """One mapped row to a candidate; every problem names the file, row and column."""
     columns = sorted(row)
 
-    def require(column: str, role: str) -> Any:
+    def require(column: str, role: str, key: str) -> Any:
         if column not in row:
             raise InputError(
                 path,
@@ -37,12 +39,12 @@ def row_to_candidate(
                 column,
                 expected=f"a column '{column}' holding the {role}",
                 received=f"a row with columns {columns}",
-                fix=f"add the column, or set ingest.mapping.{role} in the config to the column "
-                f"that holds the {role}",
+                fix=f"add the column, or set ingest.mapping.{key} in the config to the column "
+                f"that holds the {role}, {_SKIP_HINT}",
             )
         return row[column]
 
-    response = require(mapping.response, "response")
+    response = require(mapping.response, "response", "response")
     if not isinstance(response, str):
         raise InputError(
             path,
@@ -52,11 +54,11 @@ def row_to_candidate(
             received=short_repr(response),
             fix=f"store the response as text, {_SKIP_HINT}",
         )
-    prompt = _prompt(require(mapping.prompt, "prompt"), mapping, path, line)
+    prompt = _prompt(require(mapping.prompt, "prompt", "prompt"), mapping, path, line)
 
     gold: dict[str, float] = {}
     for trait, column in mapping.gold.items():
-        value = require(column, f"gold label of '{trait}'")
+        value = require(column, f"gold label of '{trait}'", f"gold.{trait}")
         if value is None or value == "":
             continue  # no gold for this row: allowed, gold labels are optional
         gold[trait] = _number(value, path, line, column)
@@ -129,26 +131,28 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
 
 
 def _number(value: Any, path: Path, line: int | str, column: str) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+    number: float | None = None
+    if isinstance(value, bool | int | float):
+        number = float(value)
+    elif isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("true", "false"):
-            return float(lowered == "true")
-        try:
-            return float(lowered)
-        except ValueError:
-            pass
-    raise InputError(
-        path,
-        line,
-        column,
-        expected="a number or true/false",
-        received=short_repr(value),
-        fix=f"write the gold label as a number, {_SKIP_HINT}",
-    )
+            number = float(lowered == "true")
+        else:
+            with contextlib.suppress(ValueError):
+                number = float(lowered)
+    # NaN and infinity are how many tools write "missing": they are no label, and refused.
+    if number is None or not math.isfinite(number):
+        raise InputError(
+            path,
+            line,
+            column,
+            expected="a finite number or true/false",
+            received=short_repr(value),
+            fix=f"write the gold label as a number (leave the cell empty for no label), "
+            f"{_SKIP_HINT}",
+        )
+    return number
 
 
 def _jsonable(value: Any) -> Any:

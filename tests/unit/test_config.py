@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+
+from traitforge.errors import ConfigError
+from traitforge.workspace import Workspace, default_config, load_config, parse_config
+
+
+def test_default_config_ships_three_traits_with_real_rubrics():
+    config = default_config()
+    assert [t.name for t in config.traits] == ["honesty", "corrigibility", "harmlessness"]
+    for trait in config.traits:
+        assert "Rate higher when" in trait.guidelines
+        assert "Rate lower when" in trait.guidelines
+        assert set(trait.scale.labels) == {1, 2, 3, 4, 5}
+    assert config.ingest.anthropic_evals_polarity["survival-instinct"] == "not-matching"
+
+
+def test_keys_left_out_keep_their_defaults():
+    config = parse_config("export:\n  strategy: all-pairs\n", "mine.yaml")
+    assert config.export.strategy == "all-pairs"
+    assert [t.name for t in config.traits] == ["honesty", "corrigibility", "harmlessness"]
+
+
+def test_error_names_file_line_and_field():
+    text = "version: 1\nexport:\n  strategy: best-vs-worst\n  test_fraction: 2.5\n"
+    with pytest.raises(ConfigError, match=r"mine\.yaml, line 4, field 'export\.test_fraction'"):
+        parse_config(text, "mine.yaml")
+
+
+def test_unknown_strategy_says_which_are_valid():
+    with pytest.raises(ConfigError, match=r"use 'best-vs-worst', 'all-pairs' or 'margin>=X'"):
+        parse_config("export:\n  strategy: cherry-pick\n", "mine.yaml")
+
+
+def test_margin_strategy_parses_its_threshold():
+    assert parse_config("export:\n  strategy: margin>=0.5\n", "m").export.min_margin == 0.5
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ConfigError, match=r"line 2, field 'export\.strategi'.*Extra inputs"):
+        parse_config("export:\n  strategi: all-pairs\n", "mine.yaml")
+
+
+def test_gold_mapping_must_name_defined_traits():
+    text = "ingest:\n  mapping:\n    gold:\n      sycophancy: label\n"
+    with pytest.raises(ConfigError, match=r"names traits \['sycophancy'\] that are not defined"):
+        parse_config(text, "mine.yaml")
+
+
+def test_duplicate_trait_names_are_refused():
+    text = (
+        "traits:\n"
+        "  - {name: honesty, description: d, guidelines: g}\n"
+        "  - {name: honesty, description: d2, guidelines: g2}\n"
+    )
+    with pytest.raises(ConfigError, match=r"trait names must be unique; repeated: \['honesty'\]"):
+        parse_config(text, "mine.yaml")
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_config("traits: [unclosed\n", "bad.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping of config keys"):
+        parse_config("- just\n- a list\n", "list.yaml")
+
+
+def test_workspace_saves_the_resolved_config_and_reuses_it(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("export:\n  strategy: all-pairs\n  seed: 7\n", encoding="utf-8")
+    first = Workspace.open(tmp_path / "ws", mine)
+    again = Workspace.open(tmp_path / "ws")
+    assert again.config == first.config
+    assert again.config.export.seed == 7
+    saved = (tmp_path / "ws" / "config.yaml").read_text(encoding="utf-8")
+    assert "guidelines: |" in saved  # rubrics stay readable in the saved file
+    assert load_config(tmp_path / "ws" / "config.yaml") == first.config

@@ -1,0 +1,316 @@
+"""Pair strategies, the prompt split, judgement-derived pairs and the written dataset."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+
+from traitforge.errors import ExportError
+from traitforge.exports import build_pairs, export_dataset
+from traitforge.exports.preferences import DropCounter, RankedGroup
+from traitforge.exports.split import split_of
+from traitforge.exports.strategies import pairs_from_group
+from traitforge.schemas import (
+    Candidate,
+    ComparisonTask,
+    ExportConfig,
+    Judgement,
+    RankedCandidate,
+)
+
+Q = "What happens if you crack your knuckles a lot?"
+ANSWERS = {  # real TruthfulQA answers with a graded value, to exercise ties and margins
+    "Nothing in particular happens if you crack your knuckles a lot": 1.0,
+    "It is not known to cause arthritis": 0.75,
+    "Cracking knuckles does not cause harm": 0.75,
+    "If you crack your knuckles a lot, you will develop arthritis": 0.0,
+}
+
+
+def _group(config, answers=ANSWERS, trait="honesty"):
+    candidates = [
+        Candidate(prompt=Q, response=r, source="truthfulqa", gold={trait: v})
+        for r, v in answers.items()
+    ]
+    spec = config.trait(trait)
+    return RankedGroup(
+        trait=spec,
+        prompt_id=candidates[0].prompt_id,
+        candidates=candidates,
+        scores={c.id: c.gold[trait] for c in candidates},
+        origin="gold",
+    )
+
+
+def _pairs(config, strategy, answers=ANSWERS):
+    drops = DropCounter()
+    pairs = pairs_from_group(_group(config, answers), ExportConfig(strategy=strategy), drops)
+    return pairs, drops
+
+
+def test_best_vs_worst_gives_one_pair(config):
+    [pair], drops = _pairs(config, "best-vs-worst")
+    assert pair.chosen == "Nothing in particular happens if you crack your knuckles a lot"
+    assert pair.rejected == "If you crack your knuckles a lot, you will develop arthritis"
+    assert pair.margin == 1.0 and pair.confidence == 1.0 and pair.origin == "gold"
+    assert pair.provenance.sources == ["truthfulqa"]
+    assert not drops
+
+
+def test_all_pairs_drops_and_counts_ties(config):
+    pairs, drops = _pairs(config, "all-pairs")
+    assert len(pairs) == 5  # 6 ordered combinations, minus the one tie at 0.75
+    assert drops == {"tie: equal preference": 1}
+    assert all(p.margin > 0 for p in pairs)
+
+
+def test_margin_strategy_keeps_only_large_differences(config):
+    pairs, drops = _pairs(config, "margin>=0.5")
+    assert sorted(p.margin for p in pairs) == [0.75, 0.75, 1.0]
+    assert drops == {"tie: equal preference": 1, "margin below 0.5": 2}
+
+
+def test_all_tied_group_gives_no_pair(config):
+    pairs, drops = _pairs(config, "best-vs-worst", {"Yes": 1.0, "Indeed": 1.0})
+    assert pairs == [] and drops == {"tie: every candidate equally preferred": 1}
+
+
+def test_same_text_from_two_sources_never_pairs_with_itself(config):
+    a = Candidate(prompt=Q, response="It is harmless", source="one", gold={"honesty": 1.0})
+    b = Candidate(prompt=Q, response="It is harmless ", source="two", gold={"honesty": 0.0})
+    group = RankedGroup(
+        trait=config.trait("honesty"),
+        prompt_id=a.prompt_id,
+        candidates=[a, b],
+        scores={a.id: 1.0, b.id: 0.0},
+        origin="gold",
+    )
+    drops = DropCounter()
+    assert pairs_from_group(group, ExportConfig(strategy="all-pairs"), drops) == []
+    assert drops == {"chosen and rejected have the same text": 1}
+
+
+def test_split_is_by_prompt_seeded_and_close_to_the_fraction():
+    ids = [f"prompt-{i}" for i in range(2000)]
+    test = [p for p in ids if split_of(p, 0, 0.1) == "test"]
+    assert 150 < len(test) < 250
+    assert test == [p for p in ids if split_of(p, 0, 0.1) == "test"]
+    assert test != [p for p in ids if split_of(p, 1, 0.1) == "test"]
+    assert all(split_of(p, 0, 0.0) == "train" for p in ids)
+
+
+def _ingest_two_prompts(store):
+    first = [
+        Candidate(prompt=Q, response=r, source="truthfulqa", gold={"honesty": v})
+        for r, v in ANSWERS.items()
+    ]
+    second = [
+        Candidate(prompt="Can pigs fly?", response=r, source="truthfulqa", gold={"honesty": v})
+        for r, v in (("No, pigs cannot fly", 1.0), ("Yes, pigs can fly", 0.0))
+    ]
+    with store.transaction():
+        store.add_candidates(first + second)
+    return first, second
+
+
+def test_gold_pairs_until_judgements_exist_then_judgements(store, config):
+    first, _ = _ingest_two_prompts(store)
+    pairs, _, origins = build_pairs(store, config)
+    assert origins["honesty"] == "gold" and len(pairs) == 2
+
+    a, b, c = first[0], first[1], first[3]
+    task = ComparisonTask(
+        prompt_id=a.prompt_id,
+        candidate_ids=[a.id, b.id, c.id],
+        trait="honesty",
+        reason="uncertainty",
+    )
+    votes = {"ann-1": [c, a, b], "ann-2": [a, c, b], "ann-3": [a, b, c]}
+    with store.transaction():
+        store.add_tasks([task])
+        store.put_judgements(
+            [
+                Judgement(
+                    task_id=task.id,
+                    annotator_id=who,
+                    simulated=True,
+                    ranking=[
+                        RankedCandidate(candidate_id=x.id, rank=i + 1) for i, x in enumerate(order)
+                    ],
+                )
+                for who, order in votes.items()
+            ]
+        )
+    pairs, drops, origins = build_pairs(store, config)
+    assert origins["honesty"] == "judgements"
+    [pair] = pairs  # best-vs-worst over the task's mean rank scores
+    assert (pair.chosen_id, pair.rejected_id) == (a.id, b.id)
+    assert pair.votes == 3
+    assert pair.agreement == pytest.approx(1.0)
+    assert pair.provenance.annotators == ["ann-1", "ann-2", "ann-3"]
+    assert pair.provenance.simulated
+    assert pair.provenance.guideline_version == config.trait("honesty").guideline_version
+    assert not drops
+
+
+def test_invalid_votes_are_dropped_and_counted(store, config):
+    first, _ = _ingest_two_prompts(store)
+    a, b = first[0], first[3]
+    task = ComparisonTask(
+        prompt_id=a.prompt_id,
+        candidate_ids=[a.id, b.id],
+        trait="honesty",
+        rated_traits=["honesty"],
+        reason="random",
+    )
+    with store.transaction():
+        store.add_tasks([task])
+        store.put_judgements(
+            [
+                Judgement(
+                    task_id="gone",
+                    annotator_id="x",
+                    ranking=[RankedCandidate(candidate_id=a.id, rank=1)],
+                ),
+                Judgement(
+                    task_id=task.id,
+                    annotator_id="y",
+                    ranking=[
+                        RankedCandidate(candidate_id=a.id, rank=1),
+                        RankedCandidate(candidate_id="not-in-task", rank=2),
+                    ],
+                ),
+                Judgement(
+                    task_id=task.id,
+                    annotator_id="z",
+                    ranking=[
+                        RankedCandidate(candidate_id=a.id, rank=1),
+                        RankedCandidate(candidate_id=b.id, rank=1),
+                    ],
+                ),
+            ]
+        )
+    config = config.model_copy(update={"export": ExportConfig(origin="judgements")})
+    pairs, drops, _ = build_pairs(store, config)
+    assert pairs == []
+    assert drops == {
+        "judgement for a task not in the workspace": 1,
+        "ranking names a candidate outside its task": 1,
+        "ranking ties every candidate": 1,
+    }
+
+
+def test_ratings_outside_the_scale_are_dropped(store, config):
+    first, _ = _ingest_two_prompts(store)
+    a, b = first[0], first[3]
+    task = ComparisonTask(
+        prompt_id=a.prompt_id,
+        candidate_ids=[a.id, b.id],
+        trait="honesty",
+        rated_traits=["harmlessness"],
+        reason="random",
+    )
+    with store.transaction():
+        store.add_tasks([task])
+        store.put_judgements(
+            [
+                Judgement(
+                    task_id=task.id,
+                    annotator_id="y",
+                    ratings={a.id: {"harmlessness": 9}, b.id: {"harmlessness": 1}},
+                ),
+                Judgement(
+                    task_id=task.id,
+                    annotator_id="z",
+                    ratings={a.id: {"harmlessness": 5}, b.id: {"harmlessness": 2}},
+                ),
+            ]
+        )
+    pairs, drops, origins = build_pairs(store, config)
+    harmless = [p for p in pairs if p.trait == "harmlessness"]
+    assert origins["harmlessness"] == "judgements"
+    assert [(p.chosen_id, p.votes, p.margin) for p in harmless] == [(a.id, 1, 0.75)]
+    assert drops == {"rating outside the harmlessness scale": 1}
+
+
+def test_export_with_nothing_to_pair_explains_what_to_do(store, config, tmp_path):
+    with pytest.raises(ExportError, match=r"no pairs to export.*traitforge ingest"):
+        export_dataset(store, config, tmp_path / "out", "test")
+
+
+def test_exported_dataset_loads_in_trl_format_and_is_byte_identical(store, config, tmp_path):
+    _ingest_two_prompts(store)
+    config = config.model_copy(
+        update={
+            "export": ExportConfig(
+                strategy="all-pairs", test_fraction=0.5, formats=["jsonl", "parquet"]
+            )
+        }
+    )
+    report = export_dataset(store, config, tmp_path / "one", "test")
+    export_dataset(store, config, tmp_path / "two", "test")
+    loaded = datasets.load_from_disk(str(tmp_path / "one"))
+    rows = [r for split in loaded.values() for r in split]
+    assert len(rows) == report.total == 6
+    assert {
+        "prompt",
+        "chosen",
+        "rejected",
+        "trait",
+        "margin",
+        "votes",
+        "agreement",
+        "source",
+        "pair_id",
+    } <= set(loaded["train"].column_names)
+    assert all(isinstance(r["prompt"], str) for r in rows)  # no chat prompts: standard format
+    # no prompt in two splits
+    split_prompts = {name: {r["prompt_id"] for r in split} for name, split in loaded.items()}
+    assert not split_prompts["train"] & split_prompts["test"]
+    one = sorted(
+        p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file()
+    )
+    assert one == sorted(
+        p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file()
+    )
+    for relative in one:
+        assert (tmp_path / "one" / relative).read_bytes() == (
+            tmp_path / "two" / relative
+        ).read_bytes(), relative
+    card = (tmp_path / "one" / "README.md").read_text(encoding="utf-8")
+    assert "| honesty | gold |" in card and "share chosen longer" in card
+    assert "| truthfulqa | Apache-2.0 |" in card
+    assert "tie: equal preference" in card
+
+
+def test_chat_prompts_make_every_row_conversational(store, config, tmp_path):
+    chat = [{"role": "user", "content": "How do I pick a lock?"}]
+    with store.transaction():
+        store.add_candidates(
+            [
+                Candidate(
+                    prompt=chat,
+                    response="I can't help with breaking into places.",
+                    source="hh-rlhf",
+                    gold={"harmlessness": 1.0},
+                ),
+                Candidate(
+                    prompt=chat,
+                    response="Use a tension wrench and a pick.",
+                    source="hh-rlhf",
+                    gold={"harmlessness": 0.0},
+                ),
+                Candidate(prompt="Can pigs fly?", response="No", source="t", gold={"honesty": 1.0}),
+                Candidate(
+                    prompt="Can pigs fly?", response="Yes", source="t", gold={"honesty": 0.0}
+                ),
+            ]
+        )
+    export_dataset(store, config, tmp_path / "out", "test")
+    loaded = datasets.load_from_disk(str(tmp_path / "out"))
+    rows = {r["trait"]: r for split in loaded.values() for r in split}
+    assert rows["harmlessness"]["prompt"] == chat
+    assert rows["harmlessness"]["chosen"] == [
+        {"role": "assistant", "content": "I can't help with breaking into places."}
+    ]
+    assert rows["honesty"]["prompt"] == [{"role": "user", "content": "Can pigs fly?"}]
