@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from traitforge.errors import ConfigError
+from traitforge.schemas.config import parse_strategy
 from traitforge.workspace import Workspace, default_config, load_config, parse_config
 
 
@@ -33,8 +34,17 @@ def test_unknown_strategy_says_which_are_valid():
         parse_config("export:\n  strategy: cherry-pick\n", "mine.yaml")
 
 
-def test_margin_strategy_parses_its_threshold():
-    assert parse_config("export:\n  strategy: margin>=0.5\n", "m").export.min_margin == 0.5
+def test_strategies_parse_and_can_differ_per_trait():
+    assert parse_strategy("margin>=0.5") == ("margin", 0.5)
+    assert parse_strategy("all-pairs") == ("all-pairs", None)
+    text = "export:\n  strategy: best-vs-worst\n  trait_strategies: {harmlessness: all-pairs}\n"
+    export = parse_config(text, "m").export
+    assert export.strategy_for("harmlessness") == "all-pairs"
+    assert export.strategy_for("honesty") == "best-vs-worst"
+    with pytest.raises(ConfigError, match=r"trait_strategies names traits \['kindness'\]"):
+        parse_config("export:\n  trait_strategies: {kindness: all-pairs}\n", "m")
+    with pytest.raises(ConfigError, match=r"line 2, field 'export\.trait_strategies'"):
+        parse_config("export:\n  trait_strategies: {honesty: top-3}\n", "m")
 
 
 def test_unknown_keys_are_refused():

@@ -44,7 +44,7 @@ def _group(config, answers=ANSWERS, trait="honesty"):
 
 def _pairs(config, strategy, answers=ANSWERS):
     drops = DropCounter()
-    pairs = pairs_from_group(_group(config, answers), ExportConfig(strategy=strategy), drops)
+    pairs = pairs_from_group(_group(config, answers), strategy, drops)
     return pairs, drops
 
 
@@ -86,7 +86,7 @@ def test_same_text_from_two_sources_never_pairs_with_itself(config):
         origin="gold",
     )
     drops = DropCounter()
-    assert pairs_from_group(group, ExportConfig(strategy="all-pairs"), drops) == []
+    assert pairs_from_group(group, "all-pairs", drops) == []
     assert drops == {"chosen and rejected have the same text": 1}
 
 

@@ -52,7 +52,7 @@ def build_pairs(
             groups = gold_groups(candidates.values(), trait)
         origins[trait.name] = groups[0].origin if groups else "none"
         for group in groups:
-            for pair in pairs_from_group(group, config.export, drops):
+            for pair in pairs_from_group(group, config.export.strategy_for(trait.name), drops):
                 if pair.id in pairs:
                     drops["same pair from another task"] += 1
                 else:

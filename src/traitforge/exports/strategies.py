@@ -5,17 +5,17 @@ from __future__ import annotations
 from itertools import combinations
 
 from traitforge.exports.preferences import DropCounter, RankedGroup, Votes
-from traitforge.schemas import Candidate, ExportConfig, PreferencePair, Provenance
+from traitforge.schemas import Candidate, PreferencePair, Provenance
+from traitforge.schemas.config import parse_strategy
 
 
-def pairs_from_group(
-    group: RankedGroup, config: ExportConfig, drops: DropCounter
-) -> list[PreferencePair]:
-    """Apply the configured strategy to one group. Degenerate pairs are dropped and counted."""
+def pairs_from_group(group: RankedGroup, strategy: str, drops: DropCounter) -> list[PreferencePair]:
+    """Apply a pair strategy to one group. Degenerate pairs are dropped and counted."""
+    kind, min_margin = parse_strategy(strategy)
     ranked = sorted(group.candidates, key=lambda c: (-group.scores[c.id], c.id))
     if len(ranked) < 2:
         return []
-    if config.strategy == "best-vs-worst":
+    if kind == "best-vs-worst":
         best, worst = ranked[0], ranked[-1]
         if group.scores[best.id] == group.scores[worst.id]:
             drops["tie: every candidate equally preferred"] += 1
@@ -24,7 +24,6 @@ def pairs_from_group(
     else:
         candidates = list(combinations(ranked, 2))
     pairs = []
-    min_margin = config.min_margin
     for chosen, rejected in candidates:
         margin = group.scores[chosen.id] - group.scores[rejected.id]
         if margin == 0:

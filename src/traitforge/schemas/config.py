@@ -100,21 +100,39 @@ class ExportConfig(BaseModel):
         default_factory=list, description="Extra copies written beside the saved DatasetDict."
     )
 
+    trait_strategies: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-trait overrides of `strategy`, e.g. {harmlessness: all-pairs}.",
+    )
+
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, strategy: str) -> str:
-        if strategy not in ("best-vs-worst", "all-pairs") and not _MARGIN_STRATEGY.match(strategy):
-            raise ValueError(
-                f"unknown pair strategy {strategy!r}; use 'best-vs-worst', 'all-pairs' or "
-                "'margin>=X' with a number X, e.g. 'margin>=0.5'"
-            )
+        parse_strategy(strategy)
         return strategy
 
-    @property
-    def min_margin(self) -> float | None:
-        """X of 'margin>=X', else None."""
-        match = _MARGIN_STRATEGY.match(self.strategy)
-        return float(match.group(1)) if match else None
+    @field_validator("trait_strategies")
+    @classmethod
+    def _check_trait_strategies(cls, strategies: dict[str, str]) -> dict[str, str]:
+        for strategy in strategies.values():
+            parse_strategy(strategy)
+        return strategies
+
+    def strategy_for(self, trait: str) -> str:
+        return self.trait_strategies.get(trait, self.strategy)
+
+
+def parse_strategy(strategy: str) -> tuple[str, float | None]:
+    """('best-vs-worst' | 'all-pairs' | 'margin', X of 'margin>=X' or None)."""
+    if strategy in ("best-vs-worst", "all-pairs"):
+        return strategy, None
+    match = _MARGIN_STRATEGY.match(strategy)
+    if match is None:
+        raise ValueError(
+            f"unknown pair strategy {strategy!r}; use 'best-vs-worst', 'all-pairs' or "
+            "'margin>=X' with a number X, e.g. 'margin>=0.5'"
+        )
+    return "margin", float(match.group(1))
 
 
 class ProjectConfig(BaseModel):
@@ -137,6 +155,12 @@ class ProjectConfig(BaseModel):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"trait names must be unique; repeated: {repeated}")
+        unknown = sorted(set(self.export.trait_strategies) - set(names))
+        if unknown:
+            raise ValueError(
+                f"export.trait_strategies names traits {unknown} that are not defined; "
+                f"defined traits: {names}"
+            )
         unknown = sorted(set(self.ingest.mapping.gold) - set(names))
         if unknown:
             raise ValueError(
