@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -76,7 +76,7 @@ def _progress() -> Iterator[workflows.ProgressFactory]:
     )
     with Progress(*columns, console=console, transient=False) as bar:
 
-        def factory(label: str, total: int | None) -> Callable[[int, bool], None]:
+        def factory(label: str, total: int | None) -> workflows.ProgressCallback:
             task = bar.add_task(label, total=total)
 
             def update(done: int, finished: bool = False) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 from traitforge import __version__
 from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
@@ -13,8 +14,15 @@ from traitforge.exports import ExportReport, export_dataset
 from traitforge.schemas import ExportConfig
 from traitforge.workspace import Workspace
 
-# (label, estimated total or None) -> callback(rows done, finished).
-ProgressFactory = Callable[[str, int | None], Callable[[int, bool], None]]
+
+class ProgressCallback(Protocol):
+    """Told the rows done so far; `finished` once the true total is known."""
+
+    def __call__(self, done: int, finished: bool = False) -> None: ...
+
+
+# (label, estimated total or None) -> the callback for that file.
+ProgressFactory = Callable[[str, int | None], ProgressCallback]
 
 BUNDLED_INPUTS: tuple[tuple[str, str], ...] = (
     ("truthfulqa", "truthfulqa/TruthfulQA.csv"),

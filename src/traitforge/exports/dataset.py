@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def write_copies(dataset_dict: Any, out: Path, formats: list[str]) -> list[Path]:
+def write_copies(dataset_dict: Any, out: Path, formats: Sequence[str]) -> list[Path]:
     """Parquet and/or JSONL copies of each split beside the saved dataset."""
     written = []
     for fmt in formats:

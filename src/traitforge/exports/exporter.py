@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def export_dataset(
     config: ProjectConfig,
     out: Path,
     version: str,
-    formats: list[str] | None = None,
+    formats: Sequence[str] | None = None,
 ) -> ExportReport:
     """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
     DIR (or none) in place, never a half-written one."""
