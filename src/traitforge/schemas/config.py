@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from traitforge.schemas.curation_config import CurationConfig
 from traitforge.schemas.traits import TraitSpec
 
 _MARGIN_STRATEGY = re.compile(r"^margin>=(\d+(?:\.\d+)?)$")
@@ -147,6 +148,7 @@ class ProjectConfig(BaseModel):
         min_length=1,
     )
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
     @model_validator(mode="after")
@@ -155,6 +157,12 @@ class ProjectConfig(BaseModel):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"trait names must be unique; repeated: {repeated}")
+        unknown = sorted(set(self.curation.trait_weights) - set(names))
+        if unknown:
+            raise ValueError(
+                f"curation.trait_weights names traits {unknown} that are not defined; "
+                f"defined traits: {names}"
+            )
         unknown = sorted(set(self.export.trait_strategies) - set(names))
         if unknown:
             raise ValueError(
@@ -168,6 +176,9 @@ class ProjectConfig(BaseModel):
                 f"defined traits: {names}. Add them under 'traits' or fix the names"
             )
         return self
+
+    def trait_weight(self, name: str) -> float:
+        return self.curation.trait_weights.get(name, 1.0)
 
     def trait(self, name: str) -> TraitSpec:
         for trait in self.traits:

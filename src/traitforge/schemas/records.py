@@ -272,3 +272,28 @@ class PreferencePair(BaseModel):
         if not self.chosen.strip() or not self.rejected.strip():
             raise ValueError("a pair side is empty")
         return self
+
+
+class Flag(BaseModel):
+    """A candidate set aside from scoring and selection, with the reason."""
+
+    model_config = _RECORD
+
+    candidate_id: str
+    reason: Literal["empty", "language", "too-long"]
+    detail: str = ""
+
+
+class DuplicateMark(BaseModel):
+    """A candidate whose response nearly repeats another's (never deleted, only marked).
+
+    scope 'prompt': same prompt; such a candidate is never paired for annotation.
+    scope 'corpus': the same response given to different prompts (boilerplate), reported only.
+    """
+
+    model_config = _RECORD
+
+    candidate_id: str
+    representative_id: str
+    similarity: float = Field(ge=-1.0, le=1.0001)
+    scope: Literal["prompt", "corpus"]

@@ -17,7 +17,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from traitforge.errors import WorkspaceError
-from traitforge.schemas import Candidate, ComparisonTask, Judgement, PreferencePair, Scores
+from traitforge.schemas import (
+    Candidate,
+    ComparisonTask,
+    DuplicateMark,
+    Flag,
+    Judgement,
+    PreferencePair,
+    Scores,
+)
 
 SCHEMA_VERSION = 1
 
@@ -34,6 +42,9 @@ CREATE TABLE IF NOT EXISTS judgements (
     id TEXT PRIMARY KEY, task_id TEXT NOT NULL, annotator_id TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS judgements_task ON judgements (task_id);
 CREATE TABLE IF NOT EXISTS pairs (id TEXT PRIMARY KEY, trait TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS flags (candidate_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS duplicates (candidate_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS done (stage TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (stage, key));
 CREATE TABLE IF NOT EXISTS ingests (
     file_sha256 TEXT NOT NULL, format TEXT NOT NULL, path TEXT NOT NULL,
     rows_read INTEGER NOT NULL, new INTEGER NOT NULL, present INTEGER NOT NULL,
@@ -188,7 +199,40 @@ class Store:
         for (body,) in self._db.execute("SELECT body FROM pairs ORDER BY id"):
             yield PreferencePair.model_validate_json(body)
 
+    def replace_flags(self, flags: Iterable[Flag]) -> int:
+        """Flags are recomputed from the candidates and the flag config: the latest set wins."""
+        self._require_transaction()
+        self._db.execute("DELETE FROM flags")
+        rows = [(f.candidate_id, _body(f)) for f in flags]
+        self._db.executemany("INSERT OR REPLACE INTO flags VALUES (?, ?)", rows)
+        return len(rows)
+
+    def flags(self) -> Iterator[Flag]:
+        for (body,) in self._db.execute("SELECT body FROM flags ORDER BY candidate_id"):
+            yield Flag.model_validate_json(body)
+
+    def replace_duplicates(self, marks: Iterable[DuplicateMark]) -> int:
+        """Duplicate marks are recomputed from embeddings: the latest set wins."""
+        self._require_transaction()
+        self._db.execute("DELETE FROM duplicates")
+        rows = [(m.candidate_id, _body(m)) for m in marks]
+        self._db.executemany("INSERT INTO duplicates VALUES (?, ?)", rows)
+        return len(rows)
+
+    def duplicates(self) -> Iterator[DuplicateMark]:
+        for (body,) in self._db.execute("SELECT body FROM duplicates ORDER BY candidate_id"):
+            yield DuplicateMark.model_validate_json(body)
+
     # -- bookkeeping ------------------------------------------------------------------------
+    def mark_done(self, stage: str, keys: Iterable[str]) -> None:
+        """Record units of work finished (e.g. generation requests), in the caller's
+        transaction, so a re-run skips exactly what was stored with them."""
+        self._require_transaction()
+        self._db.executemany("INSERT OR IGNORE INTO done VALUES (?, ?)", ((stage, k) for k in keys))
+
+    def done_keys(self, stage: str) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT key FROM done WHERE stage=?", (stage,))}
+
     def record_ingest(self, file_sha256: str, fmt: str, path: str, counts: dict[str, int]) -> None:
         self._require_transaction()
         self._db.execute(
@@ -213,5 +257,5 @@ class Store:
         ]
 
     def counts(self) -> dict[str, int]:
-        tables = ("candidates", "scores", "tasks", "judgements", "pairs")
+        tables = ("candidates", "flags", "duplicates", "scores", "tasks", "judgements", "pairs")
         return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}

@@ -1,0 +1,125 @@
+"""Embeddings of prompts and responses, with a persistent cache keyed by (model, text hash)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from traitforge.curation.models import load_sentence_transformer
+from traitforge.schemas import EmbeddingConfig, content_hash
+
+Progress = Callable[[int, int], object]  # (texts embedded so far, texts to embed)
+
+
+def text_key(text: str) -> str:
+    return content_hash("text", text)
+
+
+class EmbeddingCache:
+    """Vectors in one SQLite file in the workspace. A re-run embeds nothing twice."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (model TEXT NOT NULL, text_hash TEXT NOT NULL, "
+            "vector BLOB NOT NULL, PRIMARY KEY (model, text_hash))"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):  # SQLite caps bound parameters per query
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = (
+                f"SELECT text_hash, vector FROM vectors WHERE model=? AND text_hash IN ({marks})"
+            )
+            for key, blob in self._db.execute(query, (model, *chunk)):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        rows = [(model, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+class Embedder:
+    """Embeds texts with a sentence-transformers model; normalized float32 vectors.
+
+    Identical texts are embedded once, cached vectors are reused, and the rest is encoded in
+    batches (on the GPU when there is one) and written to the cache chunk by chunk, so a
+    killed run keeps what it finished.
+    """
+
+    CHUNK = 2048  # texts encoded between cache writes
+
+    def __init__(self, config: EmbeddingConfig, cache: EmbeddingCache | None = None) -> None:
+        self.config = config
+        self.cache = cache
+        self._model: Any = None
+
+    def setup(self) -> None:
+        if self._model is None:
+            self._model = load_sentence_transformer(self.config.model, self.config.device)
+
+    @property
+    def model(self) -> Any:
+        self.setup()
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text under the embedding model's tokenizer (no truncation)."""
+        tokenizer = self.model.tokenizer
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        keys = [text_key(t) for t in texts]
+        vectors = self.cache.get(self.config.model, keys) if self.cache else {}
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}
+        todo = list(missing.items())
+        if progress:
+            progress(0, len(todo))
+        for start in range(0, len(todo), self.CHUNK):
+            chunk = todo[start : start + self.CHUNK]
+            encoded = self.model.encode(
+                [t for _, t in chunk],
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ).astype(np.float32)
+            fresh = {k: encoded[i] for i, (k, _) in enumerate(chunk)}
+            if self.cache:
+                self.cache.put(self.config.model, fresh)
+            vectors.update(fresh)
+            if progress:
+                progress(min(start + len(chunk), len(todo)), len(todo))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([vectors[k] for k in keys])

