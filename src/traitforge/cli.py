@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,12 +16,14 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
 
 from traitforge import __version__, workflows
+from traitforge.curation.generation import GenerationReport
 from traitforge.curation.ingest import IngestReport
 from traitforge.curation.sources import FORMATS
 from traitforge.errors import TraitforgeError
@@ -29,6 +31,10 @@ from traitforge.exports import ExportReport
 from traitforge.schemas import ExportConfig
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
+
+if TYPE_CHECKING:
+    from traitforge.curation.pipeline import StageProgress
+    from traitforge.curation.scorers import TrainResult
 
 app = typer.Typer(
     help="traitforge: build trustworthy reward datasets for behavioral traits.",
@@ -65,8 +71,7 @@ def _friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from e
 
 
-@contextmanager
-def _progress() -> Iterator[workflows.ProgressFactory]:
+def _bar() -> Progress:
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -74,7 +79,12 @@ def _progress() -> Iterator[workflows.ProgressFactory]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
+    return Progress(*columns, console=console)
+
+
+@contextmanager
+def _progress() -> Iterator[workflows.ProgressFactory]:
+    with _bar() as bar:
 
         def factory(label: str, total: int | None) -> workflows.ProgressCallback:
             task = bar.add_task(label, total=total)
@@ -96,7 +106,11 @@ def ingest(
         typer.Option(
             "--format",
             "-f",
-            help="Input format: " + "; ".join(f"{name}: {f.help}" for name, f in FORMATS.items()),
+            help="Input format: "
+            + "; ".join(f"{name}: {f.help}" for name, f in FORMATS.items())
+            + "; generate: a prompts file (.jsonl or .csv, prompt column per ingest.mapping): "
+            "sample curation.generation.n responses per prompt from a local model or an "
+            "OpenAI-compatible endpoint (TRAITFORGE_OPENAI_BASE_URL / _API_KEY)",
         ),
     ],
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
@@ -116,6 +130,102 @@ def ingest(
         with _progress() as progress:
             reports = workflows.ingest(ws, fmt, paths, skip_invalid, progress)
     _print_ingest(reports)
+
+
+@contextmanager
+def _stage_progress() -> Iterator[StageProgress]:
+    with _bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def curate(
+    budget: Annotated[
+        int,
+        typer.Option(min=1, help="Tasks wanted in this round (tasks already in the round count)."),
+    ],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    round_: Annotated[int, typer.Option("--round", min=0, help="Annotation round.")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Embed, flag, dedup, score and select the comparisons annotators should see."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _stage_progress() as progress:
+            report = workflows.curate(ws, budget, round_, progress)
+    _print_training(report.trained)
+    table = Table(title="Curation")
+    table.add_column("step")
+    table.add_column("result", overflow="fold")
+    table.add_row("candidates", str(report.candidates))
+    table.add_row("flagged", _counts(report.flagged))
+    table.add_row(
+        "duplicates",
+        _counts(report.duplicates) + "  (prompt: never paired; "
+        "corpus: same response to other prompts, reported only)",
+    )
+    table.add_row("scores", _counts(report.scored))
+    table.add_row("new tasks", _counts(report.new_tasks))
+    table.add_row(f"tasks in round {round_}", f"{report.tasks_in_round} of {budget} wanted")
+    console.print(table)
+
+
+classifiers = typer.Typer(help="Trait classifiers used to pre-rank candidates.")
+app.add_typer(classifiers, name="classifiers")
+
+
+@classifiers.command("train")
+def classifiers_train(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    origin: Annotated[
+        str,
+        typer.Option(
+            help="Labels: 'gold' (from the data), 'judgements' (annotators), or 'auto' "
+            "(judgements when there are any, else gold)."
+        ),
+    ] = "auto",
+    config: ConfigOpt = None,
+) -> None:
+    """Train (or retrain) every classifier scorer in curation.scorers, per trait."""
+    if origin not in ("auto", "gold", "judgements"):
+        errors.print(f"error: --origin must be auto, gold or judgements, got {origin!r}")
+        raise typer.Exit(1)
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _stage_progress() as progress:
+            results = workflows.train_classifiers(ws, origin, progress)
+    _print_training(results)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "none"
+
+
+def _print_training(results: list[TrainResult]) -> None:
+    if not results:
+        return
+    table = Table(title="Trait classifiers (cross-validated by prompt)")
+    for column in ("scorer", "trait", "examples", "positives", "AUROC", "accuracy", "Brier"):
+        table.add_column(column, justify="left" if column in ("scorer", "trait") else "right")
+    for r in results:
+        m = r.metrics
+        table.add_row(
+            r.path.parent.name,
+            r.trait,
+            str(r.examples),
+            str(r.positives),
+            f"{m['auroc']:.3f}",
+            f"{m['accuracy']:.3f}",
+            f"{m['brier']:.3f}",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -205,6 +315,14 @@ def _print_ingest(reports: list[IngestReport]) -> None:
         )
     console.print(table)
     for r in reports:
+        if isinstance(r, GenerationReport):
+            console.print(
+                f"{r.path.name}: {r.model} ({r.backend}) wrote {r.samples_generated} of "
+                f"{r.samples_requested} samples; {r.samples_done_before} were done before, "
+                f"{r.empty} were empty",
+                highlight=False,
+                soft_wrap=True,
+            )
         if r.quarantine:
             reasons = ", ".join(f"{k} ({n})" for k, n in sorted(r.reasons.items()))
             console.print(

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from traitforge import __version__
+from traitforge.curation import generation
+from traitforge.curation.generation import GenerationReport, Generator, generate_file
 from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
-from traitforge.exports import ExportReport, export_dataset
+from traitforge.errors import TraitforgeError
+from traitforge.exports import ExportReport, build_pairs, export_dataset
 from traitforge.schemas import ExportConfig
 from traitforge.workspace import Workspace
+
+if TYPE_CHECKING:  # curation's models load lazily: `ingest` and `export` never need them
+    from traitforge.curation.pipeline import CurationReport, StageProgress
+    from traitforge.curation.scorers import Example, TrainResult
 
 
 class ProgressCallback(Protocol):
@@ -44,7 +52,12 @@ def ingest(
     skip_invalid: bool = False,
     progress: ProgressFactory | None = None,
 ) -> list[IngestReport]:
-    """Ingest files one by one; each file is stored whole or not at all."""
+    """Ingest files one by one; each file is stored whole or not at all.
+
+    `fmt` "generate" reads prompts files and samples candidates for them instead (see
+    `generate`)."""
+    if fmt == generation.FORMAT:
+        return list(generate(workspace, paths, skip_invalid, progress))
     reports = []
     with workspace.store() as store:
         for path in paths:
@@ -61,6 +74,46 @@ def ingest(
             if callback:
                 callback(report.rows_read, True)
             reports.append(report)
+    return reports
+
+
+def generate(
+    workspace: Workspace,
+    paths: list[Path],
+    skip_invalid: bool = False,
+    progress: ProgressFactory | None = None,
+    generator: Generator | None = None,
+) -> list[GenerationReport]:
+    """Sample curation.generation.n responses for every prompt of each file. One generator
+    serves all files, so the model is loaded (or the endpoint contacted) once, and only when
+    some prompt still lacks samples. Prompts are stored one by one: a killed run resumes."""
+    config = workspace.config
+    owned = generator is None
+    generator = (
+        generator
+        if generator is not None
+        else generation.make_generator(config.curation.generation)
+    )
+    reports = []
+    try:
+        with workspace.store() as store:
+            for path in paths:
+                callback = progress(path.name, estimate_rows(path)) if progress else None
+                report = generate_file(
+                    store,
+                    config,
+                    path,
+                    workspace.quarantine_dir,
+                    skip_invalid=skip_invalid,
+                    generator=generator,
+                    progress=callback,
+                )
+                if callback:
+                    callback(report.rows_read, True)
+                reports.append(report)
+    finally:
+        if owned:
+            generator.close()
     return reports
 
 
@@ -81,6 +134,77 @@ def export(
     with workspace.store() as store:
         return export_dataset(
             store, config, out or workspace.exports_dir / "latest", __version__, formats
+        )
+
+
+def judgement_examples(workspace: Workspace) -> dict[str, list[Example]]:
+    """Classifier labels from annotators: chosen sides are positives, rejected negatives; a
+    response chosen and rejected equally often is left out."""
+    from traitforge.curation.scorers import Example
+
+    config = workspace.config.model_copy(
+        update={
+            "export": workspace.config.export.model_copy(
+                update={"origin": "judgements", "strategy": "all-pairs", "trait_strategies": {}}
+            )
+        }
+    )
+    with workspace.store() as store:
+        pairs, _, _ = build_pairs(store, config)
+    votes: dict[tuple[str, str], int] = defaultdict(int)
+    for pair in pairs:
+        votes[(pair.trait, pair.chosen_id)] += 1
+        votes[(pair.trait, pair.rejected_id)] -= 1
+    examples: dict[str, list[Example]] = defaultdict(list)
+    for (trait, candidate_id), balance in sorted(votes.items()):
+        if balance:
+            examples[trait].append(Example(candidate_id, int(balance > 0)))
+    return dict(examples)
+
+
+def _examples(workspace: Workspace, origin: str) -> dict[str, list[Example]] | None:
+    """None means gold labels (curation reads them from the candidates)."""
+    if origin == "gold":
+        return None
+    from_judgements = judgement_examples(workspace)
+    if origin == "judgements" and not from_judgements:
+        raise TraitforgeError(
+            "no annotator judgements to train on; pull judgements first or use --origin gold"
+        )
+    return from_judgements or None
+
+
+def train_classifiers(
+    workspace: Workspace, origin: str = "auto", progress: StageProgress | None = None
+) -> list[TrainResult]:
+    from traitforge.curation import pipeline
+
+    with workspace.store() as store:
+        return pipeline.train_classifiers(
+            store,
+            workspace.config,
+            workspace.classifiers_dir,
+            workspace.embedding_cache_path,
+            _examples(workspace, origin),
+            progress,
+        )
+
+
+def curate(
+    workspace: Workspace, budget: int, round_: int = 0, progress: StageProgress | None = None
+) -> CurationReport:
+    from traitforge.curation import pipeline
+
+    with workspace.store() as store:
+        return pipeline.curate(
+            store,
+            workspace.config,
+            workspace.classifiers_dir,
+            workspace.embedding_cache_path,
+            budget,
+            round_,
+            _examples(workspace, "auto"),
+            progress,
         )
 
 

@@ -63,6 +63,14 @@ class Workspace:
         return self.root / "quarantine"
 
     @property
+    def classifiers_dir(self) -> Path:
+        return self.root / "classifiers"
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.root / "embeddings.sqlite"
+
+    @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
 

@@ -1,0 +1,368 @@
+"""`ingest --format generate`: sample N responses per prompt of a file into the store.
+
+Each (prompt, backend, model, sampling parameters, sample index, seed) is one unit of work,
+keyed by a content hash. A prompt's units are stored together with their keys in one
+transaction, so a killed run loses at most the prompts in flight, and a re-run skips every
+unit whose key is recorded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitforge.curation.generation.base import (
+    STAGE,
+    Generator,
+    Sample,
+    SampleRequest,
+    SamplingParams,
+    chat_messages,
+    sample_seed,
+    work_key,
+)
+from traitforge.curation.generation.endpoint import EndpointGenerator
+from traitforge.curation.generation.local import LocalGenerator
+from traitforge.curation.ingest import IngestReport
+from traitforge.curation.sources import file_sha256
+from traitforge.curation.sources.mapped import csv_rows, jsonl_rows, row_to_candidate
+from traitforge.errors import InputError, TraitforgeError
+from traitforge.schemas import (
+    Candidate,
+    FieldMapping,
+    GenerationConfig,
+    ProjectConfig,
+    Prompt,
+)
+from traitforge.workspace import Store
+from traitforge.workspace.files import atomic_write_text
+
+FORMAT = "generate"
+SOURCE = "generated"
+EMPTY = "empty response"
+DUPLICATE = "duplicate prompt"
+Progress = Callable[[int], object]  # prompt rows finished so far
+
+# A prompts file is read with the same mapping as a candidates file, minus the response: the
+# row parser needs one, so it gets this placeholder column that no real file has.
+_PLACEHOLDER = "\x00traitforge-placeholder-response"
+
+
+@dataclass
+class GenerationReport(IngestReport):
+    """An ingest report whose rows are prompts; `new`/`present` count generated candidates."""
+
+    backend: str = ""
+    model: str = ""
+    samples_requested: int = 0
+    samples_done_before: int = 0
+    samples_generated: int = 0
+    empty: int = 0
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """One row of a prompts file, validated by the same parser as candidate files."""
+
+    line: int | str
+    prompt: Prompt
+    prompt_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _PromptWork:
+    row: PromptRow
+    requests: list[SampleRequest]
+    results: list[tuple[SampleRequest, Sample]] = field(default_factory=list)
+
+
+def make_generator(config: GenerationConfig) -> Generator:
+    """The backend named by the config. Nothing is loaded or contacted until `setup()`."""
+    if config.backend == "openai":
+        return EndpointGenerator(config)
+    return LocalGenerator(config)
+
+
+def read_prompts(path: Path, mapping: FieldMapping) -> Iterator[PromptRow | InputError]:
+    """Prompt rows of a .jsonl(.gz) or .csv file (by extension), per `ingest.mapping`."""
+    name = path.name.lower()
+    if name.endswith(".jsonl.gz"):
+        rows = jsonl_rows(path, opener=gzip.open)
+    elif name.endswith(".jsonl"):
+        rows = jsonl_rows(path)
+    elif name.endswith(".csv"):
+        rows = csv_rows(path)
+    else:
+        raise InputError(
+            path,
+            None,
+            None,
+            expected="a prompts file ending in .jsonl, .jsonl.gz or .csv",
+            received=f"a file named {path.name!r}",
+            fix="convert the prompts to JSONL or CSV with a prompt column (ingest.mapping.prompt)",
+        )
+    prompt_mapping = mapping.model_copy(
+        update={"response": _PLACEHOLDER, "gold": {}, "model": None, "source": None}
+    )
+    for line, row in rows:
+        if isinstance(row, InputError):
+            yield row
+            continue
+        # A candidates file may serve as a prompts file: its old responses are not metadata.
+        row = {k: v for k, v in row.items() if k != mapping.response}
+        try:
+            parsed = row_to_candidate({**row, _PLACEHOLDER: "-"}, prompt_mapping, path, line)
+        except InputError as e:
+            yield _without_placeholder(e)
+            continue
+        yield PromptRow(line, parsed.prompt, parsed.prompt_id, parsed.metadata)
+
+
+def _without_placeholder(error: InputError) -> InputError:
+    """The parser lists a row's columns when the prompt column is missing: hide ours."""
+    received = error.received.replace(f"{_PLACEHOLDER!r}, ", "").replace(repr(_PLACEHOLDER), "")
+    if received == error.received:
+        return error
+    return InputError(error.path, error.line, error.field, error.expected, received, error.fix)
+
+
+def generate_file(
+    store: Store,
+    config: ProjectConfig,
+    path: Path,
+    quarantine_dir: Path,
+    skip_invalid: bool = False,
+    generator: Generator | None = None,
+    progress: Progress | None = None,
+) -> GenerationReport:
+    """Sample `curation.generation.n` responses for every prompt in `path` into `store`.
+
+    Every row is read and checked before the first sample, so a bad row in strict mode costs
+    no model time. A generator passed in is set up here when there is work and left open for
+    the caller; one built from the config is closed here.
+    """
+    settings = config.curation.generation
+    if not path.is_file():
+        raise InputError(
+            path,
+            None,
+            None,
+            expected="an existing prompts file",
+            received="a path that is not a file",
+            fix="check the path",
+        )
+    owned = generator is None
+    generator = generator if generator is not None else make_generator(settings)
+    report = GenerationReport(
+        path=path, format=FORMAT, backend=generator.backend, model=generator.model
+    )
+    quarantined: list[dict[str, Any]] = []
+    try:
+        # A strict-mode error raises here, before anything is sampled or written.
+        plan = _plan(store, config, generator, path, skip_invalid, report, quarantined)
+        if progress is not None:
+            progress(report.rows_read - len(plan))
+        try:
+            if plan:
+                generator.setup()
+                _run(store, generator, path, plan, report, quarantined, progress)
+            with store.transaction():
+                store.record_ingest(file_sha256(path), FORMAT, str(path), report.counts())
+        finally:
+            # Written even when generation stops: the empty responses recorded so far are
+            # already marked done, and this file is the only trace of them.
+            if quarantined:
+                report.quarantine = _write_quarantine(quarantine_dir, path, quarantined)
+    finally:
+        if owned:
+            generator.close()
+    return report
+
+
+def _plan(
+    store: Store,
+    config: ProjectConfig,
+    generator: Generator,
+    path: Path,
+    skip_invalid: bool,
+    report: GenerationReport,
+    quarantined: list[dict[str, Any]],
+) -> list[_PromptWork]:
+    settings = config.curation.generation
+    params = SamplingParams.from_config(settings)
+    done = store.done_keys(STAGE)
+    first_line: dict[str, int | str] = {}
+    plan = []
+    for row in read_prompts(path, config.ingest.mapping):
+        report.rows_read += 1
+        if isinstance(row, InputError):
+            if not skip_invalid:
+                raise row
+            report.rows_rejected += 1
+            quarantined.append({"kind": "rejected", **row.as_record()})
+            _count(report, f"{row.field or 'row'} is not {row.expected}")
+            continue
+        messages = chat_messages(row.prompt)
+        # The same prompt twice would be the same units of work: sample it once.
+        first = first_line.setdefault(json.dumps(messages, sort_keys=True), row.line)
+        if first != row.line:
+            report.rows_skipped += 1
+            quarantined.append(_skip(path, row.line, f"{DUPLICATE}: same as line {first}"))
+            _count(report, DUPLICATE)
+            continue
+        requests = []
+        for index in range(settings.n):
+            seed = sample_seed(settings.seed, index)
+            key = work_key(generator.backend, generator.model, messages, params, index, seed)
+            report.samples_requested += 1
+            if key in done:
+                report.samples_done_before += 1
+            else:
+                requests.append(SampleRequest(key, messages, params, index, seed))
+        if requests:
+            plan.append(_PromptWork(row, requests))
+    return plan
+
+
+def _run(
+    store: Store,
+    generator: Generator,
+    path: Path,
+    plan: list[_PromptWork],
+    report: GenerationReport,
+    quarantined: list[dict[str, Any]],
+    progress: Progress | None,
+) -> None:
+    owner = {request.key: work for work in plan for request in work.requests}
+    finished = report.rows_read - len(plan)
+    requests = (request for work in plan for request in work.requests)
+    try:
+        for request, sample in _samples(generator, requests):
+            work = owner[request.key]
+            work.results.append((request, sample))
+            if len(work.results) == len(work.requests):
+                _store_prompt(store, generator, path, work, report, quarantined)
+                finished += 1
+                if progress is not None:
+                    progress(finished)
+    except TraitforgeError as e:
+        stored = finished - (report.rows_read - len(plan))
+        raise TraitforgeError(
+            f"{path}: generation stopped after {stored} of {len(plan)} prompts: {e}. The "
+            "finished prompts are stored; run the same command again to resume from there"
+        ) from e
+
+
+def _samples(
+    generator: Generator, requests: Iterable[SampleRequest]
+) -> Iterator[tuple[SampleRequest, Sample]]:
+    """Results as they complete. Requests are submitted in a bounded window rather than all at
+    once, so a huge prompts file does not become a huge queue of futures, and a killed run has
+    at most the window in flight."""
+    if generator.concurrency <= 1:
+        for request in requests:
+            yield request, generator.generate(request)
+        return
+    window = 2 * generator.concurrency
+    pending: dict[Future[Sample], SampleRequest] = {}
+    todo = iter(requests)
+    with ThreadPoolExecutor(generator.concurrency, thread_name_prefix="traitforge-gen") as pool:
+        try:
+            while True:
+                for request in itertools.islice(todo, window - len(pending)):
+                    pending[pool.submit(generator.generate, request)] = request
+                if not pending:
+                    return
+                completed, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in completed:
+                    yield pending.pop(future), future.result()
+        finally:
+            # On an error (or an interrupted consumer) drop what has not started; the pool
+            # then waits only for requests already on the wire.
+            for future in pending:
+                future.cancel()
+
+
+def _store_prompt(
+    store: Store,
+    generator: Generator,
+    path: Path,
+    work: _PromptWork,
+    report: GenerationReport,
+    quarantined: list[dict[str, Any]],
+) -> None:
+    """A prompt's candidates and its units' keys, in one transaction."""
+    row = work.row
+    candidates = []
+    for request, sample in sorted(work.results, key=lambda result: result[0].sample_index):
+        provenance = {
+            "backend": generator.backend,
+            "model": generator.model,
+            **request.params.as_dict(),
+            "seed": request.seed,
+            "sample_index": request.sample_index,
+            "work_key": request.key,
+            "finish_reason": sample.finish_reason,
+            **sample.details,
+            "prompts_file": path.name,
+            "prompt_line": row.line,
+        }
+        if not sample.text.strip():
+            # Never a candidate. Its key is still marked done: the unit is deterministic
+            # (same prompt, parameters and seed), so asking again would mostly give the same
+            # empty text, and a run that retried it would never finish clean. It is counted
+            # and quarantined instead; raise n or change the seed to sample more.
+            report.empty += 1
+            _count(report, EMPTY)
+            quarantined.append(
+                _skip(path, row.line, f"{EMPTY}: sample {request.sample_index}")
+                | {"generation": provenance}
+            )
+            continue
+        candidates.append(
+            Candidate.model_validate(
+                {
+                    "prompt": row.prompt,
+                    "prompt_id": row.prompt_id,
+                    "response": sample.text,
+                    "source": SOURCE,
+                    "model": generator.model,
+                    "metadata": {**row.metadata, "generation": provenance},
+                }
+            )
+        )
+    with store.transaction():
+        new, present = store.add_candidates(candidates)
+        store.mark_done(STAGE, [request.key for request, _ in work.results])
+    report.new += new
+    report.present += present
+    report.samples_generated += len(work.results)
+
+
+def _skip(path: Path, line: int | str, reason: str) -> dict[str, Any]:
+    return {"kind": "skipped", "file": str(path), "line": line, "reason": reason}
+
+
+def _count(report: GenerationReport, reason: str) -> None:
+    key = reason.split(": ")[0]
+    report.reasons[key] = report.reasons.get(key, 0) + 1
+
+
+def _write_quarantine(folder: Path, path: Path, records: list[dict[str, Any]]) -> Path:
+    """Merged into the file of earlier runs: a re-run skips units already done, so their
+    records would otherwise be lost when the file is rewritten."""
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".csv"):
+        name = name.removesuffix(suffix)
+    target = folder / f"{name or 'prompts'}.{file_sha256(path)[:12]}.{FORMAT}.jsonl"
+    lines = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
+    lines += [json.dumps(r, ensure_ascii=False, default=str) for r in records]
+    atomic_write_text(target, "".join(line + "\n" for line in dict.fromkeys(lines)))
+    return target

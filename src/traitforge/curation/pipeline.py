@@ -1,0 +1,349 @@
+"""`curate`: embed -> flag -> dedup -> score -> select, as an explicit, checked list of stages.
+
+Stages compute; the runner stores each stage's output in the workspace before the next one
+starts, so a killed run resumes with cached embeddings and never duplicates a record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from traitforge.curation.dedup import NearDuplicateFinder
+from traitforge.curation.embeddings import Embedder, EmbeddingCache
+from traitforge.curation.flags import ResponseFlagger
+from traitforge.curation.linguistic import LinguisticFeaturizer
+from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
+from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
+from traitforge.curation.scorers.features import prompt_texts
+from traitforge.curation.selection import PairSelector, SelectionInputs
+from traitforge.errors import ConfigError
+from traitforge.schemas import (
+    Candidate,
+    ComparisonTask,
+    DuplicateMark,
+    Flag,
+    ProjectConfig,
+    Scores,
+    TraitSpec,
+)
+from traitforge.workspace import Store
+
+StageProgress = Callable[[str, int, int], object]  # (stage label, done, total)
+
+
+@dataclass
+class CurationState:
+    """What the stages have produced so far; a stage reads fields that earlier ones filled."""
+
+    candidates: list[Candidate]
+    features: CandidateFeatures | None = None
+    token_counts: list[int] | None = None
+    flags: list[Flag] | None = None
+    duplicates: list[DuplicateMark] | None = None
+    scores: list[Scores] | None = None
+    tasks: list[ComparisonTask] | None = None
+    trained: list[TrainResult] = field(default_factory=list)
+
+    def eligible(self) -> list[Candidate]:
+        """Candidates that may be scored and paired: not flagged, not a same-prompt copy."""
+        excluded = {f.candidate_id for f in self.flags or []}
+        excluded |= {d.candidate_id for d in self.duplicates or [] if d.scope == "prompt"}
+        return [c for c in self.candidates if c.id not in excluded]
+
+
+class Stage(Protocol):
+    name: str
+    requires: frozenset[str]
+    provides: frozenset[str]
+
+    def setup(self) -> None: ...
+
+    def process(self, state: CurationState) -> None: ...
+
+
+def check_stages(stages: Sequence[Stage]) -> None:
+    """Before any work: every stage's inputs must come from a stage before it."""
+    available = {"candidates"}
+    for stage in stages:
+        missing = sorted(stage.requires - available)
+        if missing:
+            raise ConfigError(
+                f"curation stage '{stage.name}' needs {missing}, which no earlier stage "
+                f"provides (order: {[s.name for s in stages]}); move a stage that provides "
+                f"{missing} before it"
+            )
+        available |= stage.provides
+
+
+class EmbeddingStage:
+    name = "embed"
+    requires = frozenset({"candidates"})
+    provides = frozenset({"features", "token_counts"})
+
+    def __init__(
+        self, config: ProjectConfig, cache: EmbeddingCache, progress: StageProgress | None = None
+    ) -> None:
+        self.embedder = Embedder(config.curation.embedding, cache)
+        self.progress = progress
+
+    def setup(self) -> None:
+        self.embedder.setup()
+
+    def process(self, state: CurationState) -> None:
+        def report(label: str) -> Callable[[int, int], object] | None:
+            progress = self.progress
+            if progress is None:
+                return None
+            return lambda done, total: progress(label, done, total)
+
+        texts = [c.response for c in state.candidates]
+        responses = self.embedder.embed(texts, report("embed responses"))
+        prompts = self.embedder.embed(prompt_texts(state.candidates), report("embed prompts"))
+        state.features = CandidateFeatures(
+            candidates=state.candidates,
+            prompt_vectors=prompts,
+            response_vectors=responses,
+            embedding_model=self.embedder.config.model,
+            linguistic_featurizer=LinguisticFeaturizer(),
+        )
+        state.token_counts = self.embedder.token_counts(texts)
+
+
+class FlagStage:
+    name = "flag"
+    requires = frozenset({"candidates", "token_counts"})
+    provides = frozenset({"flags"})
+
+    def __init__(self, config: ProjectConfig) -> None:
+        self.flagger = ResponseFlagger(config.curation.flags)
+
+    def setup(self) -> None:
+        self.flagger.setup()
+
+    def process(self, state: CurationState) -> None:
+        state.flags = self.flagger.process(state.candidates, state.token_counts)
+
+
+class DedupStage:
+    name = "dedup"
+    requires = frozenset({"features", "flags"})
+    provides = frozenset({"duplicates"})
+
+    def __init__(self, config: ProjectConfig) -> None:
+        self.finder = NearDuplicateFinder(config.curation.dedup)
+
+    def setup(self) -> None:
+        return None
+
+    def process(self, state: CurationState) -> None:
+        assert state.features is not None
+        flagged = {f.candidate_id for f in state.flags or []}
+        keep = [c.id for c in state.candidates if c.id not in flagged]
+        part = state.features.subset(keep)
+        state.duplicates = self.finder.process(part.candidates, part.response_vectors)
+
+
+class ScoreStage:
+    """Scores eligible candidates with every configured scorer; trains a classifier scorer
+    first when it has no model for a trait yet and labels exist."""
+
+    name = "score"
+    requires = frozenset({"features", "flags", "duplicates"})
+    provides = frozenset({"scores"})
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        artifacts: Path,
+        examples: dict[str, list[Example]] | None = None,
+    ) -> None:
+        self.config = config
+        self.artifacts = artifacts
+        self.examples = examples
+
+    def setup(self) -> None:
+        for key in self.config.curation.scorers:
+            get_scorer(key, self.artifacts)  # fail on an unknown key before any work
+
+    def process(self, state: CurationState) -> None:
+        assert state.features is not None
+        eligible = state.eligible()
+        features = state.features.subset([c.id for c in eligible])
+        traits = [t.name for t in self.config.traits]
+        scores: list[Scores] = []
+        for key in self.config.curation.scorers:
+            scorer = get_scorer(key, self.artifacts)
+            if isinstance(scorer, TraitClassifier):
+                examples = self.examples or gold_examples(eligible, self.config.traits)
+                for trait, trait_examples in sorted(examples.items()):
+                    if trait not in scorer.trained_traits() and _trainable(trait_examples):
+                        state.trained.append(scorer.train(trait, state.features, trait_examples))
+            scores += scorer.score(features, traits)
+        state.scores = scores
+
+
+class SelectStage:
+    name = "select"
+    requires = frozenset({"features", "flags", "duplicates", "scores"})
+    provides = frozenset({"tasks"})
+
+    def __init__(
+        self, config: ProjectConfig, existing: Sequence[ComparisonTask], budget: int, round_: int
+    ) -> None:
+        self.selector = PairSelector(config)
+        self.existing = existing
+        self.budget = budget
+        self.round = round_
+
+    def setup(self) -> None:
+        return None
+
+    def process(self, state: CurationState) -> None:
+        assert state.features is not None
+        eligible = state.eligible()
+        in_round = [t for t in self.existing if t.round == self.round]
+        index = state.features.index
+        inputs = SelectionInputs(
+            candidates=eligible,
+            scores=state.scores or [],
+            prompt_vectors={
+                c.prompt_id: state.features.prompt_vectors[index[c.id]] for c in eligible
+            },
+            response_vectors={c.id: state.features.response_vectors[index[c.id]] for c in eligible},
+            existing=self.existing,
+        )
+        state.tasks = self.selector.process(inputs, self.budget - len(in_round), self.round)
+
+
+def gold_examples(
+    candidates: Sequence[Candidate], traits: Sequence[TraitSpec]
+) -> dict[str, list[Example]]:
+    """Binary labels from gold values: 1 for the preferred half (by the trait's polarity).
+
+    Values within [0, 1] are split at 0.5; others at the middle of the trait's rating scale.
+    """
+    examples: dict[str, list[Example]] = {}
+    for trait in traits:
+        values = [(c.id, c.gold[trait.name]) for c in candidates if trait.name in c.gold]
+        if not values:
+            continue
+        unit = all(0.0 <= v <= 1.0 for _, v in values)
+        middle = 0.5 if unit else (trait.scale.min + trait.scale.max) / 2
+        threshold = trait.preference(middle)
+        examples[trait.name] = [
+            Example(cid, int(trait.preference(v) >= threshold)) for cid, v in values
+        ]
+    return examples
+
+
+def _trainable(examples: Sequence[Example]) -> bool:
+    positives = sum(e.label for e in examples)
+    return min(positives, len(examples) - positives) >= MIN_EXAMPLES_PER_CLASS
+
+
+@dataclass
+class CurationReport:
+    candidates: int
+    flagged: dict[str, int]
+    duplicates: dict[str, int]
+    scored: dict[str, int]  # "scorer/trait" -> candidates
+    trained: list[TrainResult]
+    new_tasks: dict[str, int]  # reason -> count
+    tasks_in_round: int
+
+
+def train_classifiers(
+    store: Store,
+    config: ProjectConfig,
+    artifacts: Path,
+    cache_path: Path,
+    examples: dict[str, list[Example]] | None = None,
+    progress: StageProgress | None = None,
+) -> list[TrainResult]:
+    """(Re)train every classifier scorer in the config on gold labels, or on `examples`."""
+    with EmbeddingCache(cache_path) as cache:
+        stages: list[Stage] = [
+            EmbeddingStage(config, cache, progress),
+            FlagStage(config),
+            DedupStage(config),
+        ]
+        state = _run(store, stages, progress)
+    eligible = state.eligible()
+    examples = examples or gold_examples(eligible, config.traits)
+    allowed = {c.id for c in eligible}
+    assert state.features is not None
+    results = []
+    for key in config.curation.scorers:
+        scorer = get_scorer(key, artifacts)
+        if not isinstance(scorer, TraitClassifier):
+            continue
+        for trait, trait_examples in sorted(examples.items()):
+            usable = [e for e in trait_examples if e.candidate_id in allowed]
+            if progress:
+                progress(f"train {key} / {trait}", 0, 1)
+            results.append(scorer.train(trait, state.features, usable))
+    return results
+
+
+def _run(store: Store, stages: list[Stage], progress: StageProgress | None) -> CurationState:
+    check_stages(stages)
+    for stage in stages:
+        stage.setup()
+    state = CurationState(candidates=list(store.candidates()))
+    for stage in stages:
+        if progress:
+            progress(stage.name, 0, 1)
+        stage.process(state)
+        _store(store, stage.name, state)
+        if progress:
+            progress(stage.name, 1, 1)
+    return state
+
+
+def curate(
+    store: Store,
+    config: ProjectConfig,
+    artifacts: Path,
+    cache_path: Path,
+    budget: int,
+    round_: int = 0,
+    examples: dict[str, list[Example]] | None = None,
+    progress: StageProgress | None = None,
+) -> CurationReport:
+    """Run the curation stages over every candidate in the store and add the selected tasks."""
+    existing = list(store.tasks())
+    with EmbeddingCache(cache_path) as cache:
+        stages: list[Stage] = [
+            EmbeddingStage(config, cache, progress),
+            FlagStage(config),
+            DedupStage(config),
+            ScoreStage(config, artifacts, examples),
+            SelectStage(config, existing, budget, round_),
+        ]
+        state = _run(store, stages, progress)
+    tasks = state.tasks or []
+    return CurationReport(
+        candidates=len(state.candidates),
+        flagged=dict(Counter(f.reason for f in state.flags or [])),
+        duplicates=dict(Counter(d.scope for d in state.duplicates or [])),
+        scored=dict(Counter(f"{s.scorer}/{s.trait}" for s in state.scores or [])),
+        trained=state.trained,
+        new_tasks=dict(Counter(t.reason for t in tasks)),
+        tasks_in_round=sum(t.round == round_ for t in existing) + len(tasks),
+    )
+
+
+def _store(store: Store, stage: str, state: CurationState) -> None:
+    with store.transaction():
+        if stage == "flag":
+            store.replace_flags(state.flags or [])
+        elif stage == "dedup":
+            store.replace_duplicates(state.duplicates or [])
+        elif stage == "score":
+            store.put_scores(state.scores or [])
+        elif stage == "select":
+            store.add_tasks(state.tasks or [])

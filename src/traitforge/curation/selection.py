@@ -1,0 +1,286 @@
+"""Pre-ranking and selection: which comparisons are worth a human's time, under a budget."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+
+import numpy as np
+
+from traitforge.schemas import (
+    Candidate,
+    ComparisonTask,
+    ProjectConfig,
+    Scores,
+    SelectionConfig,
+    Suggestion,
+)
+
+DISAGREEMENT_WEIGHT = 0.5  # how much scorer disagreement adds to closeness of scores
+POOL_FACTOR = 3  # uncertainty+diversity: the diverse pick is made among 3x budget uncertain
+
+
+@dataclass
+class SelectionInputs:
+    """Everything selection reads, gathered by the pipeline (no I/O here)."""
+
+    candidates: Sequence[Candidate]  # eligible: not flagged, not a same-prompt duplicate
+    scores: Sequence[Scores]
+    prompt_vectors: dict[str, np.ndarray]  # prompt id -> normalized embedding
+    response_vectors: dict[str, np.ndarray]  # candidate id -> normalized embedding
+    existing: Sequence[ComparisonTask] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One possible task: a tuple of candidates of one prompt, with why it would be useful."""
+
+    prompt_id: str
+    trait: str
+    rated_traits: tuple[str, ...]
+    candidate_ids: tuple[str, ...]
+    uncertainty: float
+    detail: str
+
+
+class PairSelector:
+    """Chooses up to `budget` new tasks: a gold-check share first, then by strategy."""
+
+    def __init__(self, config: ProjectConfig) -> None:
+        self.project = config
+        self.config: SelectionConfig = config.curation.selection
+
+    def process(self, inputs: SelectionInputs, budget: int, round_: int) -> list[ComparisonTask]:
+        rng = random.Random(self.config.seed * 1_000_003 + round_)
+        probabilities = _probabilities(inputs.scores)
+        used_per_prompt: dict[str, int] = defaultdict(int)
+        taken = {t.id for t in inputs.existing}
+        for task in inputs.existing:
+            used_per_prompt[task.prompt_id] += 1
+        by_prompt: dict[str, list[Candidate]] = defaultdict(list)
+        for c in inputs.candidates:
+            by_prompt[c.prompt_id].append(c)
+        open_prompts = sorted(
+            p
+            for p, members in by_prompt.items()
+            if len(members) >= self.config.k and used_per_prompt[p] < self.config.tasks_per_prompt
+        )
+        options = {p: self._options(by_prompt[p], probabilities) for p in open_prompts}
+
+        chosen: list[tuple[Option, str, bool]] = []
+        n_gold = round(budget * self.config.gold_fraction)
+        gold = self._gold_checks(by_prompt, open_prompts, rng)
+        for option in gold[:n_gold]:
+            chosen.append((option, "gold-check", True))
+        picked = {o.prompt_id for o, _, _ in chosen}
+        rest = [p for p in open_prompts if p not in picked and options[p]]
+        chosen += self._by_strategy(rest, options, inputs, budget - len(chosen), rng)
+
+        tasks = []
+        for option, reason, gold_check in chosen:
+            task = ComparisonTask(
+                prompt_id=option.prompt_id,
+                candidate_ids=list(option.candidate_ids),
+                trait=option.trait,
+                rated_traits=list(option.rated_traits),
+                reason=reason,
+                reason_detail=option.detail,
+                gold_check=gold_check,
+                round=round_,
+                suggestions=_suggestions(option, probabilities, self.project.curation.scorers),
+            )
+            if task.id not in taken:
+                taken.add(task.id)
+                tasks.append(task)
+        return tasks
+
+    # -- building options --------------------------------------------------------------------
+    def _traits(self, members: Sequence[Candidate]) -> list[str]:
+        """The traits a prompt is about: those its data has gold for, else every weighted one;
+        the heaviest is asked as the overall preference, the others are rated."""
+        names = [t.name for t in self.project.traits if self.project.trait_weight(t.name) > 0]
+        golden = [n for n in names if any(n in c.gold for c in members)]
+        traits = golden or names
+        return sorted(traits, key=lambda n: -self.project.trait_weight(n))
+
+    def _composite(
+        self, candidate: Candidate, traits: Sequence[str], probabilities: _Probabilities
+    ) -> tuple[float, float]:
+        """(weighted mean probability over traits and scorers, mean scorer disagreement)."""
+        total = weight_sum = disagreement = 0.0
+        for trait in traits:
+            values = probabilities.get((candidate.id, trait), {})
+            if not values:
+                continue
+            weight = self.project.trait_weight(trait)
+            total += weight * float(np.mean(list(values.values())))
+            disagreement += weight * float(np.std(list(values.values())))
+            weight_sum += weight
+        if weight_sum == 0:
+            return 0.5, 0.0  # nothing scored yet: every candidate equally uncertain
+        return total / weight_sum, disagreement / weight_sum
+
+    def _options(self, members: list[Candidate], probabilities: _Probabilities) -> list[Option]:
+        traits = self._traits(members)
+        composite = {c.id: self._composite(c, traits, probabilities) for c in members}
+        ranked = sorted(members, key=lambda c: (-composite[c.id][0], c.id))
+        k = self.config.k
+        # k = 2: every pair; k > 2: windows of k neighbours in the ranking (close, so uncertain)
+        groups = (
+            list(combinations(ranked, 2))
+            if k == 2
+            else [tuple(ranked[i : i + k]) for i in range(len(ranked) - k + 1)]
+        )
+        options = []
+        for group in groups:
+            values = [composite[c.id][0] for c in group]
+            spread = max(values) - min(values)
+            disagreement = float(np.mean([composite[c.id][1] for c in group]))
+            options.append(
+                Option(
+                    prompt_id=members[0].prompt_id,
+                    trait=traits[0],
+                    rated_traits=tuple(traits[1:]),
+                    candidate_ids=tuple(c.id for c in group),
+                    uncertainty=round(1.0 - spread + DISAGREEMENT_WEIGHT * disagreement, 6),
+                    detail=f"score spread {spread:.3f}, scorer disagreement {disagreement:.3f}",
+                )
+            )
+        return sorted(options, key=lambda o: (-o.uncertainty, o.candidate_ids))
+
+    def _gold_checks(
+        self, by_prompt: dict[str, list[Candidate]], prompts: Sequence[str], rng: random.Random
+    ) -> list[Option]:
+        """Tasks whose answer is known: candidates with clearly different gold values."""
+        checks = []
+        for prompt_id in prompts:
+            members = by_prompt[prompt_id]
+            traits = self._traits(members)
+            trait = traits[0]
+            labelled = sorted(
+                (c for c in members if trait in c.gold), key=lambda c: (-c.gold[trait], c.id)
+            )
+            if len(labelled) < self.config.k or labelled[0].gold[trait] == labelled[-1].gold[trait]:
+                continue
+            best, worst = labelled[0], labelled[-1]
+            middle = [c for c in labelled[1:-1]][: self.config.k - 2]
+            group = (best, *middle, worst)
+            checks.append(
+                Option(
+                    prompt_id=prompt_id,
+                    trait=trait,
+                    rated_traits=tuple(traits[1:]),
+                    candidate_ids=tuple(c.id for c in group),
+                    uncertainty=0.0,
+                    detail=f"gold {trait}: {best.gold[trait]:g} vs {worst.gold[trait]:g}",
+                )
+            )
+        rng.shuffle(checks)
+        return checks
+
+    # -- strategies --------------------------------------------------------------------------
+    def _by_strategy(
+        self,
+        prompts: list[str],
+        options: dict[str, list[Option]],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[tuple[Option, str, bool]]:
+        if budget <= 0 or not prompts:
+            return []
+        strategy = self.config.strategy
+        if strategy == "random":
+            order = list(prompts)
+            rng.shuffle(order)
+            return [(rng.choice(options[p]), "random", False) for p in order[:budget]]
+        best = {p: options[p][0] for p in prompts}  # the most uncertain option per prompt
+        if strategy == "uncertainty":
+            ranked = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))
+            return [(best[p], "uncertainty", False) for p in ranked[:budget]]
+        if strategy == "diversity":
+            spread = {p: _most_distinct(options[p], inputs.response_vectors) for p in prompts}
+            order = _farthest_first(
+                prompts, inputs.prompt_vectors, budget, rng, weight=lambda _: 1.0
+            )
+            return [(spread[p], "diversity", False) for p, _ in order]
+        # uncertainty+diversity: among the most uncertain prompts, spread out over embedding space
+        pool = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))[: budget * POOL_FACTOR]
+        order = _farthest_first(
+            pool, inputs.prompt_vectors, budget, rng, weight=lambda p: best[p].uncertainty
+        )
+        return [
+            (
+                replace(best[p], detail=f"{best[p].detail}, distance to chosen {d:.3f}"),
+                "uncertainty",
+                False,
+            )
+            for p, d in order
+        ]
+
+
+_Probabilities = dict[tuple[str, str], dict[str, float]]  # (candidate, trait) -> scorer -> p
+
+
+def _probabilities(scores: Sequence[Scores]) -> _Probabilities:
+    table: _Probabilities = defaultdict(dict)
+    for s in scores:
+        if s.probability is not None:
+            table[(s.candidate_id, s.trait)][s.scorer] = s.probability
+    return table
+
+
+def _most_distinct(options: Sequence[Option], vectors: dict[str, np.ndarray]) -> Option:
+    """The option whose responses are least alike (mean pairwise cosine), never a near copy."""
+
+    def similarity(option: Option) -> float:
+        pairs = list(combinations(option.candidate_ids, 2))
+        return float(np.mean([float(vectors[a] @ vectors[b]) for a, b in pairs]))
+
+    return min(options, key=lambda o: (similarity(o), o.candidate_ids))
+
+
+def _farthest_first(
+    prompts: Sequence[str],
+    vectors: dict[str, np.ndarray],
+    budget: int,
+    rng: random.Random,
+    weight: Callable[[str], float],
+) -> list[tuple[str, float]]:
+    """Greedy farthest-point traversal (k-center), each step maximising weight x distance to
+    the nearest prompt already chosen. Returns (prompt, that distance)."""
+    if not prompts:
+        return []
+    matrix = np.stack([vectors[p] for p in prompts])
+    weights = np.maximum(np.array([weight(p) for p in prompts], dtype=np.float64), 1e-6)
+    first = max(range(len(prompts)), key=lambda i: (weights[i], rng.random()))
+    chosen = [(prompts[first], 0.0)]
+    nearest = 1.0 - matrix @ matrix[first]
+    nearest[first] = -np.inf
+    while len(chosen) < min(budget, len(prompts)):
+        i = int(np.argmax(weights * nearest))
+        chosen.append((prompts[i], float(nearest[i])))
+        nearest = np.minimum(nearest, 1.0 - matrix @ matrix[i])
+        nearest[i] = -np.inf  # a chosen prompt's distance to itself is 0 already; keep it out
+    return chosen
+
+
+def _suggestions(
+    option: Option, probabilities: _Probabilities, scorer_order: Sequence[str]
+) -> list[Suggestion]:
+    """Per candidate and trait, the first configured scorer's probability, named."""
+    suggestions = []
+    for candidate_id in option.candidate_ids:
+        for trait in (option.trait, *option.rated_traits):
+            values = probabilities.get((candidate_id, trait), {})
+            scorer = next((s for s in scorer_order if s in values), None)
+            if scorer is not None:
+                suggestions.append(
+                    Suggestion(
+                        candidate_id=candidate_id, trait=trait, value=values[scorer], scorer=scorer
+                    )
+                )
+    return suggestions

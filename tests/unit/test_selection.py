@@ -1,0 +1,170 @@
+"""Selection contracts, on small real TruthfulQA rows with synthetic scores and vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from traitforge.curation.selection import PairSelector, SelectionInputs
+from traitforge.curation.sources import Parsed, source_format
+from traitforge.schemas import Scores, SelectionConfig
+from traitforge.workflows import bundled_data_dir
+
+N_PROMPTS = 60
+
+
+@pytest.fixture(scope="module")
+def pool():
+    from traitforge.workspace import default_config
+
+    config = default_config()
+    path = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
+    outcomes = [
+        o for o in source_format("truthfulqa").reader(path, config) if isinstance(o, Parsed)
+    ][:N_PROMPTS]
+    candidates = [c for o in outcomes for c in o.candidates]
+    rng = np.random.default_rng(0)
+    prompt_vectors = {}
+    for c in candidates:
+        if c.prompt_id not in prompt_vectors:
+            v = rng.normal(size=16)
+            prompt_vectors[c.prompt_id] = v / np.linalg.norm(v)
+    response_vectors = {}
+    for c in candidates:
+        v = prompt_vectors[c.prompt_id] + 0.5 * rng.normal(size=16)
+        response_vectors[c.id] = v / np.linalg.norm(v)
+    # two scorers: one fairly right, one noisy, so uncertainty and disagreement both vary
+    scores = []
+    for c in candidates:
+        truth = c.gold["honesty"]
+        scores.append(
+            Scores(
+                candidate_id=c.id,
+                scorer="embedding-logreg.v1",
+                trait="honesty",
+                score=0,
+                probability=float(np.clip(0.3 + 0.4 * truth + rng.normal(0, 0.15), 0, 1)),
+            )
+        )
+        scores.append(
+            Scores(
+                candidate_id=c.id,
+                scorer="linguistic.v1",
+                trait="honesty",
+                score=0,
+                probability=float(rng.uniform(0, 1)),
+            )
+        )
+    return candidates, scores, prompt_vectors, response_vectors
+
+
+def _select(config, pool, budget, existing=(), round_=0, **selection):
+    candidates, scores, prompts, responses = pool
+    config = config.model_copy(
+        update={
+            "curation": config.curation.model_copy(
+                update={"selection": SelectionConfig(**selection)}
+            )
+        }
+    )
+    inputs = SelectionInputs(
+        candidates=candidates,
+        scores=scores,
+        prompt_vectors=prompts,
+        response_vectors=responses,
+        existing=list(existing),
+    )
+    return PairSelector(config).process(inputs, budget, round_)
+
+
+@pytest.mark.parametrize(
+    "strategy", ["random", "uncertainty", "diversity", "uncertainty+diversity"]
+)
+def test_every_strategy_respects_budget_and_gives_distinct_pairs(config, pool, strategy):
+    tasks = _select(config, pool, 20, strategy=strategy, gold_fraction=0.2)
+    assert len(tasks) == 20
+    assert len({t.id for t in tasks}) == 20
+    assert len({frozenset(t.candidate_ids) for t in tasks}) == 20
+    assert len({t.prompt_id for t in tasks}) == 20  # tasks_per_prompt = 1
+    by_id = {c.id: c for c in pool[0]}
+    for task in tasks:
+        assert len(task.candidate_ids) == 2
+        assert {by_id[c].prompt_id for c in task.candidate_ids} == {task.prompt_id}
+        assert task.trait == "honesty"
+        assert task.reason_detail
+    gold = [t for t in tasks if t.gold_check]
+    assert len(gold) == 4 and all(t.reason == "gold-check" for t in gold)
+    for task in gold:  # a gold check's answer is known: its candidates' gold values differ
+        values = {by_id[c].gold["honesty"] for c in task.candidate_ids}
+        assert values == {0.0, 1.0}
+    expected = {
+        "random": "random",
+        "uncertainty": "uncertainty",
+        "diversity": "diversity",
+        "uncertainty+diversity": "uncertainty",
+    }[strategy]
+    assert {t.reason for t in tasks if not t.gold_check} == {expected}
+
+
+def test_selection_is_seeded(config, pool):
+    first = _select(config, pool, 10, strategy="random", seed=3)
+    again = _select(config, pool, 10, strategy="random", seed=3)
+    other = _select(config, pool, 10, strategy="random", seed=4)
+    assert [t.id for t in first] == [t.id for t in again]
+    assert [t.id for t in first] != [t.id for t in other]
+
+
+def _spread(task):
+    return float(task.reason_detail.split("score spread ")[1].split(",")[0])
+
+
+def test_uncertainty_picks_closer_scores_than_random(config, pool):
+    uncertain = _select(config, pool, 15, strategy="uncertainty", gold_fraction=0.0)
+    randomly = _select(config, pool, 15, strategy="random", gold_fraction=0.0)
+    assert max(_spread(t) for t in uncertain) < 0.2
+    assert np.mean([_spread(t) for t in uncertain]) < 0.5 * np.mean([_spread(t) for t in randomly])
+
+
+def test_diversity_spreads_prompts_further_than_random(config, pool):
+    _, _, prompts, _ = pool
+
+    def min_pairwise_distance(tasks):
+        vectors = np.stack([prompts[t.prompt_id] for t in tasks])
+        distances = 1 - vectors @ vectors.T
+        np.fill_diagonal(distances, np.inf)
+        return distances.min()
+
+    diverse = _select(config, pool, 12, strategy="diversity", gold_fraction=0.0)
+    random_runs = [
+        min_pairwise_distance(
+            _select(config, pool, 12, strategy="random", gold_fraction=0.0, seed=s)
+        )
+        for s in range(5)
+    ]
+    assert min_pairwise_distance(diverse) > float(np.median(random_runs))
+
+
+def test_existing_tasks_count_toward_the_round_and_are_not_repeated(config, pool):
+    first = _select(config, pool, 10, strategy="uncertainty+diversity")
+    more = _select(config, pool, 10, existing=first, strategy="uncertainty+diversity")
+    assert not {t.id for t in first} & {t.id for t in more}
+    assert not {t.prompt_id for t in first} & {t.prompt_id for t in more}
+
+
+def test_budget_larger_than_the_pool_takes_what_there_is(config, pool):
+    tasks = _select(config, pool, 1000, strategy="uncertainty")
+    assert len(tasks) == N_PROMPTS
+
+
+def test_k_tuples_for_ranking(config, pool):
+    tasks = _select(config, pool, 8, strategy="uncertainty", k=3, gold_fraction=0.25)
+    assert len(tasks) == 8
+    assert all(len(t.candidate_ids) == 3 for t in tasks)
+    assert sum(t.gold_check for t in tasks) == 2
+
+
+def test_suggestions_name_their_scorer(config, pool):
+    [task] = _select(config, pool, 1, strategy="uncertainty", gold_fraction=0.0)
+    assert {s.candidate_id for s in task.suggestions} == set(task.candidate_ids)
+    assert {s.scorer for s in task.suggestions} == {"embedding-logreg.v1"}
+    assert all(0 <= s.value <= 1 for s in task.suggestions)
