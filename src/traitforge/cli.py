@@ -33,7 +33,7 @@ from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
 
 if TYPE_CHECKING:
-    from traitforge.curation.pipeline import StageProgress
+    from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
 
 app = typer.Typer(
@@ -71,7 +71,31 @@ def _friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from e
 
 
-def _bar() -> Progress:
+class _Bars:
+    """One rich display (rich allows one live display at a time) serving both progress
+    protocols: per-file ingest callbacks and per-stage (label, done, total) updates."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.stages: dict[str, TaskID] = {}
+
+    def file(self, label: str, total: int | None) -> workflows.ProgressCallback:
+        task = self.bar.add_task(label, total=total)
+
+        def update(done: int, finished: bool = False) -> None:
+            # Line counts only estimate rows (headers, multi-line CSV fields).
+            self.bar.update(task, completed=done, total=done if finished else total)
+
+        return update
+
+    def stage(self, label: str, done: int, total: int) -> None:
+        if label not in self.stages:
+            self.stages[label] = self.bar.add_task(label, total=total)
+        self.bar.update(self.stages[label], completed=done, total=total)
+
+
+@contextmanager
+def _progress() -> Iterator[_Bars]:
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -79,23 +103,8 @@ def _bar() -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    return Progress(*columns, console=console)
-
-
-@contextmanager
-def _progress() -> Iterator[workflows.ProgressFactory]:
-    with _bar() as bar:
-
-        def factory(label: str, total: int | None) -> workflows.ProgressCallback:
-            task = bar.add_task(label, total=total)
-
-            def update(done: int, finished: bool = False) -> None:
-                # Line counts only estimate rows (headers, multi-line CSV fields).
-                bar.update(task, completed=done, total=done if finished else total)
-
-            return update
-
-        yield factory
+    with Progress(*columns, console=console) as bar:
+        yield _Bars(bar)
 
 
 @app.command()
@@ -127,22 +136,9 @@ def ingest(
     """Read candidate responses into the workspace. Re-running is safe: nothing is duplicated."""
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
-        with _progress() as progress:
-            reports = workflows.ingest(ws, fmt, paths, skip_invalid, progress)
+        with _progress() as bars:
+            reports = workflows.ingest(ws, fmt, paths, skip_invalid, bars.file)
     _print_ingest(reports)
-
-
-@contextmanager
-def _stage_progress() -> Iterator[StageProgress]:
-    with _bar() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total)
-            bar.update(tasks[label], completed=done, total=total)
-
-        yield update
 
 
 @app.command()
@@ -158,8 +154,12 @@ def curate(
     """Embed, flag, dedup, score and select the comparisons annotators should see."""
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
-        with _stage_progress() as progress:
-            report = workflows.curate(ws, budget, round_, progress)
+        with _progress() as bars:
+            report = workflows.curate(ws, budget, round_, bars.stage)
+    _print_curation(report)
+
+
+def _print_curation(report: CurationReport) -> None:
     _print_training(report.trained)
     table = Table(title="Curation")
     table.add_column("step")
@@ -173,7 +173,9 @@ def curate(
     )
     table.add_row("scores", _counts(report.scored))
     table.add_row("new tasks", _counts(report.new_tasks))
-    table.add_row(f"tasks in round {round_}", f"{report.tasks_in_round} of {budget} wanted")
+    table.add_row(
+        f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
+    )
     console.print(table)
 
 
@@ -199,8 +201,8 @@ def classifiers_train(
         raise typer.Exit(1)
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
-        with _stage_progress() as progress:
-            results = workflows.train_classifiers(ws, origin, progress)
+        with _progress() as bars:
+            results = workflows.train_classifiers(ws, origin, bars.stage)
     _print_training(results)
 
 
@@ -256,13 +258,14 @@ def demo(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on the bundled real data: ingest, then export."""
+    """Run the main job on the bundled real data: ingest, curate, export."""
     started = time.perf_counter()
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
-        with _progress() as progress:
-            result = workflows.demo(ws, progress)
+        with _progress() as bars:
+            result = workflows.demo(ws, bars.file, bars.stage)
     _print_ingest(result.ingests)
+    _print_curation(result.curation)
     _print_export(result.export)
     console.print(f"Workspace: [bold]{ws.root}[/]  ({time.perf_counter() - started:.1f} s)")
 

@@ -211,13 +211,23 @@ def curate(
 @dataclass
 class DemoResult:
     ingests: list[IngestReport]
+    curation: CurationReport
     export: ExportReport
 
 
-def demo(workspace: Workspace, progress: ProgressFactory | None = None) -> DemoResult:
-    """The main job on the bundled real data: ingest every bundled file, then export."""
+DEMO_BUDGET = 200  # comparisons selected for annotation in the demo's first round
+
+
+def demo(
+    workspace: Workspace,
+    progress: ProgressFactory | None = None,
+    stage_progress: StageProgress | None = None,
+) -> DemoResult:
+    """The main job on the bundled real data: ingest every bundled file, curate the first
+    round of comparisons, export the pairs."""
     root = bundled_data_dir()
     reports = []
     for fmt, relative in BUNDLED_INPUTS:
         reports += ingest(workspace, fmt, [root / relative], progress=progress)
-    return DemoResult(ingests=reports, export=export(workspace))
+    curation = curate(workspace, DEMO_BUDGET, 0, stage_progress)
+    return DemoResult(ingests=reports, curation=curation, export=export(workspace))

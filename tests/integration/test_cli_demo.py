@@ -35,7 +35,7 @@ def _data_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_demo_ingests_bundled_data_and_exports_a_loadable_dataset(tmp_path):
+def test_demo_ingests_curates_and_exports_a_loadable_dataset(tmp_path):
     ws = tmp_path / "ws"
     first = run_cli("demo", "--workspace", str(ws))
     out = ws / "exports" / "latest"
@@ -59,7 +59,11 @@ def test_demo_ingests_bundled_data_and_exports_a_loadable_dataset(tmp_path):
     assert re.search(r"TruthfulQA\.csv\s+│ truthfulqa\s+│\s+817 │\s+0 │\s+6202 │", second.stdout)
     assert _data_files(out) == before  # re-running changes nothing, byte for byte
 
+    assert re.search(r"tasks in round 0\s+│ 200 of 200 wanted", first.stdout)
+    assert re.search(r"new tasks\s+│ none", second.stdout)  # the re-run selects nothing new
+
     status = run_cli("status", "--workspace", str(ws))
+    assert re.search(r"tasks\s+│\s+200 │", status.stdout)
     assert re.search(r"candidates\s+│\s+8174 │", status.stdout)  # 6202 + 398 + 398 + 378 + 798
 
 

@@ -118,7 +118,7 @@ def test_rerunning_curate_adds_nothing_and_reuses_embeddings(curated):
     assert not round1 & {t.prompt_id for t in tasks if t.round == 0}
 
 
-def test_embedding_logreg_beats_chance_on_held_out_prompts(tmp_path, small_inputs):
+def test_embedding_logreg_beats_chance_on_held_out_prompts(tmp_path, small_inputs, curated):
     config = default_config()
     path = small_inputs["truthfulqa"]
     candidates = [
@@ -127,7 +127,8 @@ def test_embedding_logreg_beats_chance_on_held_out_prompts(tmp_path, small_input
         if isinstance(o, Parsed)
         for c in o.candidates
     ]
-    with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
+    # the curated workspace's cache already holds these texts: this also exercises the cache
+    with EmbeddingCache(curated["ws"] / "embeddings.sqlite") as cache:
         embedder = Embedder(EmbeddingConfig(), cache)
         features = CandidateFeatures(
             candidates,

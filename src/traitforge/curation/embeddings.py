@@ -95,7 +95,10 @@ class Embedder:
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text under the embedding model's tokenizer (no truncation)."""
         tokenizer = self.model.tokenizer
-        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        # verbose=False: over-long texts are expected here (they are what gets flagged)
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)[
+            "input_ids"
+        ]
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:

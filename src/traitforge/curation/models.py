@@ -43,6 +43,9 @@ def load_sentence_transformer(name: str, device: str = "auto") -> Any:
         raise ConfigError(
             "embeddings need sentence-transformers: pip install sentence-transformers==6.2.0"
         ) from e
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # our own progress bars report the work
     path = resolve_embedding_model(name)
     try:
         return SentenceTransformer(path, device=pick_device(device))

@@ -254,6 +254,8 @@ class CurationReport:
     trained: list[TrainResult]
     new_tasks: dict[str, int]  # reason -> count
     tasks_in_round: int
+    budget: int
+    round: int
 
 
 def train_classifiers(
@@ -334,6 +336,8 @@ def curate(
         trained=state.trained,
         new_tasks=dict(Counter(t.reason for t in tasks)),
         tasks_in_round=sum(t.round == round_ for t in existing) + len(tasks),
+        budget=budget,
+        round=round_,
     )
 
 
