@@ -42,9 +42,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="local path or hub id")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args()
     texts = bundled_responses(args.limit)
-    config = EmbeddingConfig()
+    config = EmbeddingConfig(model=args.model, device=args.device)
     embedder = Embedder(config)
     embedder.setup()
     model = embedder.model  # the same loaded model serves both sides

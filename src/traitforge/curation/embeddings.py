@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import Any
 import numpy as np
 
 from traitforge.curation.models import load_sentence_transformer
-from traitforge.schemas import EmbeddingConfig, content_hash
+from traitforge.schemas import EmbeddingConfig
 
 Progress = Callable[[int, int], object]  # (texts embedded so far, texts to embed)
 
 
 def text_key(text: str) -> str:
-    return content_hash("text", text)
+    # A plain digest of the UTF-8 bytes: this runs once per text on every (cached) run.
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 class EmbeddingCache:
@@ -125,4 +127,7 @@ class Embedder:
                 progress(min(start + len(chunk), len(todo)), len(todo))
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([vectors[k] for k in keys])
+        out = np.empty((len(keys), len(next(iter(vectors.values())))), dtype=np.float32)
+        for row, key in enumerate(keys):
+            out[row] = vectors[key]
+        return out
