@@ -1,11 +1,13 @@
 """Embedding stage throughput against plain `SentenceTransformer.encode`, and the cache.
 
-Same texts (responses of the bundled data), same model, one process, alternating order:
-- baseline: `model.encode(texts)` with sentence-transformers' default settings;
-- stage, cold: traitforge's Embedder with an empty cache (dedup of identical texts, batch 64,
-  normalized vectors, cache writes included);
-- stage, cached: the same call again, every vector read from the cache.
-Prints medians and ratios (candidates/s of the stage over the baseline; cold over cached).
+The work is what `curate` embeds: for each bundled candidate, its prompt and its response.
+Same texts, same loaded model, one process, order alternating between repeats:
+- baseline: `model.encode(prompts + responses)` with sentence-transformers' default settings;
+- stage, cold: traitforge's Embedder with an empty cache (identical texts embedded once,
+  device-dependent batch size, normalized vectors, cache writes included);
+- stage, cached: the same calls again, every vector read from the cache.
+A second table does the same on responses alone, where few texts repeat, to show the stage's
+own overhead without the benefit of deduplication.
 
     .venv/bin/python bench/embeddings.py --limit 2000 --repeats 3
 """
@@ -16,73 +18,104 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
+from traitforge.curation.scorers.features import prompt_texts
 from traitforge.curation.sources import Parsed, source_format
-from traitforge.schemas import EmbeddingConfig
+from traitforge.schemas import Candidate, EmbeddingConfig
 from traitforge.workflows import BUNDLED_INPUTS, bundled_data_dir
 from traitforge.workspace import default_config
 
 
-def bundled_responses(limit: int) -> list[str]:
+def bundled_candidates(limit: int) -> list[Candidate]:
     config = default_config()
-    texts = [
-        c.response
+    candidates = [
+        c
         for fmt, relative in BUNDLED_INPUTS
         for o in source_format(fmt).reader(bundled_data_dir() / relative, config)
         if isinstance(o, Parsed)
         for c in o.candidates
     ]
-    # interleave sources so a limit keeps the mix of short and long responses
-    return texts[:: max(1, len(texts) // limit)][:limit]
+    # every n-th candidate, so a limit keeps the mix of sources, short and long texts
+    return candidates[:: max(1, len(candidates) // limit)][:limit]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="local path or hub id")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    args = parser.parse_args()
-    texts = bundled_responses(args.limit)
-    config = EmbeddingConfig(model=args.model, device=args.device)
-    embedder = Embedder(config)
-    embedder.setup()
-    model = embedder.model  # the same loaded model serves both sides
-    model.encode(texts[:64])  # warm-up: first call pays one-off initialisation
+def compare(
+    label: str, embedder: Embedder, groups: list[list[str]], repeats: int, candidates: int
+) -> None:
+    model = embedder.model
+    everything = [t for g in groups for t in g]
 
-    results: dict[str, list[float]] = {
+    def baseline() -> None:
+        model.encode(everything)
+
+    def stage(cache: EmbeddingCache) -> Callable[[], None]:
+        def run() -> None:
+            embedder.cache = cache
+            for group in groups:
+                embedder.embed(group)
+
+        return run
+
+    times: dict[str, list[float]] = {
         "baseline encode()": [],
         "stage, cold": [],
         "stage, cached": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            start = time.perf_counter()
-            model.encode(texts)
-            results["baseline encode()"].append(time.perf_counter() - start)
+        for repeat in range(repeats):
             with EmbeddingCache(Path(tmp) / f"cache-{repeat}.sqlite") as cache:
-                embedder.cache = cache
+                order = [("baseline encode()", baseline), ("stage, cold", stage(cache))]
+                for name, run in order if repeat % 2 == 0 else order[::-1]:
+                    start = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - start)
                 start = time.perf_counter()
-                embedder.embed(texts)
-                results["stage, cold"].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                embedder.embed(texts)
-                results["stage, cached"].append(time.perf_counter() - start)
+                stage(cache)()
+                times["stage, cached"].append(time.perf_counter() - start)
 
-    medians = {name: statistics.median(times) for name, times in results.items()}
+    medians = {name: statistics.median(t) for name, t in times.items()}
     base = medians["baseline encode()"]
     print(
-        f"{len(texts)} texts ({len(set(texts))} distinct), median of {args.repeats} runs, "
-        f"device {embedder.model.device}"
+        f"\n{label}: {candidates} candidates, {len(everything)} texts "
+        f"({len(set(everything))} distinct), median of {repeats} runs, device {model.device}"
     )
-    print(f"{'run':<20}{'median s':>10}{'texts/s':>10}{'speed vs baseline':>20}")
+    print(f"{'run':<20}{'median s':>10}{'candidates/s':>14}{'vs baseline':>13}")
     for name, median in medians.items():
-        print(f"{name:<20}{median:>10.3f}{len(texts) / median:>10.1f}{base / median:>19.2f}x")
+        print(f"{name:<20}{median:>10.3f}{candidates / median:>14.1f}{base / median:>12.2f}x")
     print(
-        f"cached re-run is {medians['stage, cold'] / medians['stage, cached']:.0f}x faster "
-        "than the cold run"
+        f"cached re-run: {medians['stage, cold'] / medians['stage, cached']:.0f}x faster than "
+        "the cold run"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=2000, help="candidates")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="local path or hub id")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args()
+    candidates = bundled_candidates(args.limit)
+    embedder = Embedder(EmbeddingConfig(model=args.model, device=args.device))
+    embedder.setup()
+    embedder.model.encode([c.response for c in candidates[:64]])  # warm-up, one-off costs
+    responses = [c.response for c in candidates]
+    compare(
+        "prompts and responses (what curate embeds)",
+        embedder,
+        [responses, prompt_texts(candidates)],
+        args.repeats,
+        len(candidates),
+    )
+    compare(
+        "responses only (few repeats: the stage's own overhead)",
+        embedder,
+        [responses],
+        args.repeats,
+        len(candidates),
     )
 
 

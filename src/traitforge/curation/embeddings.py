@@ -91,6 +91,12 @@ class Embedder:
         return self._model
 
     @property
+    def batch_size(self) -> int:
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        return 128 if str(self.model.device).startswith("cuda") else 16
+
+    @property
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 
@@ -114,7 +120,7 @@ class Embedder:
             chunk = todo[start : start + self.CHUNK]
             encoded = self.model.encode(
                 [t for _, t in chunk],
-                batch_size=self.config.batch_size,
+                batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
