@@ -39,7 +39,8 @@ def source_format(name: str) -> SourceFormat:
         return FORMATS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown input format {name!r}; choose one of: {', '.join(FORMATS)}"
+            f"unknown input format {name!r}; choose one of: {', '.join(FORMATS)}, or 'generate' "
+            "to sample responses to a prompts file"
         ) from None
 
 
