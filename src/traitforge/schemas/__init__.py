@@ -1,5 +1,11 @@
 """The data model. Imports nothing else of traitforge, so every stage can depend on it."""
 
+from traitforge.schemas.annotation_config import (
+    AggregationConfig,
+    AnnotationConfig,
+    ArgillaConfig,
+    SimulationConfig,
+)
 from traitforge.schemas.config import (
     ExportConfig,
     FieldMapping,
@@ -35,6 +41,9 @@ from traitforge.schemas.records import (
 from traitforge.schemas.traits import RatingScale, TraitSpec
 
 __all__ = [
+    "AggregationConfig",
+    "AnnotationConfig",
+    "ArgillaConfig",
     "Candidate",
     "ChatMessage",
     "ComparisonTask",
@@ -57,6 +66,7 @@ __all__ = [
     "RatingScale",
     "Scores",
     "SelectionConfig",
+    "SimulationConfig",
     "SourceInfo",
     "Suggestion",
     "TraitSpec",

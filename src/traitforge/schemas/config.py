@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from traitforge.schemas.annotation_config import AnnotationConfig
 from traitforge.schemas.curation_config import CurationConfig
 from traitforge.schemas.traits import TraitSpec
 
@@ -149,6 +150,7 @@ class ProjectConfig(BaseModel):
     )
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     curation: CurationConfig = Field(default_factory=CurationConfig)
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
     @model_validator(mode="after")

@@ -1,0 +1,77 @@
+"""Config of annotation: the Argilla backend, simulated annotators, agreement and aggregation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArgillaConfig(BaseModel):
+    """The Argilla backend. An external server comes from ARGILLA_API_URL / ARGILLA_API_KEY;
+    without them traitforge uses its embedded server in the workspace."""
+
+    model_config = _FROZEN
+
+    port: int = Field(6900, ge=1024, le=65535, description="Port of the embedded server.")
+    workspace: str = Field("traitforge", description="Argilla workspace holding the datasets.")
+    dataset: str = Field(
+        "traitforge-{trait}-k{k}",
+        description="Dataset name; {trait} and {k} are filled from each task.",
+    )
+    min_submitted: int = Field(
+        2, ge=1, le=20, description="Annotators who must submit each record (overlap)."
+    )
+    batch_size: int = Field(200, ge=1, le=5000, description="Records sent per request.")
+    concurrency: int = Field(4, ge=1, le=64, description="Requests in flight while pushing.")
+    retries: int = Field(5, ge=0, le=20, description="Retries per request, with backoff.")
+
+
+class SimulationConfig(BaseModel):
+    """Simulated annotators answer from gold labels: for demos, tests and benchmarks only."""
+
+    model_config = _FROZEN
+
+    noise: float = Field(0.1, ge=0.0, le=1.0, description="Chance of answering at random.")
+    position_bias: float = Field(
+        0.05, ge=0.0, le=1.0, description="Chance of picking the first option regardless."
+    )
+    length_bias: float = Field(
+        0.05, ge=0.0, le=1.0, description="Chance of picking the longest response regardless."
+    )
+    seed: int = Field(0)
+
+
+class AggregationConfig(BaseModel):
+    model_config = _FROZEN
+
+    method: Literal["majority", "bradley-terry", "noisy-bradley-terry"] = Field(
+        "bradley-terry",
+        description="How several annotators' answers become one preference: majority vote, "
+        "or Bradley-Terry / NoisyBradleyTerry (crowd-kit) scores over each task's rankings.",
+    )
+    min_agreement: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Annotators whose agreement with the consensus is below this are flagged.",
+    )
+    min_gold_accuracy: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Annotators below this accuracy on gold checks are flagged.",
+    )
+    exclude_flagged: bool = Field(
+        False, description="Leave flagged annotators' answers out of aggregation."
+    )
+
+
+class AnnotationConfig(BaseModel):
+    model_config = _FROZEN
+
+    argilla: ArgillaConfig = Field(default_factory=ArgillaConfig)
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
