@@ -5,13 +5,18 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 WORKSPACE ?= traitforge-workspace
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint browser venv clean
 
 demo: $(STAMP)
 	$(VENV)/bin/traitforge demo --workspace $(WORKSPACE)
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(VENV)/bin/pytest -q
+
+# The UI test drives Debian's chromium through Playwright (a browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
