@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from traitforge.annotators.agreement import AgreementReport
 from traitforge.schemas import PreferencePair, ProjectConfig
 from traitforge.workspace import dump_config
 
@@ -35,6 +36,7 @@ def render_card(
     origins: Mapping[str, str],
     sources: list[str],
     version: str,
+    agreement: AgreementReport | None = None,
 ) -> str:
     traits = [t.name for t in config.traits]
     licenses = sorted(
@@ -80,6 +82,9 @@ def render_card(
         out.append("Nothing was dropped.")
     out.append("")
 
+    if agreement is not None:
+        out += _agreement_section(agreement, config.annotation.aggregation.method)
+
     out += [
         "## Length of chosen vs rejected (words)",
         "",
@@ -113,3 +118,36 @@ def render_card(
     out += [f"- {t.name}: guideline version `{t.guideline_version}`" for t in config.traits]
     out += ["", "## Resolved config", "", "```yaml", dump_config(config).rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def _alpha(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _agreement_section(agreement: AgreementReport, method: str) -> list[str]:
+    """Krippendorff's alpha and the flagged annotators: how far to trust the votes."""
+    out = [
+        "## Annotator agreement",
+        "",
+        f"Votes aggregated by `{method}`. Krippendorff's alpha: nominal on the preference "
+        "question, ordinal on ratings; n/a where it is undefined (fewer than two annotators "
+        "per unit, or no variation). Overall: preference "
+        f"{_alpha(agreement.preference_alpha)}, ratings {_alpha(agreement.rating_alpha)}.",
+        "",
+        "| trait | preference alpha | units | rating alpha | units |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {t.trait} | {_alpha(t.preference_alpha)} | {t.preference_units} | "
+        f"{_alpha(t.rating_alpha)} | {t.rating_units} |"
+        for t in agreement.traits.values()
+    ]
+    flagged = [q for q in agreement.annotators.values() if q.flagged]
+    out.append("")
+    out.append(
+        f"{len(agreement.annotators)} annotators, {len(flagged)} flagged"
+        + (":" if flagged else ".")
+    )
+    out += [f"- {q.annotator_id}: {'; '.join(q.reasons)}" for q in flagged]
+    out.append("")
+    return out

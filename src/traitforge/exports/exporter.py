@@ -7,15 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traitforge.annotators.aggregation import (
+    DropCounter,
+    answers_by_task,
+    judgement_groups,
+    without_annotators,
+)
+from traitforge.annotators.agreement import AgreementReport, agreement_report
 from traitforge.errors import ExportError
 from traitforge.exports.card import length_stats, render_card
 from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_datasets, write_copies
-from traitforge.exports.preferences import (
-    DropCounter,
-    answers_by_task,
-    gold_groups,
-    judgement_groups,
-)
+from traitforge.exports.preferences import gold_groups
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
 from traitforge.schemas import PreferencePair, ProjectConfig
@@ -36,19 +38,41 @@ class ExportReport:
         return sum(sum(c.values()) for c in self.counts.values())
 
 
+@dataclass
+class _Built:
+    pairs: list[PreferencePair]
+    drops: DropCounter
+    origins: dict[str, str]
+    agreement: AgreementReport | None  # None when there are no judgements
+
+
 def build_pairs(
     store: Store, config: ProjectConfig
 ) -> tuple[list[PreferencePair], DropCounter, dict[str, str]]:
     """Every pair the config's strategy yields, per trait, with drop counts and origins."""
+    built = _build(store, config)
+    return built.pairs, built.drops, built.origins
+
+
+def _build(store: Store, config: ProjectConfig) -> _Built:
     candidates = {c.id: c for c in store.candidates()}
     drops = DropCounter()
     pairs: dict[str, PreferencePair] = {}
     origins: dict[str, str] = {}
-    answers = answers_by_task(store.tasks(), store.judgements(), candidates, drops)
+    tasks = list(store.tasks())
+    judgements = list(store.judgements())
+    answers = answers_by_task(tasks, judgements, candidates, drops)
+    settings = config.annotation.aggregation
+    agreement = None
+    if answers:
+        # Measured on every answer, flagged annotators included: flagging needs their answers.
+        agreement = agreement_report(tasks, judgements, candidates.values(), config)
+        if settings.exclude_flagged:
+            answers = without_annotators(answers, agreement.flagged, drops)
     for trait in config.traits:
         groups = []
         if config.export.origin in ("auto", "judgements"):
-            groups = judgement_groups(answers, candidates, trait, drops)
+            groups = judgement_groups(answers, candidates, trait, drops, method=settings.method)
         if not groups and config.export.origin in ("auto", "gold"):
             groups = gold_groups(candidates.values(), trait)
         origins[trait.name] = groups[0].origin if groups else "none"
@@ -58,7 +82,7 @@ def build_pairs(
                     drops["same pair from another task"] += 1
                 else:
                     pairs[pair.id] = pair
-    return sorted(pairs.values(), key=lambda p: p.id), drops, origins
+    return _Built(sorted(pairs.values(), key=lambda p: p.id), drops, origins, agreement)
 
 
 def export_dataset(
@@ -70,7 +94,10 @@ def export_dataset(
 ) -> ExportReport:
     """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
     DIR (or none) in place, never a half-written one."""
-    pairs, drops, origins = build_pairs(store, config)
+    built = _build(store, config)
+    pairs, drops, origins = built.pairs, built.drops, built.origins
+    # Agreement figures describe the pairs only when some of them come from judgements.
+    agreement = built.agreement if "judgements" in origins.values() else None
     if not pairs:
         raise ExportError(
             f"no pairs to export (drops: {dict(drops) or 'none'}). Ingest candidates with gold "
@@ -104,13 +131,16 @@ def export_dataset(
         "length": {
             t.name: length_stats([p for p in pairs if p.trait == t.name]) for t in config.traits
         },
+        "aggregation_method": config.annotation.aggregation.method if agreement else None,
+        "agreement": agreement.to_dict() if agreement else None,
     }
     report = ExportReport(out=out, counts=counts, drops=dict(drops), origins=origins)
     with atomic_directory(out) as staging, quiet_datasets():
         dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
         report.files = write_copies(dataset_dict, staging, formats or config.export.formats)
         (staging / "README.md").write_text(
-            render_card(config, splits, drops, origins, sources, version), encoding="utf-8"
+            render_card(config, splits, drops, origins, sources, version, agreement),
+            encoding="utf-8",
         )
         (staging / "provenance.json").write_text(
             json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from traitforge.exports.preferences import DropCounter, RankedGroup, Votes
+from traitforge.annotators.aggregation import DropCounter, RankedGroup
 from traitforge.schemas import Candidate, PreferencePair, Provenance
 from traitforge.schemas.config import parse_strategy
 
@@ -35,14 +35,36 @@ def pairs_from_group(group: RankedGroup, strategy: str, drops: DropCounter) -> l
         if chosen.response.strip() == rejected.response.strip():
             drops["chosen and rejected have the same text"] += 1
             continue
+        reason = _against_votes(group, chosen.id, rejected.id)
+        if reason:
+            drops[reason] += 1
+            continue
         pairs.append(_pair(group, chosen, rejected, margin))
     return pairs
+
+
+def _against_votes(group: RankedGroup, chosen_id: str, rejected_id: str) -> str | None:
+    """Why the annotators' own votes on this pair forbid it, if they do.
+
+    An even split is a tie for every method: BT and NoisyBT would still order the two (NoisyBT
+    by its estimated annotator skills, from a random start), but a reward signal should not rest
+    on a model's tie-break. Under majority vote the pair's direction must also be its voters'
+    majority; mean ranks over k candidates can disagree with it (Borda vs Condorcet).
+    """
+    if group.origin != "judgements":
+        return None
+    votes = group.votes_for(chosen_id, rejected_id)
+    if votes.total and votes.first == votes.second:
+        return "tie: annotators split evenly"
+    if group.method == "majority" and votes.second > votes.first:
+        return "majority of votes prefers the rejected side"
+    return None
 
 
 def _pair(
     group: RankedGroup, chosen: Candidate, rejected: Candidate, margin: float
 ) -> PreferencePair:
-    votes = _votes_for(group, chosen.id, rejected.id)
+    votes = group.votes_for(chosen.id, rejected.id)
     agreement = votes.first / votes.total if votes.total else None
     return PreferencePair(
         prompt_id=group.prompt_id,
@@ -53,7 +75,7 @@ def _pair(
         rejected_id=rejected.id,
         trait=group.trait.name,
         margin=round(margin, 6),
-        confidence=1.0 if group.origin == "gold" else agreement,
+        confidence=_rounded(group.confidence(chosen.id, rejected.id)),
         votes=votes.total,
         agreement=agreement,
         origin=group.origin,  # type: ignore[arg-type]
@@ -68,9 +90,6 @@ def _pair(
     )
 
 
-def _votes_for(group: RankedGroup, chosen_id: str, rejected_id: str) -> Votes:
-    """Votes oriented so that `first` counts annotators who agreed with the chosen side."""
-    if (chosen_id, rejected_id) in group.votes:
-        return group.votes[(chosen_id, rejected_id)]
-    v = group.votes.get((rejected_id, chosen_id), Votes())
-    return Votes(v.second, v.first, v.ties)
+def _rounded(value: float | None) -> float | None:
+    """Six decimals, like the margin: optimizer noise below that must not change export bytes."""
+    return None if value is None else round(value, 6)

@@ -53,7 +53,7 @@ class AggregationConfig(BaseModel):
         "or Bradley-Terry / NoisyBradleyTerry (crowd-kit) scores over each task's rankings.",
     )
     min_agreement: float = Field(
-        0.5,
+        0.7,  # on pair tasks a coin-flipper agrees with the consensus about half the time
         ge=0.0,
         le=1.0,
         description="Annotators whose agreement with the consensus is below this are flagged.",
