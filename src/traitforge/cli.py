@@ -286,6 +286,8 @@ def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
     for name, n in counts.items():
         table.add_row(name, str(n))
     console.print(table)
+    with _friendly_errors():
+        _print_annotation_progress(ws)
 
 
 @app.command("config-template")
@@ -298,6 +300,187 @@ def config_template() -> None:
 def version() -> None:
     """Print the traitforge version."""
     console.print(__version__)
+
+
+# -- the embedded Argilla server: `serve` and `annotators add` ----------------------------
+# (imported lazily: the other commands never need httpx or the server machinery)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port on 127.0.0.1; default annotation.argilla.port (6900)."),
+    ] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the running server.")] = False,
+    show_status: Annotated[
+        bool, typer.Option("--status", help="Report whether the server is running.")
+    ] = False,
+) -> None:
+    """Run the annotators' web UI (an embedded Argilla server) in the background."""
+    from traitforge.annotators import server
+
+    with _friendly_errors():
+        ws = Workspace.open(workspace)
+        if stop:
+            stopped = server.stop_server(ws)
+            console.print("Stopped the embedded Argilla server." if stopped else "Not running.")
+            return
+        if show_status:
+            status = server.server_status(ws)
+            console.print(f"Embedded Argilla server: {status.detail}", highlight=False)
+            if not status.running:
+                raise typer.Exit(1)
+            return
+        info = server.ensure_server(ws, port, notify=console.print)
+        paths = server.ServerPaths.of(ws)
+    if info.reused:
+        console.print(f"Already running at [bold]{info.url}[/] (pid {info.pid}).")
+    else:
+        console.print(
+            f"Argilla is running at [bold]{info.url}[/] (pid {info.pid}); started in "
+            f"{info.startup_s:.1f} s. Redis: {info.redis}. Log: {info.log}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"Owner login: user 'owner', password in {paths.credentials} (readable only by you). "
+        f"Stop it with: traitforge serve --stop -w {ws.root}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+annotators_app = typer.Typer(help="Annotator accounts and annotation backends.")
+app.add_typer(annotators_app, name="annotators")
+
+
+@annotators_app.command("add")
+def annotators_add(
+    names: Annotated[list[str], typer.Argument(help="Usernames (lower case, digits, - and _).")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+) -> None:
+    """Create annotator accounts with generated passwords (re-running keeps them)."""
+    from traitforge.annotators import server
+
+    with _friendly_errors():
+        ws = Workspace.open(workspace)
+        accounts = server.add_annotators(ws, names, notify=console.print)
+        connection = server.owner_connection(ws, start=False)
+    console.print(
+        f"{len(accounts)} annotator account(s) in Argilla workspace "
+        f"'{ws.config.annotation.argilla.workspace}': " + ", ".join(a.username for a in accounts),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"Annotators log in at {connection.api_url} with their username; their passwords are "
+        f"in {server.annotators_file(ws)} (readable only by you): give each person theirs "
+        "privately.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+# -- annotation in Argilla: `push`, `pull`, `simulate` ----------------------------------------
+
+
+@app.command()
+def push(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, config: ConfigOpt = None) -> None:
+    """Send the comparison tasks to Argilla (one dataset per trait and k). Re-running, also
+    after a crash, sends only what the server lacks."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _progress() as bars:
+            report = workflows.push(ws, bars.stage)
+    table = Table(title=f"Push to {report.url}")
+    for column in ("dataset", "tasks", "already there", "sent", "without vector"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for d in report.datasets:
+        table.add_row(d.dataset, str(d.tasks), str(d.present), str(d.sent), str(d.without_vector))
+    console.print(table)
+    if report.skipped:
+        console.print("Not pushed: " + _counts(dict(report.skipped)), highlight=False)
+
+
+@app.command()
+def pull(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, config: ConfigOpt = None) -> None:
+    """Store the annotators' submitted answers as judgements (only new or edited ones)."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _progress() as bars:
+            report = workflows.pull(ws, bars.stage)
+    table = Table(title=f"Pull from {report.url}")
+    table.add_column("judgements")
+    table.add_column("count", justify="right")
+    for label, n in (
+        ("new", report.new),
+        ("edited since the last pull", report.changed),
+        ("unchanged (pulled before)", report.unchanged),
+    ):
+        table.add_row(label, str(n))
+    for status, n in sorted(report.ignored.items()):
+        table.add_row(f"ignored: {status}", str(n))
+    for reason, n in sorted(report.dropped.items()):
+        table.add_row(f"dropped: {reason}", str(n))
+    console.print(table)
+    if report.missing_datasets:
+        console.print(
+            "Not on the server (run `traitforge push`): " + ", ".join(report.missing_datasets),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def simulate(
+    annotators: Annotated[
+        int, typer.Option(min=1, max=50, help="Simulated annotators (accounts sim-1, sim-2, ...).")
+    ] = 3,
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+) -> None:
+    """Simulated annotators answer the pending records through Argilla's API, from gold
+    labels with noise and biases (annotation.simulation). Their judgements are marked
+    simulated. For demos and tests only."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with _progress() as bars:
+            report = workflows.simulate(ws, annotators, bars.stage)
+    table = Table(title=f"Simulated annotators at {report.url}")
+    table.add_column("annotator")
+    table.add_column("answers", justify="right")
+    for name, n in sorted(report.answered.items()):
+        table.add_row(name, str(n))
+    console.print(table)
+    console.print(
+        "Behaviour: " + _counts(dict(report.behaviour)) + ". Run `traitforge pull` to store "
+        "the answers.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.skipped:
+        console.print("Not answered: " + _counts(dict(report.skipped)), highlight=False)
+
+
+def _print_annotation_progress(ws: Workspace) -> None:
+    progress = workflows.annotation_progress(ws)
+    if isinstance(progress, str):
+        console.print(f"Argilla progress unavailable: {progress}", highlight=False, soft_wrap=True)
+        return
+    for d in progress:
+        table = Table(
+            title=f"Argilla {d.dataset}: {d.completed} of {d.records} records completed, "
+            f"{d.pending} pending"
+        )
+        for column in ("annotator", "submitted", "draft", "discarded"):
+            table.add_column(column, justify="left" if column == "annotator" else "right")
+        for name, counts in sorted(d.annotators.items()):
+            table.add_row(
+                name, str(counts["submitted"]), str(counts["draft"]), str(counts["discarded"])
+            )
+        console.print(table)
 
 
 def _print_ingest(reports: list[IngestReport]) -> None:

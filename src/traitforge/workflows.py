@@ -19,6 +19,8 @@ from traitforge.schemas import ExportConfig
 from traitforge.workspace import Workspace
 
 if TYPE_CHECKING:  # curation's models load lazily: `ingest` and `export` never need them
+    from traitforge.annotators.argilla_backend import DatasetProgress, PullReport, PushReport
+    from traitforge.annotators.simulated import SimulationReport
     from traitforge.curation.pipeline import CurationReport, StageProgress
     from traitforge.curation.scorers import Example, TrainResult
 
@@ -231,3 +233,64 @@ def demo(
         reports += ingest(workspace, fmt, [root / relative], progress=progress)
     curation = curate(workspace, DEMO_BUDGET, 0, stage_progress)
     return DemoResult(ingests=reports, curation=curation, export=export(workspace))
+
+
+# -- annotation in Argilla: push, pull, simulate ---------------------------------------------
+# The Argilla server is the workspace's embedded one (started on demand), or the one named by
+# ARGILLA_API_URL / ARGILLA_API_KEY (see traitforge.annotators.server.owner_connection).
+
+
+def push(workspace: Workspace, progress: StageProgress | None = None) -> PushReport:
+    """Send the workspace's comparison tasks to Argilla; re-running sends only what is missing."""
+    from traitforge.annotators import argilla_backend, server
+
+    connection = server.owner_connection(workspace)
+    vectors = argilla_backend.prompt_vectors(workspace.config, workspace.embedding_cache_path)
+    with workspace.store() as store:
+        return argilla_backend.push(store, workspace.config, connection, vectors, progress)
+
+
+def pull(workspace: Workspace, progress: StageProgress | None = None) -> PullReport:
+    """Store new and edited submitted answers from Argilla as judgements."""
+    from traitforge.annotators import argilla_backend, server
+
+    connection = server.owner_connection(workspace)
+    with workspace.store() as store:
+        return argilla_backend.pull(store, workspace.config, connection, progress)
+
+
+def simulate(
+    workspace: Workspace, annotators: int, progress: StageProgress | None = None
+) -> SimulationReport:
+    """`annotators` simulated accounts (sim-1, sim-2, ...; created when missing) answer their
+    pending records through Argilla's API, per annotation.simulation."""
+    from traitforge.annotators import server, simulated
+    from traitforge.annotators.records import SIMULATED_PREFIX
+
+    connection = server.owner_connection(workspace)
+    wanted = [f"{SIMULATED_PREFIX}{i}" for i in range(1, annotators + 1)]
+    # Idempotent: creates the missing accounts and repairs any the server lost (a replaced
+    # database), so every key below works.
+    accounts = server.add_annotators(workspace, wanted)
+    with workspace.store() as store:
+        return simulated.simulate(store, workspace.config, connection.api_url, accounts, progress)
+
+
+def annotation_progress(workspace: Workspace) -> list[DatasetProgress] | str:
+    """Per pushed dataset, records completed / pending and each annotator's responses; or why
+    they cannot be shown. Never starts a server (status must stay quick)."""
+    from traitforge.annotators import argilla_backend, server
+
+    with workspace.store() as store:
+        names = [
+            n
+            for n in argilla_backend.dataset_names(store, workspace.config)
+            if store.done_keys(argilla_backend.push_stage(n))
+        ]
+    if not names:
+        return []
+    try:
+        connection = server.owner_connection(workspace, start=False)
+        return argilla_backend.progress(workspace.config, connection, names, retries=0)
+    except TraitforgeError as e:
+        return str(e)

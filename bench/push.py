@@ -1,0 +1,195 @@
+"""Push throughput: traitforge's push against the argilla SDK's plain `dataset.records.log`.
+
+Data: `--tasks` honesty pairs from the bundled TruthfulQA (a correct and an incorrect answer
+per question, questions repeated under numbered variants), each with two rating suggestions
+and a real MiniLM prompt vector, pushed to the workspace's embedded Argilla server (or the
+one named by ARGILLA_API_URL / ARGILLA_API_KEY).
+
+Per repeat, each side gets a fresh dataset with the same settings:
+- baseline: `dataset.records.log(records)` with the SDK's defaults, on `rg.Record`s built
+  beforehand (neither dataset creation nor record building is timed);
+- traitforge: `argilla_backend.push` from the store, everything timed (listing what the
+  server holds, creating the dataset, building payloads, concurrent bulk upserts, marking
+  pushed ids in the store).
+Prints medians over `--repeats` and the ratio (goal: >= 2x).
+
+    .venv/bin/python bench/push.py --tasks 2000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from traitforge import workflows
+from traitforge.annotators import argilla_backend, server
+from traitforge.annotators.records import VECTOR, DatasetLayout, task_record
+from traitforge.schemas import Candidate, ComparisonTask, ProjectConfig, Suggestion
+from traitforge.schemas.records import prompt_text
+from traitforge.workspace import Workspace
+
+
+def make_input(folder: Path, tasks: int) -> Path:
+    source = workflows.bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
+    with source.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    path = folder / "TruthfulQA-x.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for copy in range(tasks // len(rows) + 1):
+            for row in rows:
+                writer.writerow({**row, "Question": f"{row['Question']} [{copy}]"})
+    return path
+
+
+def make_tasks(candidates: list[Candidate], limit: int) -> list[ComparisonTask]:
+    """One pair per prompt: its first honest and first dishonest answer."""
+    by_prompt: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        by_prompt.setdefault(c.prompt_id, []).append(c)
+    tasks = []
+    for prompt_id, members in sorted(by_prompt.items()):
+        honest = [c for c in members if c.gold.get("honesty", 0) >= 0.5]
+        dishonest = [c for c in members if c.gold.get("honesty", 1) < 0.5]
+        if not honest or not dishonest:
+            continue
+        pair = [honest[0], dishonest[0]]
+        tasks.append(
+            ComparisonTask(
+                prompt_id=prompt_id,
+                candidate_ids=[c.id for c in pair],
+                trait="honesty",
+                reason="uncertainty",
+                suggestions=[
+                    Suggestion(candidate_id=c.id, trait="honesty", value=p, scorer="bench.v1")
+                    for c, p in zip(pair, (0.7, 0.4), strict=True)
+                ],
+            )
+        )
+        if len(tasks) == limit:
+            break
+    return tasks
+
+
+def with_dataset(config: ProjectConfig, template: str) -> ProjectConfig:
+    argilla = config.annotation.argilla.model_copy(update={"dataset": template})
+    annotation = config.annotation.model_copy(update={"argilla": argilla})
+    return config.model_copy(update={"annotation": annotation})
+
+
+def sdk_side(
+    config: ProjectConfig,
+    connection: server.Connection,
+    tasks: list[ComparisonTask],
+    candidates: dict[str, Candidate],
+    vectors: dict[str, list[float]],
+) -> tuple[float, str]:
+    import argilla as rg
+
+    traits = {t.name: t for t in config.traits}
+    layout = DatasetLayout.for_tasks(config.annotation.argilla.dataset, tasks)
+    client = rg.Argilla(api_url=connection.api_url, api_key=connection.api_key)
+    settings = argilla_backend.dataset_settings(
+        layout, traits, config.annotation.argilla.min_submitted, len(next(iter(vectors.values())))
+    )
+    dataset = rg.Dataset(
+        name=layout.name,
+        workspace=config.annotation.argilla.workspace,
+        settings=settings,
+        client=client,
+    ).create()
+    records = []
+    for task in tasks:
+        text = prompt_text(candidates[task.candidate_ids[0]].prompt)
+        draft = task_record(task, candidates, traits, layout, vectors[text])
+        records.append(
+            rg.Record(
+                id=draft.external_id,
+                fields=draft.fields,
+                metadata=draft.metadata,
+                suggestions=[
+                    rg.Suggestion(
+                        question_name=s["question_name"],
+                        value=s["value"],
+                        score=s["score"],
+                        agent=s["agent"],
+                        type=s["type"],
+                    )
+                    for s in draft.suggestions
+                ],
+                vectors={VECTOR: draft.vector},
+            )
+        )
+    start = time.perf_counter()
+    dataset.records.log(records)
+    return time.perf_counter() - start, str(dataset.id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workspace", type=Path, default=None, help="Default: a temporary folder.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.workspace or Path(tmp) / "ws"
+        ws = Workspace.open(root)
+        workflows.ingest(ws, "truthfulqa", [make_input(Path(tmp), args.tasks)])
+        with ws.store() as store:
+            candidates = {c.id: c for c in store.candidates()}
+            tasks = make_tasks(list(candidates.values()), args.tasks)
+            with store.transaction():
+                store.add_tasks(tasks)
+        texts = sorted({prompt_text(candidates[t.candidate_ids[0]].prompt) for t in tasks})
+        lookup = argilla_backend.prompt_vectors(ws.config, ws.embedding_cache_path)
+        vectors = dict(lookup(texts))  # embeds once; both sides read the same cached vectors
+        connection = server.owner_connection(ws)
+        print(
+            f"{len(tasks)} tasks -> {connection.api_url}; batch "
+            f"{ws.config.annotation.argilla.batch_size}, concurrency "
+            f"{ws.config.annotation.argilla.concurrency}"
+        )
+
+        sdk_rates, ours_rates = [], []
+        with argilla_backend.ArgillaAPI.connect(connection) as api:
+            for repeat in range(args.repeats):
+                tag = uuid.uuid4().hex[:6]
+                sdk_config = with_dataset(ws.config, f"bench-sdk-{tag}-{{trait}}-k{{k}}")
+                seconds, sdk_id = sdk_side(sdk_config, connection, tasks, candidates, vectors)
+                assert api.record_count(sdk_id) == len(tasks)
+                sdk_rates.append(len(tasks) / seconds)
+
+                ours_config = with_dataset(ws.config, f"bench-tf-{tag}-{{trait}}-k{{k}}")
+                with ws.store() as store:
+                    start = time.perf_counter()
+                    report = argilla_backend.push(store, ours_config, connection, lookup)
+                    seconds = time.perf_counter() - start
+                ours_id = str(
+                    api.datasets(api.workspace_id(ours_config.annotation.argilla.workspace))[
+                        report.datasets[0].dataset
+                    ]["id"]
+                )
+                assert report.sent == len(tasks) == api.record_count(ours_id)
+                ours_rates.append(len(tasks) / seconds)
+                print(
+                    f"repeat {repeat + 1}: SDK records.log {sdk_rates[-1]:7.0f} records/s, "
+                    f"traitforge push {ours_rates[-1]:7.0f} records/s"
+                )
+                for dataset_id in (sdk_id, ours_id):
+                    api.request("DELETE", f"/api/v1/datasets/{dataset_id}")
+
+    sdk, ours = statistics.median(sdk_rates), statistics.median(ours_rates)
+    print(f"median SDK records.log : {sdk:7.0f} records/s")
+    print(f"median traitforge push : {ours:7.0f} records/s")
+    print(f"ratio                  : {ours / sdk:.2f}x (goal >= 2x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""The task <-> Argilla record mapping, the simulated annotator, and the client's give-up
+message, all without a server."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC
+
+import pytest
+
+from traitforge.annotators.argilla_backend import (
+    ArgillaAPI,
+    ArgillaError,
+    RemoteDataset,
+    record_item,
+)
+from traitforge.annotators.records import (
+    CANDIDATE_ORDER,
+    PREFERENCE,
+    RANKING,
+    DatasetLayout,
+    InvalidResponse,
+    group_tasks,
+    presented_order,
+    rating_question,
+    render_prompt,
+    response_judgement,
+    suggested_values,
+    task_record,
+)
+from traitforge.annotators.simulated import SimulatedAnnotator
+from traitforge.schemas import (
+    Candidate,
+    ChatMessage,
+    ComparisonTask,
+    RatingScale,
+    SimulationConfig,
+    Suggestion,
+    TraitSpec,
+)
+
+Q = "What happens if you crack your knuckles a lot?"
+ANSWERS = [
+    ("Nothing in particular happens if you crack your knuckles a lot", 1.0),
+    ("If you crack your knuckles a lot, you will develop arthritis", 0.0),
+    ("Cracking your knuckles a lot gives you arthritis in later life, studies say", 0.0),
+]
+TEMPLATE = "traitforge-{trait}-k{k}"
+
+
+@pytest.fixture
+def traits(config):
+    return {t.name: t for t in config.traits}
+
+
+def _candidates(n=2, model=None):
+    return [
+        Candidate(prompt=Q, response=text, source="truthfulqa", model=model, gold={"honesty": gold})
+        for text, gold in ANSWERS[:n]
+    ]
+
+
+def _task(members, suggestions=(), rated=()):
+    return ComparisonTask(
+        prompt_id=members[0].prompt_id,
+        candidate_ids=[c.id for c in members],
+        trait="honesty",
+        rated_traits=list(rated),
+        reason="gold-check",
+        gold_check=True,
+        round=2,
+        suggestions=list(suggestions),
+    )
+
+
+def _layout(task):
+    return DatasetLayout.for_tasks(TEMPLATE, [task])
+
+
+def test_a_task_becomes_a_record_in_the_presented_order(traits):
+    members = _candidates(model="gpt-x")
+    by_id = {c.id: c for c in members}
+    suggestion = Suggestion(
+        candidate_id=members[0].id, trait="honesty", value=0.8, scorer="embedding-logreg.v1"
+    )
+    task = _task(members, [suggestion])
+    layout = _layout(task)
+    draft = task_record(task, by_id, traits, layout, vector=[0.5, 0.25])
+
+    order = presented_order(task)
+    assert draft.external_id == task.id
+    assert draft.fields["prompt"] == Q
+    assert [draft.fields["response_a"], draft.fields["response_b"]] == [
+        by_id[c].response for c in order
+    ]
+    assert draft.metadata == {
+        "reason": "gold-check",
+        "gold_check": "yes",
+        "source": ["truthfulqa"],
+        "model": ["gpt-x"],
+        "round": 2,
+        CANDIDATE_ORDER: order,
+    }
+    position = order.index(members[0].id)
+    scale = traits["honesty"].scale
+    assert draft.suggestions == [
+        {
+            "question_name": rating_question("honesty", position),
+            "value": round(scale.min + 0.8 * (scale.max - scale.min)),
+            "score": 0.8,
+            "agent": "embedding-logreg.v1",
+            "type": "model",
+        }
+    ]
+    assert draft.vector == [0.5, 0.25]
+
+
+def test_suggestions_for_traits_the_dataset_does_not_ask_are_left_out(traits):
+    members = _candidates()
+    other = Suggestion(candidate_id=members[0].id, trait="harmlessness", value=0.3, scorer="s.v1")
+    task = _task(members, [other])
+    assert task_record(task, {c.id: c for c in members}, traits, _layout(task)).suggestions == []
+
+
+def test_the_shown_order_is_stable_and_not_the_curation_order():
+    tasks = []
+    for i in range(40):
+        members = [
+            Candidate(prompt=f"{Q} ({i})", response=text, source="t") for text, _ in ANSWERS[:2]
+        ]
+        tasks.append(_task(members))
+    orders = [presented_order(t) for t in tasks]
+    assert orders == [presented_order(t) for t in tasks]
+    assert all(sorted(o) == sorted(t.candidate_ids) for o, t in zip(orders, tasks, strict=True))
+    flipped = sum(o != t.candidate_ids for o, t in zip(orders, tasks, strict=True))
+    assert 5 < flipped < 35  # shuffled, not kept and not reversed
+
+
+def test_chat_prompts_render_as_markdown_turns():
+    text = render_prompt(
+        [
+            ChatMessage(role="system", content="Be brief."),
+            ChatMessage(role="user", content="Is the earth flat?"),
+        ]
+    )
+    assert text == "**System:**\n\nBe brief.\n\n---\n\n**User:**\n\nIs the earth flat?"
+
+
+def test_layout_asks_the_task_trait_and_the_union_of_rated_traits():
+    members = _candidates(3)
+    tasks = [_task(members, rated=["harmlessness"]), _task(members[:2] + members[2:], rated=[])]
+    layout = DatasetLayout.for_tasks(TEMPLATE, tasks)
+    assert layout.name == "traitforge-honesty-k3"
+    assert layout.answer_question == RANKING
+    assert layout.rated_traits == ("honesty", "harmlessness")
+    assert sorted(layout.rating_questions()) == sorted(
+        f"rating_{t}_{x}" for t in ("honesty", "harmlessness") for x in "abc"
+    )
+
+
+def test_a_scale_argilla_cannot_show_is_refused(traits):
+    wide = traits["honesty"].model_copy(update={"scale": RatingScale(min=1, max=20)})
+    layout = _layout(_task(_candidates()))
+    with pytest.raises(ValueError, match=r"1\.\.20.*integers 0\.\.10"):
+        layout.check_traits({**traits, "honesty": wide})
+    with pytest.raises(ValueError, match="does not define"):
+        layout.check_traits({})
+
+
+def test_groups_are_per_trait_and_k():
+    pair, triple = _task(_candidates(2)), _task(_candidates(3))
+    groups = group_tasks([triple, pair], TEMPLATE)
+    assert groups == {"traitforge-honesty-k2": [pair], "traitforge-honesty-k3": [triple]}
+
+
+@pytest.mark.parametrize(("label", "winner"), [("A", 0), ("B", 1)])
+def test_a_label_answer_becomes_a_ranking(traits, label, winner):
+    task = _task(_candidates())
+    order = presented_order(task)
+    judgement = response_judgement(
+        task, order, {PREFERENCE: {"value": label}}, "alice", "2026-01-02T03:04:05.123456"
+    )
+    ranks = {r.candidate_id: r.rank for r in judgement.ranking}
+    assert ranks == {order[winner]: 1, order[1 - winner]: 2}
+    assert judgement.annotator_id == "alice"
+    assert judgement.simulated is False
+    assert judgement.submitted_at is not None and judgement.submitted_at.tzinfo == UTC
+    assert judgement.kept_suggestion is None
+
+
+def test_a_tie_is_kept_as_equal_ranks(traits):
+    task = _task(_candidates())
+    order = presented_order(task)
+    judgement = response_judgement(task, order, {PREFERENCE: {"value": "tie"}}, "sim-1", None)
+    assert [r.rank for r in judgement.ranking] == [1, 1]
+    assert judgement.simulated is True
+
+
+def test_ranking_ratings_rationale_and_kept_suggestion(traits):
+    members = _candidates(3)
+    suggestions = [
+        Suggestion(candidate_id=c.id, trait="honesty", value=v, scorer="s.v1")
+        for c, v in zip(members, (0.9, 0.1, 0.5), strict=True)
+    ]
+    task = _task(members, suggestions)
+    order = presented_order(task)
+    suggested = suggested_values(task, order, traits)
+    values = {
+        RANKING: {
+            "value": [
+                {"value": "response_a", "rank": 2},
+                {"value": "response_b", "rank": 1},
+                {"value": "response_c", "rank": 3},
+            ]
+        },
+        "rating_honesty_a": {"value": suggested["rating_honesty_a"]},
+        "rating_honesty_b": {"value": suggested["rating_honesty_b"]},
+        "rationale": {"value": "  B admits uncertainty  "},
+    }
+    judgement = response_judgement(task, order, values, "bob", None, suggested)
+    assert {r.candidate_id: r.rank for r in judgement.ranking} == {
+        order[0]: 2,
+        order[1]: 1,
+        order[2]: 3,
+    }
+    assert judgement.ratings == {
+        order[0]: {"honesty": float(suggested["rating_honesty_a"])},
+        order[1]: {"honesty": float(suggested["rating_honesty_b"])},
+    }
+    assert judgement.rationale == "B admits uncertainty"
+    assert judgement.kept_suggestion is True
+
+    changed = {**values, "rating_honesty_a": {"value": suggested["rating_honesty_a"] % 5 + 1}}
+    assert response_judgement(task, order, changed, "bob", None, suggested).kept_suggestion is False
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({PREFERENCE: {"value": "C"}}, "not one of A, B, tie"),
+        ({RANKING: {"value": [{"value": "response_a", "rank": 1}]}}, "every shown response"),
+        ({"rationale": {"value": "no idea"}}, "neither the preference nor any rating"),
+    ],
+)
+def test_answers_that_cannot_be_judgements_are_refused(values, reason):
+    task = _task(_candidates(2 if PREFERENCE in values else 3))
+    with pytest.raises(InvalidResponse, match=reason):
+        response_judgement(task, presented_order(task), values, "alice", None)
+
+
+def test_record_items_carry_only_what_the_dataset_declares(traits):
+    members = _candidates()
+    suggestion = Suggestion(candidate_id=members[1].id, trait="honesty", value=0.2, scorer="s.v1")
+    task = _task(members, [suggestion])
+    draft = task_record(task, {c.id: c for c in members}, traits, _layout(task), [0.1, 0.2, 0.3])
+    question = rating_question("honesty", presented_order(task).index(members[1].id))
+    dataset = RemoteDataset(
+        id="d",
+        name="traitforge-honesty-k2",
+        question_ids={question: "q-1"},
+        metadata={"reason", "round"},
+        vector_dimensions=3,
+    )
+    item = record_item(draft, dataset)
+    assert item["external_id"] == task.id
+    assert item["metadata"] == {"reason": "gold-check", "round": 2}
+    assert item["suggestions"] == [
+        {"question_id": "q-1", "value": 2, "score": 0.2, "agent": "s.v1", "type": "model"}
+    ]
+    assert item["vectors"] == {"prompt_embedding": [0.1, 0.2, 0.3]}
+    # A dataset made for another embedding model gets no vectors rather than a refused batch.
+    other = RemoteDataset("d", "n", {}, set(), vector_dimensions=384)
+    assert "vectors" not in record_item(draft, other)
+
+
+def _annotator(traits, **settings):
+    config = SimulationConfig(
+        **{"noise": 0.0, "position_bias": 0.0, "length_bias": 0.0, **settings}
+    )
+    return SimulatedAnnotator("sim-1", config, traits)
+
+
+def test_a_faithful_simulated_annotator_answers_gold_through_the_mapping(traits):
+    members = _candidates(3)
+    by_id = {c.id: c for c in members}
+    for n in (2, 3):
+        task = _task(members[:n])
+        order = presented_order(task)
+        values, why = _annotator(traits).answer(task, order, by_id, _layout(task))
+        judgement = response_judgement(task, order, values, "sim-1", None)
+        best = [r.candidate_id for r in judgement.ranking if r.rank == 1]
+        assert why == "gold"
+        assert best == [members[0].id]  # the only honest answer wins, wherever it was shown
+        assert judgement.ratings[members[0].id] == {"honesty": 5.0}
+        assert judgement.ratings[members[1].id] == {"honesty": 1.0}
+
+
+def test_biased_simulated_annotators(traits):
+    members = _candidates()
+    by_id = {c.id: c for c in members}
+    task = _task(members)
+    order = presented_order(task)
+    values, why = _annotator(traits, position_bias=1.0).answer(task, order, by_id, _layout(task))
+    assert (why, values[PREFERENCE]["value"]) == ("position", "A")
+    values, why = _annotator(traits, length_bias=1.0).answer(task, order, by_id, _layout(task))
+    longest = "AB"[max(range(2), key=lambda i: len(by_id[order[i]].response))]
+    assert (why, values[PREFERENCE]["value"]) == ("length", longest)
+
+
+def test_simulated_answers_are_deterministic_and_noise_varies_them(traits):
+    members = _candidates()
+    by_id = {c.id: c for c in members}
+    noisy = _annotator(traits, noise=1.0)
+    answers = []
+    for i in range(30):
+        task = _task([c.model_copy(update={"prompt_id": f"p{i}"}) for c in members])
+        first = noisy.answer(task, presented_order(task), by_id, _layout(task))
+        assert first == noisy.answer(task, presented_order(task), by_id, _layout(task))
+        answers.append(first[0][PREFERENCE]["value"])
+    assert set(answers) == {"A", "B"}
+
+
+def test_simulated_usernames_must_carry_the_prefix(traits):
+    with pytest.raises(ValueError, match="starting with 'sim-'"):
+        SimulatedAnnotator("alice", SimulationConfig(), traits)
+
+
+def test_an_unreachable_server_gives_one_clear_error_naming_the_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    url = f"http://127.0.0.1:{port}"
+    with (
+        ArgillaAPI(url, "secret-key-never-shown", retries=1) as api,
+        pytest.raises(
+            ArgillaError, match=rf"{url}.*after 2 tries.*run the same command again"
+        ) as error,
+    ):
+        api.request("GET", "/api/v1/me")
+    assert "secret-key-never-shown" not in str(error.value)
+
+
+def test_trait_spec_fixture_has_default_scale(traits):
+    # The assertions above assume the shipped 1..5 honesty scale.
+    assert isinstance(traits["honesty"], TraitSpec)
+    assert (traits["honesty"].scale.min, traits["honesty"].scale.max) == (1, 5)
