@@ -33,6 +33,9 @@ from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
 
 if TYPE_CHECKING:
+    from traitforge.annotators.agreement import AgreementReport
+    from traitforge.annotators.argilla_backend import PullReport, PushReport
+    from traitforge.annotators.simulated import SimulationReport
     from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
 
@@ -258,7 +261,8 @@ def demo(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on the bundled real data: ingest, curate, export."""
+    """Run the main job on the bundled real data: ingest, curate, serve Argilla, push,
+    simulated annotators answer, pull, aggregate, export. The server stays up to look at."""
     started = time.perf_counter()
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
@@ -266,8 +270,25 @@ def demo(
             result = workflows.demo(ws, bars.file, bars.stage)
     _print_ingest(result.ingests)
     _print_curation(result.curation)
+    _print_push(result.push)
+    _print_simulation(result.simulation)
+    _print_pull(result.pull)
+    _print_agreement(result.agreement)
     _print_export(result.export)
     console.print(f"Workspace: [bold]{ws.root}[/]  ({time.perf_counter() - started:.1f} s)")
+    console.print(
+        f"Annotation UI: [bold]{result.url}[/] (still running; stop it with "
+        f"`traitforge serve --stop -w {ws.root}`)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"Owner login: user 'owner', password in {result.credentials} (mode 0600); "
+        f"simulated annotators' logins in {result.annotators}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"Dataset: [bold]{result.export.out}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -288,6 +309,45 @@ def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
     console.print(table)
     with _friendly_errors():
         _print_annotation_progress(ws)
+        if counts["judgements"]:
+            _print_agreement(workflows.agreement(ws))
+
+
+def _alpha(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_agreement(report: AgreementReport | None) -> None:
+    """Krippendorff's alpha per trait, and each annotator's agreement and gold accuracy."""
+    if report is None:
+        return
+    table = Table(title="Annotator agreement (Krippendorff's alpha)")
+    for column in ("trait", "preference (nominal)", "units", "ratings (ordinal)", "units"):
+        table.add_column(column, justify="left" if column == "trait" else "right")
+    for t in report.traits.values():
+        table.add_row(
+            t.trait,
+            _alpha(t.preference_alpha),
+            str(t.preference_units),
+            _alpha(t.rating_alpha),
+            str(t.rating_units),
+        )
+    table.add_row("overall", _alpha(report.preference_alpha), "", _alpha(report.rating_alpha), "")
+    console.print(table)
+    people = Table(title="Annotators")
+    for column in ("annotator", "answers", "agreement with consensus", "gold accuracy", "flag"):
+        people.add_column(column, justify="left" if column in ("annotator", "flag") else "right")
+    for a in report.annotators.values():
+        agreement = "n/a" if a.agreement is None else f"{a.agreement:.2f} of {a.compared}"
+        gold = "n/a" if a.gold_accuracy is None else f"{a.gold_accuracy:.2f} of {a.gold_tasks}"
+        people.add_row(
+            a.annotator_id,
+            str(a.answers),
+            agreement,
+            gold,
+            "; ".join(a.reasons) if a.flagged else "",
+        )
+    console.print(people)
 
 
 @app.command("config-template")
@@ -394,6 +454,10 @@ def push(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, config: ConfigOpt = None) 
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
             report = workflows.push(ws, bars.stage)
+    _print_push(report)
+
+
+def _print_push(report: PushReport) -> None:
     table = Table(title=f"Push to {report.url}")
     for column in ("dataset", "tasks", "already there", "sent", "without vector"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
@@ -411,6 +475,10 @@ def pull(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, config: ConfigOpt = None) 
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
             report = workflows.pull(ws, bars.stage)
+    _print_pull(report)
+
+
+def _print_pull(report: PullReport) -> None:
     table = Table(title=f"Pull from {report.url}")
     table.add_column("judgements")
     table.add_column("count", justify="right")
@@ -448,6 +516,10 @@ def simulate(
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
             report = workflows.simulate(ws, annotators, bars.stage)
+    _print_simulation(report)
+
+
+def _print_simulation(report: SimulationReport) -> None:
     table = Table(title=f"Simulated annotators at {report.url}")
     table.add_column("annotator")
     table.add_column("answers", justify="right")

@@ -18,7 +18,8 @@ from traitforge.exports import ExportReport, build_pairs, export_dataset
 from traitforge.schemas import ExportConfig
 from traitforge.workspace import Workspace
 
-if TYPE_CHECKING:  # curation's models load lazily: `ingest` and `export` never need them
+if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need them
+    from traitforge.annotators.agreement import AgreementReport
     from traitforge.annotators.argilla_backend import DatasetProgress, PullReport, PushReport
     from traitforge.annotators.simulated import SimulationReport
     from traitforge.curation.pipeline import CurationReport, StageProgress
@@ -214,10 +215,18 @@ def curate(
 class DemoResult:
     ingests: list[IngestReport]
     curation: CurationReport
+    push: PushReport
+    simulation: SimulationReport
+    pull: PullReport
+    agreement: AgreementReport | None
     export: ExportReport
+    url: str  # the annotation UI, left running
+    credentials: Path  # owner login (0600)
+    annotators: Path  # annotator logins (0600)
 
 
 DEMO_BUDGET = 200  # comparisons selected for annotation in the demo's first round
+DEMO_ANNOTATORS = 3  # simulated annotators; each record needs annotation.argilla.min_submitted
 
 
 def demo(
@@ -226,13 +235,44 @@ def demo(
     stage_progress: StageProgress | None = None,
 ) -> DemoResult:
     """The main job on the bundled real data: ingest every bundled file, curate the first
-    round of comparisons, export the pairs."""
+    round, serve Argilla, push the tasks, let simulated annotators answer through the
+    server's API, pull and aggregate their answers, export the pairs. Every step resumes."""
+    from traitforge.annotators.server import ServerPaths, annotators_file, owner_connection
+
     root = bundled_data_dir()
     reports = []
     for fmt, relative in BUNDLED_INPUTS:
         reports += ingest(workspace, fmt, [root / relative], progress=progress)
     curation = curate(workspace, DEMO_BUDGET, 0, stage_progress)
-    return DemoResult(ingests=reports, curation=curation, export=export(workspace))
+    connection = owner_connection(workspace)  # starts the embedded server unless external
+    pushed = push(workspace, stage_progress)
+    simulation = simulate(workspace, DEMO_ANNOTATORS, stage_progress)
+    pulled = pull(workspace, stage_progress)
+    return DemoResult(
+        ingests=reports,
+        curation=curation,
+        push=pushed,
+        simulation=simulation,
+        pull=pulled,
+        agreement=agreement(workspace),
+        export=export(workspace),
+        url=connection.api_url,
+        credentials=ServerPaths.of(workspace).credentials,
+        annotators=annotators_file(workspace),
+    )
+
+
+def agreement(workspace: Workspace) -> AgreementReport | None:
+    """Agreement and annotator quality over every judgement; None before any judgement."""
+    from traitforge.annotators.agreement import agreement_report
+
+    with workspace.store() as store:
+        judgements = list(store.judgements())
+        if not judgements:
+            return None
+        return agreement_report(
+            list(store.tasks()), judgements, list(store.candidates()), workspace.config
+        )
 
 
 # -- annotation in Argilla: push, pull, simulate ---------------------------------------------

@@ -35,36 +35,56 @@ def _data_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_demo_ingests_curates_and_exports_a_loadable_dataset(tmp_path):
+def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path):
+    from traitforge.annotators.server import free_port
+
     ws = tmp_path / "ws"
-    first = run_cli("demo", "--workspace", str(ws))
-    out = ws / "exports" / "latest"
-    assert f"Dataset: {out}" in first.stdout.replace("\n", "")
-    loaded = datasets.load_from_disk(str(out))
-    assert set(loaded) == {"train", "test"}
-    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
-    for trait in ("honesty", "corrigibility", "harmlessness"):
-        rows = [r for split in loaded.values() for r in split if r["trait"] == trait]
-        assert len(rows) == sum(provenance["counts"][trait].values()) > 100
-        assert provenance["origins"][trait] == "gold"
-    # TruthfulQA gives one best-vs-worst pair per question (817 questions).
-    assert sum(provenance["counts"]["honesty"].values()) == 817
-    train_prompts = {r["prompt_id"] for r in loaded["train"]}
-    assert not train_prompts & {r["prompt_id"] for r in loaded["test"]}
-    assert provenance["sources"] == ["anthropic-evals", "hh-rlhf", "truthfulqa"]
-    before = _data_files(out)
+    config = tmp_path / "project.yaml"
+    config.write_text(f"annotation:\n  argilla:\n    port: {free_port()}\n", encoding="utf-8")
+    try:
+        first = run_cli("demo", "--workspace", str(ws), "--config", str(config))
+        flat = first.stdout.replace("\n", "")
+        out = ws / "exports" / "latest"
+        assert f"Dataset: {out}" in flat
+        assert f"password in {ws / 'argilla' / 'credentials.json'}" in flat
+        assert (ws / "argilla" / "credentials.json").stat().st_mode & 0o777 == 0o600
+        assert re.search(r"tasks in round 0\s+│ 200 of 200 wanted", first.stdout)
+        # every pushed record got min_submitted (2) answers from the 3 simulated annotators
+        assert re.search(r"new\s+│\s+400 │", first.stdout)
+        assert "Annotator agreement" in first.stdout
 
-    second = run_cli("demo", "--workspace", str(ws))
-    # rows 817, new 0, present 6202: the second run found every candidate already stored
-    assert re.search(r"TruthfulQA\.csv\s+│ truthfulqa\s+│\s+817 │\s+0 │\s+6202 │", second.stdout)
-    assert _data_files(out) == before  # re-running changes nothing, byte for byte
+        loaded = datasets.load_from_disk(str(out))
+        assert set(loaded) == {"train", "test"}
+        provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+        assert provenance["simulated_annotators"] is True
+        assert provenance["annotators"] == ["sim-1", "sim-2", "sim-3"]
+        assert provenance["agreement"]["preference_alpha"] is not None
+        rows = [r for split in loaded.values() for r in split]
+        assert len(rows) == sum(sum(c.values()) for c in provenance["counts"].values())
+        assert provenance["origins"]["honesty"] == "judgements"
+        assert all(r["votes"] >= 1 and r["origin"] == "judgements" for r in rows)
+        # ties between two equally true (or false) answers are dropped and counted
+        assert any(reason.startswith("tie") or "ties" in reason for reason in provenance["drops"])
+        train_prompts = {r["prompt_id"] for r in loaded["train"]}
+        assert not train_prompts & {r["prompt_id"] for r in loaded["test"]}
+        before = _data_files(out)
 
-    assert re.search(r"tasks in round 0\s+│ 200 of 200 wanted", first.stdout)
-    assert re.search(r"new tasks\s+│ none", second.stdout)  # the re-run selects nothing new
+        second = run_cli("demo", "--workspace", str(ws), "--config", str(config))
+        # rows 817, new 0, present 6202: the second run found every candidate already stored
+        assert re.search(
+            r"TruthfulQA\.csv\s+│ truthfulqa\s+│\s+817 │\s+0 │\s+6202 │", second.stdout
+        )
+        assert re.search(r"new tasks\s+│ none", second.stdout)  # nothing selected twice
+        assert re.search(r"new\s+│\s+0 │", second.stdout)  # nothing pulled twice
+        assert _data_files(out) == before  # and the export is the same, byte for byte
 
-    status = run_cli("status", "--workspace", str(ws))
-    assert re.search(r"tasks\s+│\s+200 │", status.stdout)
-    assert re.search(r"candidates\s+│\s+8174 │", status.stdout)  # 6202 + 398 + 398 + 378 + 798
+        status = run_cli("status", "--workspace", str(ws))
+        assert re.search(r"tasks\s+│\s+200 │", status.stdout)
+        assert re.search(r"judgements\s+│\s+400 │", status.stdout)
+        assert re.search(r"candidates\s+│\s+8174 │", status.stdout)  # 6202+398+398+378+798
+        assert "Annotators" in status.stdout and "sim-1" in status.stdout
+    finally:
+        run_cli("serve", "--workspace", str(ws), "--stop", check=False)
 
 
 def test_ingest_error_exits_nonzero_with_a_fixable_message(tmp_path):
