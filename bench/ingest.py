@@ -12,31 +12,16 @@ Prints medians over `--repeats` runs and the ratios against the baseline.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tiled_data import tiled_truthfulqa
 from traitforge.curation.ingest import ingest_file
 from traitforge.curation.sources import Parsed, source_format
-from traitforge.workflows import bundled_data_dir
 from traitforge.workspace import Store, default_config
-
-
-def make_input(folder: Path, copies: int) -> Path:
-    source = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
-    with source.open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    path = folder / "TruthfulQA-x.csv"
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for copy in range(copies):
-            for row in rows:
-                writer.writerow({**row, "Question": f"{row['Question']} [{copy}]"})
-    return path
 
 
 def timed(run: Callable[[], int]) -> tuple[float, int]:
@@ -55,7 +40,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path = make_input(folder, args.copies)
+        path = tiled_truthfulqa(folder, args.copies)
 
         def parse_only() -> int:
             return sum(len(o.candidates) for o in reader(path, config) if isinstance(o, Parsed))

@@ -19,33 +19,19 @@ Prints medians over `--repeats` and the ratio (goal: >= 2x).
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from tiled_data import tiled_truthfulqa, truthfulqa_rows
 from traitforge import workflows
 from traitforge.annotators import argilla_backend, server
 from traitforge.annotators.records import VECTOR, DatasetLayout, task_record
 from traitforge.schemas import Candidate, ComparisonTask, ProjectConfig, Suggestion
 from traitforge.schemas.records import prompt_text
 from traitforge.workspace import Workspace
-
-
-def make_input(folder: Path, tasks: int) -> Path:
-    source = workflows.bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
-    with source.open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    path = folder / "TruthfulQA-x.csv"
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for copy in range(tasks // len(rows) + 1):
-            for row in rows:
-                writer.writerow({**row, "Question": f"{row['Question']} [{copy}]"})
-    return path
 
 
 def make_tasks(candidates: list[Candidate], limit: int) -> list[ComparisonTask]:
@@ -141,7 +127,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.workspace or Path(tmp) / "ws"
         ws = Workspace.open(root)
-        workflows.ingest(ws, "truthfulqa", [make_input(Path(tmp), args.tasks)])
+        workflows.ingest(
+            ws,
+            "truthfulqa",
+            [tiled_truthfulqa(Path(tmp), args.tasks // len(truthfulqa_rows()) + 1)],
+        )
         with ws.store() as store:
             candidates = {c.id: c for c in store.candidates()}
             tasks = make_tasks(list(candidates.values()), args.tasks)
