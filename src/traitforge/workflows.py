@@ -248,14 +248,15 @@ def demo(
     pushed = push(workspace, stage_progress)
     simulation = simulate(workspace, DEMO_ANNOTATORS, stage_progress)
     pulled = pull(workspace, stage_progress)
+    exported = export(workspace)  # aggregates the answers and measures their agreement
     return DemoResult(
         ingests=reports,
         curation=curation,
         push=pushed,
         simulation=simulation,
         pull=pulled,
-        agreement=agreement(workspace),
-        export=export(workspace),
+        agreement=exported.agreement,
+        export=exported,
         url=connection.api_url,
         credentials=ServerPaths.of(workspace).credentials,
         annotators=annotators_file(workspace),

@@ -31,6 +31,7 @@ class ExportReport:
     counts: dict[str, dict[str, int]]  # trait -> split -> pairs
     drops: dict[str, int]
     origins: dict[str, str]  # trait -> "gold" | "judgements" | "none"
+    agreement: AgreementReport | None = None  # when pairs come from judgements
     files: list[Path] = field(default_factory=list)
 
     @property
@@ -134,7 +135,9 @@ def export_dataset(
         "aggregation_method": config.annotation.aggregation.method if agreement else None,
         "agreement": agreement.to_dict() if agreement else None,
     }
-    report = ExportReport(out=out, counts=counts, drops=dict(drops), origins=origins)
+    report = ExportReport(
+        out=out, counts=counts, drops=dict(drops), origins=origins, agreement=agreement
+    )
     with atomic_directory(out) as staging, quiet_datasets():
         dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
         report.files = write_copies(dataset_dict, staging, formats or config.export.formats)

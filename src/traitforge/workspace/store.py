@@ -250,12 +250,6 @@ class Store:
             ),
         )
 
-    def ingested_sources(self) -> list[str]:
-        return [
-            row[0]
-            for row in self._db.execute("SELECT DISTINCT source FROM candidates ORDER BY source")
-        ]
-
     def counts(self) -> dict[str, int]:
         tables = ("candidates", "flags", "duplicates", "scores", "tasks", "judgements", "pairs")
         return {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
