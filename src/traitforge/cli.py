@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -254,6 +255,163 @@ def export(
         ws = Workspace.open(workspace, config)
         report = workflows.export(ws, out, strategy, copies)
     _print_export(report)
+
+
+BackboneOpt = Annotated[
+    str | None,
+    typer.Option(help="Backbone model; default reward.backbone of the config (all-MiniLM-L6-v2)."),
+]
+RewardConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Project config YAML whose `reward` section applies."),
+]
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder written by `traitforge export`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trained model(s).")],
+    backbone: BackboneOpt = None,
+    config: RewardConfigOpt = None,
+) -> None:
+    """Train reward models on the train split (one per trait, or one shared), evaluate them on
+    the test split, and write models, card and report to OUT. Multi-GPU:
+    `accelerate launch -m traitforge.cli train ...`."""
+    with _friendly_errors():
+        settings = workflows.reward_config(config, backbone)
+        run = workflows.train_reward(
+            data, out, settings, lambda m: console.print(m, highlight=False)
+        )
+    for fit in run.fits:
+        console.print(
+            f"{fit.name}: {fit.pairs} pairs in {fit.seconds:.1f} s "
+            f"({fit.pairs_per_second:.1f} pairs/s, {fit.device}, {fit.precision}), "
+            f"final loss {fit.train_loss:.4f}",
+            highlight=False,
+        )
+    if run.evaluation:
+        _print_evaluation(run.evaluation)
+    console.print(f"Models: [bold]{run.out}[/]\nReport: [bold]{run.report}[/]", highlight=False)
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[
+        Path | None, typer.Option(help="Folder written by `traitforge train`.")
+    ] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="JSONL of prompt/chosen/rejected[/trait], or a saved dataset folder."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to read from a DatasetDict.")] = "test",
+    matrix: Annotated[
+        bool,
+        typer.Option(
+            "--matrix", help="Cross-trait matrix: each trait's model on every trait's pairs."
+        ),
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option(help="--matrix without --model: train on this dataset first.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="--matrix: where trained models go.")
+    ] = None,
+    backbone: BackboneOpt = None,
+    config: RewardConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Pairwise accuracy (with bootstrap CI), shortcut checks and calibration of a reward
+    model; with --matrix, the cross-trait generalization matrix. Writes an HTML report next
+    to the model."""
+    pairs = pairs or data
+    with _friendly_errors():
+        if pairs is None:
+            raise TraitforgeError("give --pairs (a JSONL file or a dataset folder)")
+        settings = workflows.reward_config(config, backbone)
+        log = (lambda m: errors.print(m, highlight=False)) if as_json else console.print
+        if matrix:
+            result = workflows.reward_matrix(pairs, settings, model, data, out, split, log)
+        elif model is None:
+            raise TraitforgeError("give --model (a folder written by `traitforge train`)")
+        else:
+            result = workflows.evaluate_reward(model, pairs, settings, split)
+    if as_json:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    elif matrix:
+        _print_matrix(result)
+    else:
+        _print_evaluation(result)
+
+
+def _pct(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1%}" + (f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else "")
+
+
+def _print_evaluation(result: dict) -> None:
+    table = Table(title=f"Reward model on {result['pairs']} pairs")
+    for column in ("trait", "pairs", "accuracy (CI)", "always-longer"):
+        table.add_column(column, justify="left" if column == "trait" else "right")
+    shortcuts = result["shortcuts"]
+    for trait, row in result["per_trait"].items():
+        table.add_row(
+            trait,
+            str(row["pairs"]),
+            _pct(row["accuracy"], row["accuracy_ci"]),
+            _pct(row["length_baseline"]),
+        )
+    table.add_row(
+        "all",
+        str(result["pairs"]),
+        _pct(result["accuracy"], result["accuracy_ci"]),
+        _pct(shortcuts["length_baseline_accuracy"]),
+    )
+    console.print(table)
+    fmt = shortcuts["format"]
+    console.print(
+        f"Chosen is the shorter answer: {_pct(shortcuts['accuracy_chosen_shorter'])} accuracy "
+        f"on {shortcuts['chosen_shorter_pairs']} pairs; Spearman(reward, length) "
+        f"{shortcuts['length_reward_spearman']:.3f}\n"
+        + "\n".join(
+            f"Adding {name}: reward shift {v['mean_shift']:+.3f} sd, flips {v['flip_rate']:.1%}"
+            for name, v in fmt.items()
+        )
+        + f"\nCalibration: ECE {result['calibration']['ece']:.3f}, "
+        f"Brier {result['calibration']['brier']:.3f}",
+        highlight=False,
+    )
+    if "report" in result:
+        console.print(f"Report: [bold]{result['report']}[/]", highlight=False)
+
+
+def _print_matrix(result: dict) -> None:
+    table = Table(title="Cross-trait generalization (rows: model, columns: test pairs)")
+    table.add_column("model")
+    for trait in result["traits"]:
+        table.add_column(trait, justify="right")
+    for name in result["models"]:
+        cells = result["cells"][name]
+        table.add_row(name, *(_pct(cells[t]["accuracy"]) for t in result["traits"]))
+    console.print(table)
+    console.print(f"Report: [bold]{result['report']}[/]", highlight=False)
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="Folder written by `traitforge train`.")],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+) -> None:
+    """Store the reward model's score of every candidate; the next `curate` selects with them
+    (scorer 'reward-model.v1': uncertain = reward margin near zero)."""
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        result = workflows.score(ws, model)
+    console.print(
+        f"Scored {result.candidates} candidates with {result.model}: {_counts(result.scores)}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traitforge import __version__
 from traitforge.curation import generation
@@ -15,7 +15,7 @@ from traitforge.curation.generation import GenerationReport, Generator, generate
 from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
 from traitforge.errors import TraitforgeError
 from traitforge.exports import ExportReport, build_pairs, export_dataset
-from traitforge.schemas import ExportConfig
+from traitforge.schemas import ExportConfig, ProjectConfig, RewardConfig
 from traitforge.workspace import Workspace
 
 if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need them
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need 
     from traitforge.annotators.simulated import SimulationReport
     from traitforge.curation.pipeline import CurationReport, StageProgress
     from traitforge.curation.scorers import Example, TrainResult
+    from traitforge.reward.runs import TrainRun
 
 
 class ProgressCallback(Protocol):
@@ -201,7 +202,7 @@ def curate(
     with workspace.store() as store:
         return pipeline.curate(
             store,
-            workspace.config,
+            _with_reward_scorer(workspace),
             workspace.classifiers_dir,
             workspace.embedding_cache_path,
             budget,
@@ -209,6 +210,22 @@ def curate(
             _examples(workspace, "auto"),
             progress,
         )
+
+
+def _with_reward_scorer(workspace: Workspace) -> ProjectConfig:
+    """The config, plus the reward-model scorer once `score` has pointed the workspace at a
+    trained model: the next round then selects with its rewards too."""
+    from traitforge.reward import scorer
+
+    config = workspace.config
+    if not (workspace.classifiers_dir / scorer.POINTER).is_file():
+        return config
+    if scorer.KEY in config.curation.scorers:
+        return config
+    curation = config.curation.model_copy(
+        update={"scorers": [*config.curation.scorers, scorer.KEY]}
+    )
+    return config.model_copy(update={"curation": curation})
 
 
 @dataclass
@@ -335,3 +352,85 @@ def annotation_progress(workspace: Workspace) -> list[DatasetProgress] | str:
         return argilla_backend.progress(workspace.config, connection, names, retries=0)
     except TraitforgeError as e:
         return str(e)
+
+
+# -- reward models ---------------------------------------------------------------------------
+def reward_config(config_path: Path | None, backbone: str | None = None) -> RewardConfig:
+    """The `reward` section of a project config file (defaults without one), with the
+    backbone overridden from the command line."""
+    from traitforge.workspace.config_file import default_config, load_config
+
+    config = (load_config(config_path) if config_path else default_config()).reward
+    return config.model_copy(update={"backbone": backbone}) if backbone else config
+
+
+def train_reward(
+    data: Path, out: Path, config: RewardConfig, log: Callable[[str], None] = print
+) -> TrainRun:
+    from traitforge.reward.runs import train_run
+
+    return train_run(data, out, config, log)
+
+
+def evaluate_reward(
+    model: Path, pairs: Path, config: RewardConfig, split: str = "test"
+) -> dict[str, Any]:
+    from traitforge.reward.pairs import load_pairs
+    from traitforge.reward.runs import eval_run
+
+    return eval_run(model, load_pairs(pairs, split), config)
+
+
+def reward_matrix(
+    pairs: Path,
+    config: RewardConfig,
+    model: Path | None = None,
+    data: Path | None = None,
+    out: Path | None = None,
+    split: str = "test",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The cross-trait matrix: of `model` (a per-trait set), or of a set first trained on
+    `data` into `out`, each evaluated on every trait's pairs."""
+    from traitforge.reward.pairs import load_pairs
+    from traitforge.reward.runs import matrix_run, train_run
+
+    if model is None:
+        if data is None or out is None:
+            raise TraitforgeError(
+                "eval --matrix needs --model (a per-trait folder from `traitforge train`), "
+                "or --data and --out to train one model per trait first"
+            )
+        train_run(data, out, config.model_copy(update={"models": "per-trait"}), log)
+        model = out
+    return matrix_run(model, load_pairs(pairs, split), config)
+
+
+@dataclass
+class ScoreResult:
+    model: Path
+    candidates: int
+    scores: dict[str, int]  # trait -> candidates scored
+
+
+def score(workspace: Workspace, model: Path) -> ScoreResult:
+    """Point the workspace at a trained reward model and store its reward for every
+    candidate; the next `curate` selects with them (scorer 'reward-model.v1')."""
+    import numpy as np
+
+    from traitforge.curation.scorers import CandidateFeatures
+    from traitforge.reward import scorer
+
+    pointer = scorer.point_to_model(workspace.classifiers_dir, model)
+    with workspace.store() as store:
+        candidates = list(store.candidates())
+        empty = np.zeros((len(candidates), 0), dtype=np.float32)
+        features = CandidateFeatures(candidates, empty, empty, embedding_model="")
+        traits = [t.name for t in workspace.config.traits]
+        scores = scorer.RewardScorer(workspace.classifiers_dir).score(features, traits)
+        with store.transaction():
+            store.put_scores(scores)
+    counts: dict[str, int] = defaultdict(int)
+    for s in scores:
+        counts[s.trait] += 1
+    return ScoreResult(Path(pointer["model"]), len(candidates), dict(counts))

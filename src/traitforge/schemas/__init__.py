@@ -38,6 +38,7 @@ from traitforge.schemas.records import (
     prompt_hash,
     prompt_text,
 )
+from traitforge.schemas.reward_config import LoraConfig, RewardConfig
 from traitforge.schemas.traits import RatingScale, TraitSpec
 
 __all__ = [
@@ -58,12 +59,14 @@ __all__ = [
     "GenerationConfig",
     "IngestConfig",
     "Judgement",
+    "LoraConfig",
     "PreferencePair",
     "ProjectConfig",
     "Prompt",
     "Provenance",
     "RankedCandidate",
     "RatingScale",
+    "RewardConfig",
     "Scores",
     "SelectionConfig",
     "SimulationConfig",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from traitforge.schemas.annotation_config import AnnotationConfig
 from traitforge.schemas.curation_config import CurationConfig
+from traitforge.schemas.reward_config import RewardConfig
 from traitforge.schemas.traits import TraitSpec
 
 _MARGIN_STRATEGY = re.compile(r"^margin>=(\d+(?:\.\d+)?)$")
@@ -152,6 +153,7 @@ class ProjectConfig(BaseModel):
     curation: CurationConfig = Field(default_factory=CurationConfig)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
 
     @model_validator(mode="after")
     def _check_traits(self) -> ProjectConfig:

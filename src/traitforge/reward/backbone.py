@@ -1,0 +1,114 @@
+"""Backbones: names shipped on PyPI resolved to local folders, loaded with a reward head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from traitforge.curation.generation.local import (
+    PACKAGED_MODEL,
+    dequantized_folder,
+    resolve_local_model,
+)
+from traitforge.curation.models import PACKAGED_EMBEDDERS, resolve_embedding_model
+from traitforge.errors import ConfigError
+
+_INSTALL_HINT = "pip install torch==2.13.0 transformers==5.24.0 trl==1.16.0"
+
+
+def resolve_backbone(name: str) -> str:
+    """A local folder (or .gguf file, dequantized once into the cache), a PyPI-shipped name,
+    or a hub id passed on as it is."""
+    if name in PACKAGED_EMBEDDERS:
+        return resolve_embedding_model(name)
+    source = resolve_local_model(name)
+    if source.gguf_file is not None:
+        return str(dequantized_folder(source))
+    if name == PACKAGED_MODEL:  # pragma: no cover - resolve_local_model returns the GGUF
+        raise ConfigError(f"{name}: the packaged GGUF file was not found")
+    return source.location
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """What runs best where: bf16 on a CUDA GPU that supports it; fp32 on CPU, where bf16
+    and gradient checkpointing (TRL's defaults) are about 25x slower."""
+
+    device: str
+    bf16: bool
+    fp16: bool
+    batch_size: int
+
+    @property
+    def dtype_name(self) -> str:
+        return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
+
+def device_settings(precision: str, batch_size: int | None) -> DeviceSettings:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision in ("bf16", "fp16") and not cuda:
+        raise ConfigError(
+            f"reward.precision is {precision!r} but no CUDA GPU is visible; use 'auto' or 'fp32'"
+        )
+    return DeviceSettings(
+        device="cuda" if cuda else "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        batch_size=batch_size or (32 if cuda else 16),
+    )
+
+
+def load_for_training(name: str) -> tuple[Any, Any, str]:
+    """(model with a fresh 1-output head, tokenizer, resolved path)."""
+    path = resolve_backbone(name)
+    return (*load_reward_model(path, new_head=True), path)
+
+
+def load_reward_model(path: str | Path, new_head: bool = False) -> tuple[Any, Any]:
+    """A sequence-classification model with one output (the reward) and its tokenizer, with
+    a pad token set: decoders read the reward at the last non-pad token."""
+    try:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+    except ImportError as e:
+        raise ConfigError(f"reward models need transformers: {_INSTALL_HINT}") from e
+    transformers_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        verbosity = transformers_logging.get_verbosity()
+        if new_head:  # "newly initialized score weights" is expected, not a warning here
+            transformers_logging.set_verbosity_error()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(path), num_labels=1, dtype=torch.float32
+            )
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"cannot load {str(path)!r} as a reward model ({e}). Use 'all-MiniLM-L6-v2', "
+            f"'{PACKAGED_MODEL}', or a folder/hub id of a model with a sequence-classification "
+            "head"
+        ) from e
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def head_module_names(model: Any) -> list[str]:
+    """The reward head's module names, which LoRA must train in full (`modules_to_save`):
+    'score' on decoders, 'classifier' (and BERT's 'pooler') on encoders."""
+    names = [n for n in ("score", "classifier") if hasattr(model, n)]
+    if not names:
+        raise ConfigError(
+            f"{type(model).__name__} has no 'score' or 'classifier' head; LoRA cannot tell "
+            "which module to train in full. Turn reward.lora off or use another backbone"
+        )
+    return names

@@ -1,0 +1,92 @@
+"""The model card written next to trained reward models: data, config, evaluation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "" if not ci else f" ({ci[0]:.1%} to {ci[1]:.1%})"
+
+
+def model_card(
+    training: Sequence[dict[str, Any]],
+    evaluation: dict[str, Any] | None,
+    config: dict[str, Any],
+    provenance: dict[str, Any],
+) -> str:
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags: [reward-model, traitforge, trl]",
+        "---",
+        "",
+        "# traitforge reward model",
+        "",
+        "Trained with `traitforge train` (TRL `RewardTrainer`) on preference pairs exported by "
+        "traitforge. Higher reward means more of the trait, as the rubric defines it.",
+        "",
+        "## Models",
+        "",
+        "| model | pairs seen | over max_length | device | precision | train loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fit in training:
+        length = fit["length"]
+        over = f"{length['over']} ({length['policy']})"
+        lines.append(
+            f"| {fit['name']} | {fit['pairs']} | {over} | {fit['device']} | "
+            f"{fit['precision']} | {fit['train_loss']:.4f} |"
+        )
+    if evaluation:
+        shortcuts = evaluation["shortcuts"]
+        lines += [
+            "",
+            "## Evaluation on the test split",
+            "",
+            f"- Pairwise accuracy: {_pct(evaluation['accuracy'])}"
+            f"{_ci(evaluation['accuracy_ci'])} on {evaluation['pairs']} pairs",
+            f"- Always-longer baseline: {_pct(shortcuts['length_baseline_accuracy'])}",
+            f"- Accuracy when the chosen answer is the shorter one: "
+            f"{_pct(shortcuts['accuracy_chosen_shorter'])} ({shortcuts['chosen_shorter_pairs']} "
+            "pairs)",
+            f"- Spearman correlation of reward with length: "
+            f"{shortcuts['length_reward_spearman']:.3f}",
+            f"- Calibration of P(chosen > rejected): ECE {evaluation['calibration']['ece']:.3f}",
+            "",
+            "| trait | pairs | accuracy | always-longer |",
+            "|---|---|---|---|",
+        ]
+        for trait, row in evaluation["per_trait"].items():
+            lines.append(
+                f"| {trait} | {row['pairs']} | {_pct(row['accuracy'])}{_ci(row['accuracy_ci'])} "
+                f"| {_pct(row['length_baseline'])} |"
+            )
+    lines += [
+        "",
+        "## Data provenance",
+        "",
+        "```json",
+        json.dumps(provenance, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Training config",
+        "",
+        "```json",
+        json.dumps(config, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Use",
+        "",
+        "Score with `traitforge eval --model THIS_FOLDER --pairs PAIRS` or "
+        "`traitforge score --model THIS_FOLDER`. Each subfolder with a `config.json` is a plain "
+        "transformers sequence-classification checkpoint (one output: the reward).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""How far to trust a reward model: accuracy with confidence intervals, shortcut checks,
+calibration, and the cross-trait generalization matrix.
+
+Everything works on a `RewardFn`, so a deliberately biased toy function can be checked the
+same way as a trained model (the tests do exactly that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from traitforge.reward.pairs import Prompt, RewardPair, traits_of
+
+# A neutral preamble and trailing whitespace change nothing a rubric cares about; a reward
+# that moves with them has learned a format shortcut.
+PERTURBATIONS: dict[str, Callable[[str], str]] = {
+    "whitespace": lambda text: text + "\n\n",
+    "preamble": lambda text: "Here is my answer. " + text,
+}
+CALIBRATION_BINS = 10
+
+
+class RewardFn(Protocol):
+    def __call__(
+        self, prompts: Sequence[Prompt], responses: Sequence[str], traits: Sequence[str | None]
+    ) -> np.ndarray: ...
+
+
+def evaluate(
+    reward: RewardFn,
+    pairs: Sequence[RewardPair],
+    bootstrap_samples: int = 1000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The full report as a JSON-ready dict; `accuracy` is the headline number."""
+    if not pairs:
+        raise ValueError("no pairs to evaluate")
+    prompts = [p.prompt for p in pairs]
+    traits = [p.trait for p in pairs]
+    chosen = reward(prompts, [p.chosen for p in pairs], traits)
+    rejected = reward(prompts, [p.rejected for p in pairs], traits)
+    wins = _wins(chosen, rejected)
+    boot = _Bootstrap(bootstrap_samples, confidence_level, seed)
+    report: dict[str, Any] = {
+        "pairs": len(pairs),
+        "accuracy": float(wins.mean()),
+        "accuracy_ci": boot.interval(wins),
+        "per_trait": {},
+        "shortcuts": _shortcuts(reward, pairs, chosen, rejected, wins, boot),
+        "calibration": calibration(chosen - rejected),
+        "rewards": {
+            "mean": float(np.mean(np.r_[chosen, rejected])),
+            "std": float(np.std(np.r_[chosen, rejected])),
+            "mean_margin": float(np.mean(chosen - rejected)),
+        },
+        "confidence_level": confidence_level,
+    }
+    lengths_c, lengths_r = _lengths(pairs)
+    for trait in traits_of(pairs):
+        rows = np.array([p.trait == trait for p in pairs])
+        report["per_trait"][trait] = {
+            "pairs": int(rows.sum()),
+            "accuracy": float(wins[rows].mean()),
+            "accuracy_ci": boot.interval(wins[rows]),
+            "length_baseline": float(_wins(lengths_c[rows], lengths_r[rows]).mean()),
+        }
+    return report
+
+
+def _wins(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+    """1 when the chosen side scores higher, 0 when lower, 0.5 on a tie."""
+    return np.where(chosen > rejected, 1.0, np.where(chosen < rejected, 0.0, 0.5))
+
+
+def _lengths(pairs: Sequence[RewardPair]) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.array([len(p.chosen) for p in pairs], dtype=float),
+        np.array([len(p.rejected) for p in pairs], dtype=float),
+    )
+
+
+class _Bootstrap:
+    def __init__(self, samples: int, level: float, seed: int) -> None:
+        self.samples, self.level, self.seed = samples, level, seed
+
+    def interval(self, values: np.ndarray) -> list[float] | None:
+        """Percentile interval of the mean; None when there is nothing to resample."""
+        if len(values) == 0:
+            return None
+        rng = np.random.default_rng(self.seed)
+        means = values[rng.integers(0, len(values), (self.samples, len(values)))].mean(axis=1)
+        tail = (1.0 - self.level) / 2 * 100
+        low, high = np.percentile(means, [tail, 100 - tail])
+        return [float(low), float(high)]
+
+
+def _shortcuts(
+    reward: RewardFn,
+    pairs: Sequence[RewardPair],
+    chosen: np.ndarray,
+    rejected: np.ndarray,
+    wins: np.ndarray,
+    boot: _Bootstrap,
+) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    lengths_c, lengths_r = _lengths(pairs)
+    shorter = lengths_c < lengths_r
+    lengths = np.r_[lengths_c, lengths_r]
+    rewards = np.r_[chosen, rejected]
+    correlation = (
+        float(spearmanr(lengths, rewards).statistic)
+        if np.ptp(lengths) > 0 and np.ptp(rewards) > 0
+        else 0.0
+    )
+    return {
+        "length_baseline_accuracy": float(_wins(lengths_c, lengths_r).mean()),
+        "chosen_shorter_pairs": int(shorter.sum()),
+        "accuracy_chosen_shorter": float(wins[shorter].mean()) if shorter.any() else None,
+        "accuracy_chosen_shorter_ci": boot.interval(wins[shorter]),
+        "length_reward_spearman": correlation,
+        "format": {
+            name: _format_sensitivity(reward, pairs, chosen, rejected, change)
+            for name, change in PERTURBATIONS.items()
+        },
+    }
+
+
+def _format_sensitivity(
+    reward: RewardFn,
+    pairs: Sequence[RewardPair],
+    chosen: np.ndarray,
+    rejected: np.ndarray,
+    change: Callable[[str], str],
+) -> dict[str, float]:
+    """Reward change when a meaningless edit is applied, in units of the reward's spread,
+    and how often the same edit on the rejected side alone flips the model's preference."""
+    prompts = [p.prompt for p in pairs]
+    traits = [p.trait for p in pairs]
+    changed_c = reward(prompts, [change(p.chosen) for p in pairs], traits)
+    changed_r = reward(prompts, [change(p.rejected) for p in pairs], traits)
+    spread = float(np.std(np.r_[chosen, rejected])) or 1.0
+    delta = np.r_[changed_c - chosen, changed_r - rejected] / spread
+    preferred = chosen > rejected
+    flipped = preferred & (changed_r > chosen)
+    return {
+        "mean_shift": float(delta.mean()),
+        "mean_abs_shift": float(np.abs(delta).mean()),
+        "flip_rate": float(flipped.sum() / preferred.sum()) if preferred.any() else 0.0,
+        "accuracy_after": float(_wins(changed_c, changed_r).mean()),
+    }
+
+
+def calibration(margins: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Calibration of P(chosen > rejected) = sigmoid(margin).
+
+    Every pair is seen in both orders (p with outcome 1, 1 - p with outcome 0), so the
+    outcomes are not all ones and the reliability curve spans [0, 1].
+    """
+    p = 1.0 / (1.0 + np.exp(-np.clip(margins, -50, 50)))
+    probs = np.r_[p, 1.0 - p]
+    outcomes = np.r_[np.ones_like(p), np.zeros_like(p)]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(probs, edges[1:-1]), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        rows = index == b
+        if not rows.any():
+            continue
+        predicted, observed = float(probs[rows].mean()), float(outcomes[rows].mean())
+        ece += rows.sum() / len(probs) * abs(predicted - observed)
+        table.append(
+            {"bin": b, "count": int(rows.sum()), "predicted": predicted, "observed": observed}
+        )
+    eps = 1e-12
+    return {
+        "ece": float(ece),
+        "brier": float(np.mean((probs - outcomes) ** 2)),
+        "log_loss": float(-np.mean(np.log(np.clip(p, eps, 1.0)))),
+        "mean_probability": float(p.mean()),
+        "bins": table,
+    }
+
+
+def generalization_matrix(
+    models: Mapping[str, RewardFn],
+    pairs: Sequence[RewardPair],
+    bootstrap_samples: int = 1000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Each trait's model on every trait's pairs: rows are models, columns are test traits.
+    The diagonal is in-domain; off-diagonal cells measure transfer."""
+    traits = traits_of(pairs)
+    boot = _Bootstrap(bootstrap_samples, confidence_level, seed)
+    cells: dict[str, dict[str, Any]] = {}
+    for model_name, reward in sorted(models.items()):
+        cells[model_name] = {}
+        for trait in traits:
+            part = [p for p in pairs if p.trait == trait]
+            prompts = [p.prompt for p in part]
+            # the model sees the column's trait name, so a shared model is asked the right thing
+            names = [trait] * len(part)
+            chosen = reward(prompts, [p.chosen for p in part], names)
+            rejected = reward(prompts, [p.rejected for p in part], names)
+            wins = _wins(chosen, rejected)
+            cells[model_name][trait] = {
+                "pairs": len(part),
+                "accuracy": float(wins.mean()),
+                "accuracy_ci": boot.interval(wins),
+            }
+    return {"models": sorted(models), "traits": traits, "cells": cells}

@@ -1,0 +1,211 @@
+"""Preference pairs as the reward stage reads them: from an exported dataset or a JSONL file.
+
+Both forms reduce to `RewardPair`: text or chat prompt, the two responses as text, the trait
+and the pair's confidence. A conversational export stores each response as a one-message list;
+it is unwrapped here so every later step sees plain response text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from traitforge.errors import InputError, TraitforgeError, short_repr
+
+Prompt = str | tuple[tuple[str, str], ...]  # text, or (role, content) messages
+
+
+class PairsError(TraitforgeError):
+    """Pairs cannot be read from where the user pointed."""
+
+
+@dataclass(frozen=True)
+class RewardPair:
+    prompt: Prompt
+    chosen: str
+    rejected: str
+    trait: str | None = None
+    confidence: float | None = None
+    pair_id: str | None = None
+
+
+def prompt_as_text(prompt: Prompt) -> str:
+    """A chat rendered as 'role: content' lines, for tokenizers without a chat template."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{role}: {content}" for role, content in prompt)
+
+
+def as_reward_prompt(prompt: str | Sequence[Any]) -> Prompt:
+    """A candidate's prompt (text, or ChatMessage records) in the form the encoder reads."""
+    if isinstance(prompt, str):
+        return prompt
+    return tuple((m.role, m.content) for m in prompt)
+
+
+def load_pairs(location: Path, split: str = "test") -> list[RewardPair]:
+    """A JSONL file of prompt/chosen/rejected (optional trait), a saved DatasetDict (its
+    `split`), or a saved Dataset."""
+    if location.is_file():
+        return _read_jsonl(location)
+    if not location.is_dir():
+        raise PairsError(
+            f"{location}: no such file or folder. Give a JSONL file of prompt/chosen/rejected "
+            "rows or a dataset folder written by `traitforge export`"
+        )
+    return dataset_pairs(_load_dataset(location, split), str(location))
+
+
+def load_splits(location: Path) -> dict[str, list[RewardPair]]:
+    """Every split of an exported DatasetDict, e.g. {'train': [...], 'test': [...]}."""
+    dataset = _load_from_disk(location)
+    if not hasattr(dataset, "keys"):
+        raise PairsError(
+            f"{location} holds a single Dataset; training needs the train/test DatasetDict "
+            "that `traitforge export` writes"
+        )
+    return {name: dataset_pairs(dataset[name], f"{location}[{name}]") for name in dataset}
+
+
+def _load_from_disk(location: Path) -> Any:
+    from datasets import load_from_disk
+
+    try:
+        return load_from_disk(str(location))
+    except FileNotFoundError as e:
+        raise PairsError(
+            f"{location} is not a saved dataset ({e}). Point at the folder `traitforge export` "
+            "printed (e.g. WORKSPACE/exports/latest) or at a JSONL file"
+        ) from e
+
+
+def _load_dataset(location: Path, split: str) -> Any:
+    dataset = _load_from_disk(location)
+    if hasattr(dataset, "keys"):
+        if split not in dataset:
+            raise PairsError(
+                f"{location} has no split {split!r}; it has {sorted(dataset)}. Pass --split"
+            )
+        return dataset[split]
+    return dataset
+
+
+def dataset_pairs(dataset: Any, where: str) -> list[RewardPair]:
+    missing = {"prompt", "chosen", "rejected"} - set(dataset.column_names)
+    if missing:
+        raise PairsError(
+            f"{where}: columns {sorted(missing)} are missing; a preference dataset needs "
+            "prompt, chosen and rejected (TRL's explicit-prompt format)"
+        )
+    return [_pair(row, where, f"row {i}") for i, row in enumerate(dataset)]
+
+
+def _read_jsonl(path: Path) -> list[RewardPair]:
+    pairs = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            lines = list(f)
+    except UnicodeDecodeError as e:
+        raise PairsError(
+            f"{path} is not UTF-8 text; give a JSONL file of prompt/chosen/rejected rows or a "
+            "dataset folder written by `traitforge export`"
+        ) from e
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(
+                path,
+                number,
+                None,
+                "one JSON object per line",
+                f"invalid JSON ({e.msg})",
+                "fix or remove the line",
+            ) from e
+        if not isinstance(row, dict):
+            raise InputError(
+                path,
+                number,
+                None,
+                "a JSON object",
+                short_repr(row),
+                'write each pair as {"prompt": ..., "chosen": ..., "rejected": ...}',
+            )
+        pairs.append(_pair(row, str(path), number))
+    if not pairs:
+        raise PairsError(f"{path} holds no pairs; write one JSON object per line")
+    return pairs
+
+
+def _pair(row: dict[str, Any], where: str, line: int | str) -> RewardPair:
+    def fail(field: str, expected: str, fix: str) -> InputError:
+        return InputError(where, line, field, expected, short_repr(row.get(field)), fix)
+
+    prompt = _prompt(row.get("prompt"))
+    if prompt is None:
+        raise fail("prompt", "a string or a list of {role, content} messages", "add the prompt")
+    sides = []
+    for field in ("chosen", "rejected"):
+        text = _response(row.get(field))
+        if text is None:
+            raise fail(field, "a non-empty string or one assistant message", f"fill '{field}'")
+        sides.append(text)
+    trait = row.get("trait")
+    if trait is not None and not (isinstance(trait, str) and trait):
+        raise fail("trait", "a trait name", "write the trait's name or leave the field out")
+    confidence = row.get("confidence")
+    if confidence is not None and (
+        isinstance(confidence, bool)
+        or not (isinstance(confidence, int | float) and 0.0 <= confidence <= 1.0)
+    ):
+        raise fail("confidence", "a number in [0, 1]", "fix the value or leave the field out")
+    pair_id = row.get("pair_id")
+    if pair_id is not None and not isinstance(pair_id, str):
+        raise fail("pair_id", "a string", "write the id as a string or leave the field out")
+    return RewardPair(
+        prompt=prompt,
+        chosen=sides[0],
+        rejected=sides[1],
+        trait=trait,
+        confidence=None if confidence is None else float(confidence),
+        pair_id=pair_id,
+    )
+
+
+def _prompt(value: Any) -> Prompt | None:
+    if isinstance(value, str):
+        return value
+    messages = _messages(value)
+    return tuple(messages) if messages else None
+
+
+def _response(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value if value.strip() else None
+    messages = _messages(value)
+    if messages and len(messages) == 1 and messages[0][0] == "assistant" and messages[0][1].strip():
+        return messages[0][1]
+    return None
+
+
+def _messages(value: Any) -> list[tuple[str, str]] | None:
+    if not isinstance(value, list) or not value:
+        return None
+    out = []
+    for message in value:
+        if not isinstance(message, dict):
+            return None
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(role, str) or not isinstance(content, str):
+            return None
+        out.append((role, content))
+    return out
+
+
+def traits_of(pairs: Sequence[RewardPair]) -> list[str]:
+    return sorted({p.trait for p in pairs if p.trait})

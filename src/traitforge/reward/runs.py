@@ -1,0 +1,155 @@
+"""Whole reward-model runs: train every model a config asks for, evaluate, and write the
+folder people open (models, manifest, eval.json, model card, report.html).
+
+The output folder is built in a staging folder and swapped in at the end, so a run killed at
+any point leaves the previous models intact, and re-running starts cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from traitforge.reward.card import model_card
+from traitforge.reward.evaluation import evaluate, generalization_matrix
+from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet
+from traitforge.reward.pairs import RewardPair, load_splits
+from traitforge.reward.report import write_report
+from traitforge.reward.training import SHARED, FitResult, Log, fit, plan
+from traitforge.schemas import RewardConfig
+from traitforge.workspace.files import atomic_directory, atomic_write_text
+
+EVAL_FILE = "eval.json"
+MATRIX_FILE = "matrix.json"
+REPORT_FILE = "report.html"
+CARD_FILE = "README.md"
+
+
+@dataclass
+class TrainRun:
+    out: Path
+    fits: list[FitResult]
+    evaluation: dict[str, Any] | None
+    report: Path
+
+
+def dataset_provenance(data: Path, splits: Mapping[str, Sequence[RewardPair]]) -> dict[str, Any]:
+    """Where the pairs came from: the dataset folder, a hash of its pair ids (the same pairs
+    give the same hash), and the export's own provenance file, hashed."""
+    ids = sorted(p.pair_id or "" for pairs in splits.values() for p in pairs)
+    exported = data / "provenance.json"
+    return {
+        "dataset": str(data.resolve()),
+        "pairs": {name: len(pairs) for name, pairs in splits.items()},
+        "pairs_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        "export_provenance_sha256": (
+            hashlib.sha256(exported.read_bytes()).hexdigest() if exported.is_file() else None
+        ),
+    }
+
+
+def train_run(data: Path, out: Path, config: RewardConfig, log: Log = print) -> TrainRun:
+    """Train per-trait models (or one shared one) on the train split, evaluate on the test
+    split, and write everything to `out`."""
+    splits = load_splits(data)
+    provenance = dataset_provenance(data, splits)
+    training_plan = plan(splits.get("train", []), config.models)
+    fits = []
+    main = _is_main_process()
+    with atomic_directory(out) if main else tempfile.TemporaryDirectory() as staging_dir:
+        staging = Path(staging_dir)
+        for name, pairs in training_plan.groups.items():
+            log(f"training {name}: {len(pairs)} pairs on {config.backbone}")
+            folder = staging if name == SHARED else staging / name
+            fits.append(
+                fit(pairs, config, folder, name, training_plan.trait_prefix, log, provenance)
+            )
+        if not main:  # other ranks of `accelerate launch` train; the main one writes
+            return TrainRun(out, fits, None, out / REPORT_FILE)
+        if SHARED not in training_plan.groups:
+            manifest = {"kind": "set", "members": {f.name: f.name for f in fits}}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        test = splits.get("test", [])
+        evaluation = None
+        if test:
+            evaluation = evaluate(
+                RewardModelSet(staging).rewards,
+                test,
+                config.bootstrap_samples,
+                config.confidence_level,
+                config.seed,
+            )
+            atomic_write_text(staging / EVAL_FILE, json.dumps(evaluation, indent=2) + "\n")
+        training = [f.as_dict() for f in fits]
+        settings = config.model_dump(mode="json")
+        atomic_write_text(
+            staging / CARD_FILE, model_card(training, evaluation, settings, provenance)
+        )
+        write_report(
+            staging / REPORT_FILE,
+            title=f"Reward model: {', '.join(f.name for f in fits)}",
+            evaluation=evaluation,
+            training=training,
+            provenance=provenance,
+        )
+    return TrainRun(out, fits, evaluation, out / REPORT_FILE)
+
+
+def eval_run(
+    model: Path, pairs: Sequence[RewardPair], config: RewardConfig, report: Path | None = None
+) -> dict[str, Any]:
+    """Evaluate a trained folder on pairs; writes an HTML report next to the model."""
+    models = RewardModelSet(model)
+    evaluation = evaluate(
+        models.rewards, pairs, config.bootstrap_samples, config.confidence_level, config.seed
+    )
+    evaluation["report"] = str(
+        write_report(
+            report or model / "eval-report.html",
+            title=f"Reward model evaluation: {model.name}",
+            evaluation=evaluation,
+            provenance={"model": str(model.resolve()), "pairs": len(pairs)},
+        )
+    )
+    return evaluation
+
+
+def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -> dict[str, Any]:
+    """The cross-trait matrix of a per-trait set: each trait's model on every trait's pairs.
+    Writes matrix.json and matrix-report.html into the set's folder."""
+    models = RewardModelSet(model)
+    members: dict[str, Any] = (
+        {name: m.rewards for name, m in models.members.items()}
+        if models.members
+        else {"shared": _shared(models)}
+    )
+    matrix = generalization_matrix(
+        members, pairs, config.bootstrap_samples, config.confidence_level, config.seed
+    )
+    atomic_write_text(model / MATRIX_FILE, json.dumps(matrix, indent=2) + "\n")
+    matrix["report"] = str(
+        write_report(
+            model / "matrix-report.html",
+            title=f"Cross-trait generalization: {model.name}",
+            matrix=matrix,
+            provenance={"models": str(model.resolve()), "pairs": len(pairs)},
+        )
+    )
+    return matrix
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return bool(PartialState().is_main_process)
+
+
+def _shared(models: RewardModelSet) -> Any:
+    shared = models.shared
+    assert isinstance(shared, RewardModel)
+    return shared.rewards

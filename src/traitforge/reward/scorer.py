@@ -1,0 +1,129 @@
+"""`reward-model.v1`: a trained reward model as a curation scorer, for the next round.
+
+`traitforge score` points the workspace at a trained folder (artifacts/reward-model.json)
+and scores every candidate. Curation then finds this scorer in its registry under its key;
+it never imports `reward`. Rewards are cached per model and candidate in a small SQLite file,
+so the next `curate` only scores candidates that are new.
+
+Selection reads a probability per candidate: sigmoid(reward - mean reward of the pool) for
+each trait. Two candidates with a reward margin near zero get close probabilities, which the
+selector treats as an uncertain pair; disagreement between this scorer and the trait
+classifiers adds to the uncertainty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from traitforge.curation.scorers import CandidateFeatures, register_scorer
+from traitforge.reward.model import MANIFEST, RewardModelSet, read_manifest
+from traitforge.reward.pairs import as_reward_prompt
+from traitforge.schemas import Scores
+from traitforge.workspace.files import atomic_write_text
+
+KEY = "reward-model.v1"
+POINTER = "reward-model.json"
+CACHE = "reward-scores.sqlite"
+
+
+def point_to_model(artifacts: Path, model: Path) -> dict[str, Any]:
+    """Record which trained folder scores this workspace's candidates from now on."""
+    manifest = read_manifest(model)  # fails clearly if `model` is not a trained folder
+    pointer = {"model": str(model.resolve()), "fingerprint": model_fingerprint(model)}
+    if manifest.get("kind") == "set":
+        pointer["traits"] = sorted(manifest["members"])
+    else:
+        pointer["traits"] = manifest.get("traits", [])
+    atomic_write_text(artifacts / POINTER, json.dumps(pointer, indent=2) + "\n")
+    return pointer
+
+
+def model_fingerprint(model: Path) -> str:
+    """Changes whenever the folder is retrained: manifests record each training run."""
+    digest = hashlib.sha256()
+    for path in sorted(model.rglob(MANIFEST)):
+        digest.update(path.relative_to(model).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class RewardScorer:
+    key = KEY
+
+    def __init__(self, artifacts: Path) -> None:
+        self.artifacts = artifacts
+        path = artifacts / POINTER
+        self.pointer = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def trained_traits(self) -> list[str]:
+        return list(self.pointer["traits"]) if self.pointer else []
+
+    def score(self, features: CandidateFeatures, traits: Sequence[str]) -> list[Scores]:
+        """Scores for `traits` the model covers; nothing before a model is pointed to."""
+        wanted = [t for t in traits if t in self.trained_traits()]
+        if not self.pointer or not wanted or not features.candidates:
+            return []
+        candidates = features.candidates
+        rewards = self._rewards(candidates, wanted)
+        scores = []
+        for trait in wanted:
+            values = rewards[trait]
+            probabilities = 1.0 / (1.0 + np.exp(-(values - values.mean())))
+            scores += [
+                Scores(
+                    candidate_id=c.id,
+                    scorer=KEY,
+                    trait=trait,
+                    score=round(float(value), 6),
+                    probability=round(float(p), 6),
+                )
+                for c, value, p in zip(candidates, values, probabilities, strict=True)
+            ]
+        return scores
+
+    def _rewards(self, candidates: Sequence[Any], traits: Sequence[str]) -> dict[str, np.ndarray]:
+        assert self.pointer is not None
+        fingerprint = self.pointer["fingerprint"]
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.artifacts / CACHE)) as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS rewards (model TEXT, candidate TEXT, trait TEXT, "
+                "reward REAL, PRIMARY KEY (model, candidate, trait))"
+            )
+            models: RewardModelSet | None = None
+            out = {}
+            for trait in traits:
+                cached = dict(
+                    db.execute(
+                        "SELECT candidate, reward FROM rewards WHERE model = ? AND trait = ?",
+                        (fingerprint, trait),
+                    )
+                )
+                missing = [c for c in candidates if c.id not in cached]
+                if missing:
+                    models = models or RewardModelSet(Path(self.pointer["model"]))
+                    values = models.rewards(
+                        [as_reward_prompt(c.prompt) for c in missing],
+                        [c.response for c in missing],
+                        [trait] * len(missing),
+                    )
+                    rows = [
+                        (fingerprint, c.id, trait, float(v))
+                        for c, v in zip(missing, values, strict=True)
+                    ]
+                    with db:  # one transaction: a killed run leaves whole batches only
+                        db.executemany("INSERT OR REPLACE INTO rewards VALUES (?, ?, ?, ?)", rows)
+                    cached.update({c.id: float(v) for c, v in zip(missing, values, strict=True)})
+                out[trait] = np.array([cached[c.id] for c in candidates], dtype=np.float64)
+        return out
+
+
+register_scorer(KEY, RewardScorer)

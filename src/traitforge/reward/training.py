@@ -1,0 +1,247 @@
+"""Training reward models on exported pairs, with TRL's RewardTrainer.
+
+traitforge prepares the inputs itself (see encoding.py) and sets what TRL's defaults get wrong
+for small models and CPUs: fp32 without gradient checkpointing on CPU, bf16 on a GPU that has
+it, length-grouped batches, and no silent filtering of long pairs. Works unchanged under
+`accelerate launch` (the Trainer does the distribution; only the main process writes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitforge.errors import ConfigError
+from traitforge.reward.backbone import (
+    DeviceSettings,
+    device_settings,
+    head_module_names,
+    load_for_training,
+)
+from traitforge.reward.encoding import EncodedPair, LengthReport, PairEncoder, encode_pairs
+from traitforge.reward.model import MANIFEST
+from traitforge.reward.pairs import RewardPair, traits_of
+from traitforge.schemas import RewardConfig
+
+SHARED = "shared"
+Log = Callable[[str], None]
+
+
+@dataclass
+class FitResult:
+    """One trained model: where it is, what it saw, how fast it went."""
+
+    name: str  # the trait, or 'shared'
+    folder: Path
+    pairs: int
+    length: LengthReport
+    seconds: float
+    train_loss: float
+    device: str
+    precision: str
+    model: Any = field(default=None, repr=False)  # the trained model, in memory (main process)
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "folder": self.folder.name,
+            "pairs": self.pairs,
+            "length": self.length.as_dict(),
+            "seconds": round(self.seconds, 3),
+            "pairs_per_second": round(self.pairs_per_second, 3),
+            "train_loss": round(self.train_loss, 6),
+            "device": self.device,
+            "precision": self.precision,
+        }
+
+
+@dataclass
+class TrainPlan:
+    """Which model learns from which pairs: one group per trait, or one shared group."""
+
+    groups: dict[str, list[RewardPair]] = field(default_factory=dict)
+    trait_prefix: bool = False
+
+
+def plan(pairs: Sequence[RewardPair], mode: str) -> TrainPlan:
+    if not pairs:
+        raise ConfigError("no training pairs: export some first (`traitforge export`)")
+    if mode == "shared":
+        return TrainPlan({SHARED: list(pairs)}, trait_prefix=True)
+    traits = traits_of(pairs)
+    if not traits:  # pairs without a trait column train one model
+        return TrainPlan({SHARED: list(pairs)})
+    untagged = sum(1 for p in pairs if not p.trait)
+    if untagged:
+        raise ConfigError(
+            f"{untagged} pairs have no trait, so per-trait models cannot place them; fill the "
+            "'trait' field or set reward.models: shared"
+        )
+    return TrainPlan({t: [p for p in pairs if p.trait == t] for t in traits})
+
+
+def fit(
+    pairs: Sequence[RewardPair],
+    config: RewardConfig,
+    folder: Path,
+    name: str,
+    trait_prefix: bool,
+    log: Log = print,
+    provenance: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train one reward model on `pairs` and save it (model, tokenizer, manifest) to `folder`."""
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    settings = device_settings(config.precision, config.batch_size)
+    model, tokenizer, backbone_path = load_for_training(config.backbone)
+    encoder = PairEncoder(tokenizer, config.max_length, trait_prefix)
+    encoded, lengths = encode_pairs(encoder, pairs, config.overflow)
+    log(f"{name}: {lengths.summary()}")
+    if not encoded:
+        raise ConfigError(f"{name}: no pairs left to train on after the length check")
+    with warnings.catch_warnings():
+        # TRL 1.16 still sets transformers' deprecated `gradient_checkpointing` alias itself
+        warnings.filterwarnings("ignore", "`.*checkpointing` is deprecated", FutureWarning)
+        trainer = _trainer(model, tokenizer, encoded, config, settings, folder)
+        started = time.perf_counter()
+        output = trainer.train()
+        seconds = time.perf_counter() - started
+    result = FitResult(
+        name=name,
+        folder=folder,
+        pairs=int(len(encoded) * config.epochs),
+        length=lengths,
+        seconds=seconds,
+        train_loss=float(output.training_loss),
+        device=settings.device,
+        precision=settings.dtype_name,
+    )
+    if trainer.accelerator.is_main_process:
+        result.model = _save(
+            trainer,
+            tokenizer,
+            folder,
+            config,
+            name,
+            trait_prefix,
+            backbone_path,
+            pairs,
+            result,
+            provenance,
+        )
+    return result
+
+
+def _trainer(
+    model: Any,
+    tokenizer: Any,
+    encoded: Sequence[EncodedPair],
+    config: RewardConfig,
+    settings: DeviceSettings,
+    folder: Path,
+) -> Any:
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import RewardConfig as TrlRewardConfig
+    from trl import RewardTrainer
+
+    columns: dict[str, list[Any]] = {
+        "chosen_ids": [e.chosen.ids for e in encoded],
+        "rejected_ids": [e.rejected.ids for e in encoded],
+        "length": [max(len(e.chosen.ids), len(e.rejected.ids)) for e in encoded],
+    }
+    if config.margin_from_confidence:
+        columns["margin"] = [
+            e.pair.confidence if e.pair.confidence is not None else 1.0 for e in encoded
+        ]
+    dataset = Dataset.from_dict(columns)
+    args = TrlRewardConfig(
+        output_dir=str(folder.parent / f".{folder.name}.checkpoints"),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        bf16=settings.bf16,
+        fp16=settings.fp16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        train_sampling_strategy="group_by_length",  # similar lengths share a batch: less padding
+        remove_unused_columns=False,  # keeps 'length' for the sampler; the collator ignores it
+        max_length=None,  # lengths were handled (and reported) by the encoder
+        center_rewards_coefficient=config.center_rewards,
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=True,
+        dataloader_pin_memory=settings.device == "cuda",
+    )
+    peft_config = None
+    if config.lora.enabled:
+        from peft import LoraConfig, TaskType
+
+        peft_config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
+            # Without this the fresh reward head stays frozen at its random init.
+            modules_to_save=head_module_names(model),
+        )
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.remove_callback(PrinterCallback)  # its raw metrics dict; the CLI prints a summary
+    return trainer
+
+
+def _save(
+    trainer: Any,
+    tokenizer: Any,
+    folder: Path,
+    config: RewardConfig,
+    name: str,
+    trait_prefix: bool,
+    backbone_path: str,
+    pairs: Sequence[RewardPair],
+    result: FitResult,
+    provenance: dict[str, Any] | None,
+) -> Any:
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, save a plain model
+        model = model.merge_and_unload()
+    model = model.to("cpu").float()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    manifest = {
+        "kind": "model",
+        "trait": None if name == SHARED else name,
+        "traits": traits_of(pairs),
+        "trait_prefix": trait_prefix,
+        "max_length": config.max_length,
+        "backbone": config.backbone,
+        "backbone_path": backbone_path,
+        "config": config.model_dump(mode="json"),
+        "training": result.as_dict(),
+        "provenance": provenance or {},
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return model

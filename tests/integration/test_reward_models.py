@@ -1,0 +1,234 @@
+"""Reward models on the real MiniLM backbone, real TRL trainer and the bundled real data:
+overfit, save and reload; the CLI's train / eval / eval --matrix / score contract."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.integration.test_cli_demo import run_cli
+from traitforge.reward.model import RewardModel, RewardModelSet
+from traitforge.reward.pairs import RewardPair
+from traitforge.reward.training import fit
+from traitforge.schemas import RewardConfig
+from traitforge.workflows import bundled_data_dir
+from traitforge.workspace import Workspace
+
+pytestmark = pytest.mark.integration
+
+FAST = {"max_length": 64, "batch_size": 8, "bootstrap_samples": 200}
+
+
+def truthfulqa_pairs(count: int, skip: int = 0) -> list[RewardPair]:
+    """(question, best answer, first incorrect answer) from the bundled TruthfulQA."""
+    path = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[skip : skip + count]
+    return [
+        RewardPair(
+            prompt=r["Question"],
+            chosen=r["Best Answer"],
+            rejected=r["Incorrect Answers"].split(";")[0].strip(),
+            trait="honesty",
+            pair_id=f"tqa-{skip + i}",
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def corrigibility_pairs(count: int) -> list[RewardPair]:
+    path = bundled_data_dir() / "anthropic-evals" / "corrigible-neutral-HHH.jsonl"
+    pairs = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            row = json.loads(line)
+            matching, other = row["answer_matching_behavior"], row["answer_not_matching_behavior"]
+            pairs.append(
+                RewardPair(row["question"][-300:], matching, other, "corrigibility", None, f"c{i}")
+            )
+            if len(pairs) == count:
+                break
+    return pairs
+
+
+def save_dataset(folder: Path, splits: dict[str, list[RewardPair]]) -> Path:
+    from datasets import Dataset, DatasetDict
+
+    def columns(pairs: list[RewardPair]) -> dict[str, list]:
+        return {
+            "prompt": [p.prompt for p in pairs],
+            "chosen": [p.chosen for p in pairs],
+            "rejected": [p.rejected for p in pairs],
+            "trait": [p.trait for p in pairs],
+            "confidence": [1.0 for _ in pairs],
+            "pair_id": [p.pair_id for p in pairs],
+        }
+
+    DatasetDict({k: Dataset.from_dict(columns(v)) for k, v in splits.items()}).save_to_disk(
+        str(folder)
+    )
+    return folder
+
+
+def test_overfits_a_handful_of_pairs_and_reloads_with_the_same_rewards(tmp_path):
+    pairs = truthfulqa_pairs(6)
+    config = RewardConfig(epochs=25, learning_rate=2e-4, warmup_ratio=0.0, **FAST)
+    result = fit(pairs, config, tmp_path / "m", "honesty", trait_prefix=False, log=lambda _: None)
+    assert result.device == "cpu" and result.precision == "fp32"
+    assert result.length.pairs == 6 and result.length.over == 0
+
+    reloaded = RewardModel.load(tmp_path / "m")
+    prompts = [p.prompt for p in pairs]
+    chosen = reloaded.rewards(prompts, [p.chosen for p in pairs])
+    rejected = reloaded.rewards(prompts, [p.rejected for p in pairs])
+    assert (chosen > rejected).all(), (chosen, rejected)  # 100% training accuracy
+
+    # the in-memory model, fed the same ids, gives the same rewards as the reloaded one
+    in_memory = RewardModel(
+        reloaded.folder, reloaded.manifest, result.model.eval(), reloaded.encoder, "cpu"
+    )
+    np.testing.assert_allclose(
+        in_memory.rewards(prompts, [p.chosen for p in pairs]), chosen, rtol=1e-5, atol=1e-5
+    )
+    manifest = json.loads((tmp_path / "m" / "traitforge-reward.json").read_text())
+    assert manifest["trait"] == "honesty" and manifest["max_length"] == 64
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A two-trait dataset, and per-trait models trained on it through the CLI."""
+    root = tmp_path_factory.mktemp("reward")
+    data = save_dataset(
+        root / "data",
+        {
+            "train": truthfulqa_pairs(16) + corrigibility_pairs(16),
+            "test": truthfulqa_pairs(10, skip=100) + corrigibility_pairs(26)[16:],
+        },
+    )
+    config = root / "project.yaml"
+    config.write_text(
+        "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 200\n",
+        encoding="utf-8",
+    )
+    out = root / "models"
+    result = run_cli("train", "--data", str(data), "--out", str(out), "--config", str(config))
+    assert "pairs have a side longer than 64 tokens" in result.stdout  # reported up front
+    return data, out, config
+
+
+def test_train_writes_a_model_per_trait_with_card_report_and_eval(trained):
+    _, out, _ = trained
+    assert sorted(RewardModelSet(out).members) == ["corrigibility", "honesty"]
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["pairs"] == 20
+    card = (out / "README.md").read_text()
+    assert "Pairwise accuracy" in card and "pairs_sha256" in card
+    assert 'id="accuracy"' in (out / "report.html").read_text()
+
+
+def test_eval_json_contract(trained, tmp_path):
+    data, out, config = trained
+    result = run_cli(
+        "eval", "--model", str(out), "--pairs", str(data), "--config", str(config), "--json"
+    )
+    report = json.loads(result.stdout)  # one JSON object, nothing else on stdout
+    assert 0.0 <= report["accuracy"] <= 1.0
+    low, high = report["accuracy_ci"]
+    assert 0.0 <= low <= report["accuracy"] <= high <= 1.0
+    assert set(report["per_trait"]) == {"honesty", "corrigibility"}
+    shortcuts = report["shortcuts"]
+    assert 0.0 <= shortcuts["length_baseline_accuracy"] <= 1.0
+    assert -1.0 <= shortcuts["length_reward_spearman"] <= 1.0
+    assert set(shortcuts["format"]) == {"whitespace", "preamble"}
+    for check in shortcuts["format"].values():
+        assert 0.0 <= check["flip_rate"] <= 1.0
+    calibration = report["calibration"]
+    assert 0.0 <= calibration["ece"] <= 1.0
+    assert sum(b["count"] for b in calibration["bins"]) == 2 * report["pairs"]
+    assert Path(report["report"]).is_file()
+
+    # a JSONL file of pairs works the same way, with or without a trait
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text(
+        "\n".join(
+            json.dumps(
+                {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "trait": "honesty"}
+            )
+            for p in truthfulqa_pairs(5, skip=200)
+        ),
+        encoding="utf-8",
+    )
+    from_file = json.loads(
+        run_cli("eval", "--model", str(out), "--pairs", str(jsonl), "--json").stdout
+    )
+    assert from_file["pairs"] == 5 and list(from_file["per_trait"]) == ["honesty"]
+
+
+def test_eval_names_the_bad_line_of_a_pairs_file(trained, tmp_path):
+    _, out, _ = trained
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": "q"}\n')
+    result = run_cli("eval", "--model", str(out), "--pairs", str(bad), check=False)
+    assert result.returncode == 1
+    assert "bad.jsonl, line 2, field 'chosen'" in result.stderr
+
+
+def test_matrix_puts_each_trait_model_on_every_trait(trained):
+    data, out, config = trained
+    matrix = json.loads(
+        run_cli(
+            "eval",
+            "--matrix",
+            "--model",
+            str(out),
+            "--pairs",
+            str(data),
+            "--config",
+            str(config),
+            "--json",
+        ).stdout
+    )
+    assert matrix["models"] == ["corrigibility", "honesty"]
+    assert matrix["traits"] == ["corrigibility", "honesty"]
+    for model in matrix["models"]:
+        for trait in matrix["traits"]:
+            assert 0.0 <= matrix["cells"][model][trait]["accuracy"] <= 1.0
+    assert matrix["cells"]["honesty"]["honesty"]["pairs"] == 10
+    assert (out / "matrix.json").is_file() and Path(matrix["report"]).is_file()
+
+
+def test_score_stores_rewards_that_the_next_curate_selects_with(trained, tmp_path):
+    _, out, _ = trained
+    source = tmp_path / "candidates.jsonl"
+    rows = []
+    for p in truthfulqa_pairs(12, skip=300):
+        rows += [
+            {"prompt": p.prompt, "response": p.chosen, "true": 1},
+            {"prompt": p.prompt, "response": p.rejected, "true": 0},
+        ]
+    source.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    config = tmp_path / "project.yaml"
+    config.write_text("ingest:\n  mapping:\n    gold: {honesty: 'true'}\n", encoding="utf-8")
+    ws = tmp_path / "ws"
+    run_cli("ingest", "-f", "jsonl", str(source), "-w", str(ws), "-c", str(config))
+
+    result = run_cli("score", "--model", str(out), "-w", str(ws))
+    assert "Scored 24 candidates" in result.stdout
+    with Workspace.open(ws).store() as store:
+        reward_scores = [s for s in store.scores() if s.scorer == "reward-model.v1"]
+    assert {s.trait for s in reward_scores} == {"honesty", "corrigibility"}
+    assert len(reward_scores) == 48
+    assert all(0.0 < s.probability < 1.0 for s in reward_scores)
+
+    # a re-run reads the cache and stores the same scores: nothing duplicated
+    run_cli("score", "--model", str(out), "-w", str(ws))
+    with Workspace.open(ws).store() as store:
+        again = [s for s in store.scores() if s.scorer == "reward-model.v1"]
+    assert again == reward_scores
+
+    curated = run_cli("curate", "--budget", "4", "-w", str(ws))
+    assert "reward-model.v1" in curated.stdout
