@@ -771,3 +771,7 @@ def _print_export(report: ExportReport) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+if __name__ == "__main__":  # `python -m traitforge.cli` and `accelerate launch -m traitforge.cli`
+    main()

@@ -232,3 +232,81 @@ def test_score_stores_rewards_that_the_next_curate_selects_with(trained, tmp_pat
 
     curated = run_cli("curate", "--budget", "4", "-w", str(ws))
     assert "reward-model.v1" in curated.stdout
+
+
+def test_train_is_distributed_under_torchrun(trained, tmp_path):
+    """Two processes (gloo on CPU): each trains on its shard, only rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+
+    data, _, config = trained
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "traitforge.cli",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [line for line in result.stdout.splitlines() if "final loss" in line]
+    assert len(losses) == 4  # 2 ranks x 2 traits
+    assert "parallel_mode != ParallelMode.DISTRIBUTED" not in result.stderr
+    assert sorted(RewardModelSet(out).members) == ["corrigibility", "honesty"]
+    assert not list(tmp_path.glob(".ddp.*"))  # no staging folder left behind
+
+
+def test_shared_lora_model_trains_its_head_and_merges_the_adapters(tmp_path):
+    import torch
+    from transformers import set_seed
+
+    from traitforge.reward.backbone import load_for_training
+    from traitforge.reward.runs import train_run
+
+    data = save_dataset(
+        tmp_path / "data",
+        {"train": truthfulqa_pairs(6) + corrigibility_pairs(6), "test": truthfulqa_pairs(4, 50)},
+    )
+    config = RewardConfig(
+        models="shared",
+        lora={"enabled": True, "r": 4, "alpha": 8},
+        margin_from_confidence=True,
+        center_rewards=0.01,
+        epochs=2,
+        **FAST,
+    )
+    run = train_run(data, tmp_path / "out", config, log=lambda _: None)
+    manifest = json.loads((tmp_path / "out" / "traitforge-reward.json").read_text())
+    assert manifest["kind"] == "model" and manifest["trait_prefix"] is True
+    assert manifest["traits"] == ["corrigibility", "honesty"]
+    assert run.evaluation is not None and run.evaluation["pairs"] == 4
+
+    set_seed(config.seed)
+    fresh, _, _ = load_for_training(config.backbone)
+    trained = RewardModel.load(tmp_path / "out").model
+    state = trained.state_dict()
+    assert not any("lora" in key for key in state)  # adapters merged into plain weights
+    # the head was trained in full (modules_to_save), not left at its random init
+    assert not torch.allclose(fresh.classifier.weight, state["classifier.weight"])
+    # LoRA leaves the embeddings alone; the adapted attention weights moved
+    assert torch.equal(
+        fresh.bert.embeddings.word_embeddings.weight,
+        state["bert.embeddings.word_embeddings.weight"],
+    )
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(fresh.state_dict()[query], state[query])

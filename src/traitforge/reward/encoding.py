@@ -114,8 +114,8 @@ class PairEncoder:
 
     def _encode_pair_style(self, prompt: Prompt, response: str) -> Encoded:
         tok = self.tokenizer
-        p = tok(prompt_as_text(prompt), add_special_tokens=False)["input_ids"]
-        r = tok(response, add_special_tokens=False)["input_ids"]
+        p = tok(prompt_as_text(prompt), add_special_tokens=False, verbose=False)["input_ids"]
+        r = tok(response, add_special_tokens=False, verbose=False)["input_ids"]
         head, middle, tail = self._template
         special = len(head) + len(middle) + len(tail)
         p, r, length = self._fit(p, r, self.max_length - special, keep_last=False)
@@ -135,11 +135,13 @@ class PairEncoder:
                 [*messages, {"role": "assistant", "content": response}], tokenize=False
             )
             tail = full[len(head) :] if full.startswith(head) else response
-            p = tok(head, add_special_tokens=False)["input_ids"]
-            r = tok(tail.rstrip("\n"), add_special_tokens=False)["input_ids"]
+            p = tok(head, add_special_tokens=False, verbose=False)["input_ids"]
+            r = tok(tail.rstrip("\n"), add_special_tokens=False, verbose=False)["input_ids"]
         else:
-            p = tok(prompt_as_text(prompt) + "\n\n", add_special_tokens=True)["input_ids"]
-            r = tok(response, add_special_tokens=False)["input_ids"]
+            p = tok(prompt_as_text(prompt) + "\n\n", add_special_tokens=True, verbose=False)[
+                "input_ids"
+            ]
+            r = tok(response, add_special_tokens=False, verbose=False)["input_ids"]
             if tok.eos_token_id is not None:
                 r = [*r, tok.eos_token_id]
         p, r, length = self._fit(p, r, self.max_length, keep_last=True)

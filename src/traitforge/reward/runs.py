@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -144,9 +145,9 @@ def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -
 
 
 def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return bool(PartialState().is_main_process)
+    """Rank 0 of `torchrun` / `accelerate launch` (both set RANK), or a single process. Read
+    from the environment: the process group is not initialized before training starts."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _shared(models: RewardModelSet) -> Any:

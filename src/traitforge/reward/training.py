@@ -187,6 +187,7 @@ def _trainer(
         data_seed=config.seed,
         disable_tqdm=True,
         dataloader_pin_memory=settings.device == "cuda",
+        use_cpu=settings.device == "cpu",  # also makes `torchrun` on CPUs distribute (gloo)
     )
     peft_config = None
     if config.lora.enabled:
