@@ -96,8 +96,16 @@ def load_reward_model(path: str | Path, new_head: bool = False) -> tuple[Any, An
             f"'{PACKAGED_MODEL}', or a folder/hub id of a model with a sequence-classification "
             "head"
         ) from e
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token:
+        # Decoders read the reward at the last non-pad token. With pad == eos (SmolLM2 ships
+        # so) the closing end-of-turn token would count as padding; unk pads instead when
+        # there is one.
+        spare = tokenizer.unk_token
+        tokenizer.pad_token = (
+            spare
+            if spare and spare != tokenizer.eos_token
+            else (tokenizer.pad_token or tokenizer.eos_token)
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
