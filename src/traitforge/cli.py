@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from traitforge.annotators.simulated import SimulationReport
     from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
+    from traitforge.loop import LoopResult
 
 app = typer.Typer(
     help="traitforge: build trustworthy reward datasets for behavioral traits.",
@@ -96,6 +97,13 @@ class _Bars:
         if label not in self.stages:
             self.stages[label] = self.bar.add_task(label, total=total)
         self.bar.update(self.stages[label], completed=done, total=total)
+
+    def waiting(self, complete: int, needed: int, annotators: dict[str, tuple[int, int]]) -> None:
+        """The loop waiting for people: records complete, and each annotator's submitted
+        answers against their share of what is needed."""
+        self.stage("records complete (needed)", complete, needed)
+        for user, (submitted, share) in annotators.items():
+            self.stage(f"  {user}: submitted", submitted, share)
 
 
 @contextmanager
@@ -419,20 +427,18 @@ def demo(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on the bundled real data: ingest, curate, serve Argilla, push,
-    simulated annotators answer, pull, aggregate, export. The server stays up to look at."""
+    """Run the main job on the bundled real data: ingest, serve Argilla, then two rounds of
+    the loop with simulated annotators (select, push, annotate, pull, export, train a reward
+    model, score). The server stays up to look at."""
+    from traitforge import loop
+
     started = time.perf_counter()
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
-            result = workflows.demo(ws, bars.file, bars.stage)
+            result = loop.demo(ws, bars.file, bars.stage, _log(bars))
     _print_ingest(result.ingests)
-    _print_curation(result.curation)
-    _print_push(result.push)
-    _print_simulation(result.simulation)
-    _print_pull(result.pull)
-    _print_agreement(result.agreement)
-    _print_export(result.export)
+    _print_loop(result.loop)
     console.print(f"Workspace: [bold]{ws.root}[/]  ({time.perf_counter() - started:.1f} s)")
     console.print(
         f"Annotation UI: [bold]{result.url}[/] (still running; stop it with "
@@ -446,7 +452,77 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
-    console.print(f"Dataset: [bold]{result.export.out}[/]", highlight=False, soft_wrap=True)
+    _print_loop_paths(result.loop)
+
+
+@app.command("loop")
+def loop_(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    rounds: Annotated[
+        int | None, typer.Option(help="Rounds to reach (default loop.rounds).")
+    ] = None,
+    budget_per_round: Annotated[
+        int | None, typer.Option(help="Tasks selected per round (default loop.budget_per_round).")
+    ] = None,
+    simulate: Annotated[
+        int | None,
+        typer.Option(
+            help="This many simulated annotators answer (demos, tests); without it the loop "
+            "waits for people, polling Argilla."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Rounds of select -> push -> annotate -> pull -> export -> train -> score, each later
+    round selecting by the reward model's uncertainty. Stop it at any point (Ctrl-C) and run
+    it again to continue."""
+    from traitforge import loop
+
+    with _friendly_errors():
+        ws = Workspace.open(workspace, config)
+        settings = ws.config.loop
+        with _progress() as bars:
+            result = loop.run(
+                ws,
+                rounds or settings.rounds,
+                budget_per_round or settings.budget_per_round,
+                simulate,
+                _log(bars),
+                bars.stage,
+                bars.waiting,
+            )
+    _print_loop(result)
+    _print_loop_paths(result)
+
+
+def _log(bars: _Bars) -> Callable[[str], None]:
+    return lambda message: bars.bar.console.print(message, highlight=False)
+
+
+def _print_loop(result: LoopResult) -> None:
+    table = Table(title="Rounds")
+    columns = ("round", "selected with", "tasks", "labels", "pairs", "RM accuracy", "longer wins")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "selected with" else "right")
+    for r in result.rounds:
+        evaluation = r.evaluation or {}
+        shortcuts = evaluation.get("shortcuts", {})
+        table.add_row(
+            str(r.round),
+            ", ".join(r.selected_with) or "-",
+            str(r.tasks),
+            str(r.labels),
+            str(sum(r.pairs.values())),
+            _pct(evaluation.get("accuracy"), evaluation.get("accuracy_ci")),
+            _pct(shortcuts.get("length_baseline_accuracy")),
+        )
+    console.print(table)
+
+
+def _print_loop_paths(result: LoopResult) -> None:
+    console.print(f"Dataset: [bold]{result.dataset}[/]", highlight=False, soft_wrap=True)
+    console.print(f"Reward model: [bold]{result.model or 'none yet'}[/]", highlight=False)
+    console.print(f"Report: [bold]{result.report}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()

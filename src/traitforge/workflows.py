@@ -228,58 +228,6 @@ def _with_reward_scorer(workspace: Workspace) -> ProjectConfig:
     return config.model_copy(update={"curation": curation})
 
 
-@dataclass
-class DemoResult:
-    ingests: list[IngestReport]
-    curation: CurationReport
-    push: PushReport
-    simulation: SimulationReport
-    pull: PullReport
-    agreement: AgreementReport | None
-    export: ExportReport
-    url: str  # the annotation UI, left running
-    credentials: Path  # owner login (0600)
-    annotators: Path  # annotator logins (0600)
-
-
-DEMO_BUDGET = 200  # comparisons selected for annotation in the demo's first round
-DEMO_ANNOTATORS = 3  # simulated annotators; each record needs annotation.argilla.min_submitted
-
-
-def demo(
-    workspace: Workspace,
-    progress: ProgressFactory | None = None,
-    stage_progress: StageProgress | None = None,
-) -> DemoResult:
-    """The main job on the bundled real data: ingest every bundled file, curate the first
-    round, serve Argilla, push the tasks, let simulated annotators answer through the
-    server's API, pull and aggregate their answers, export the pairs. Every step resumes."""
-    from traitforge.annotators.server import ServerPaths, annotators_file, owner_connection
-
-    root = bundled_data_dir()
-    reports = []
-    for fmt, relative in BUNDLED_INPUTS:
-        reports += ingest(workspace, fmt, [root / relative], progress=progress)
-    curation = curate(workspace, DEMO_BUDGET, 0, stage_progress)
-    connection = owner_connection(workspace)  # starts the embedded server unless external
-    pushed = push(workspace, stage_progress)
-    simulation = simulate(workspace, DEMO_ANNOTATORS, stage_progress)
-    pulled = pull(workspace, stage_progress)
-    exported = export(workspace)  # aggregates the answers and measures their agreement
-    return DemoResult(
-        ingests=reports,
-        curation=curation,
-        push=pushed,
-        simulation=simulation,
-        pull=pulled,
-        agreement=exported.agreement,
-        export=exported,
-        url=connection.api_url,
-        credentials=ServerPaths.of(workspace).credentials,
-        annotators=annotators_file(workspace),
-    )
-
-
 def agreement(workspace: Workspace) -> AgreementReport | None:
     """Agreement and annotator quality over every judgement; None before any judgement."""
     from traitforge.annotators.agreement import agreement_report

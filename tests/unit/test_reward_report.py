@@ -105,7 +105,7 @@ def _full(**evaluation_overrides) -> str:
     )
 
 
-def _section(page: str, anchor: str) -> str:
+def section_of(page: str, anchor: str) -> str:
     match = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
     assert match, f"no section {anchor!r}"
     return match.group(1)
@@ -115,18 +115,18 @@ def test_full_report_has_every_section_with_formatted_numbers():
     page = _full()
     assert page.startswith("<!DOCTYPE html>")
     for anchor in SECTIONS:
-        _section(page, anchor)
-    headline = _section(page, "accuracy")
+        section_of(page, anchor)
+    headline = section_of(page, "accuracy")
     assert "85.0%" in headline and "[78.0%, 91.0%]" in headline and "95% CI" in headline
     assert "55.0%" in headline  # the length baseline sits next to the headline
-    shortcuts = _section(page, "shortcuts")
+    shortcuts = section_of(page, "shortcuts")
     assert "82.0% [70.0%, 90.0%]" in shortcuts and "n = 40" in shortcuts and "+0.050" in shortcuts
     assert "whitespace" in shortcuts and "preamble" in shortcuts
-    calibration = _section(page, "calibration")
+    calibration = section_of(page, "calibration")
     assert "0.042" in calibration and "0.123" in calibration
-    training = _section(page, "training")
+    training = section_of(page, "training")
     assert "7 of 120" in training and "901" in training and "helpful: 7" in training
-    assert '"max_length": 512' in html.unescape(_section(page, "provenance"))
+    assert '"max_length": 512' in html.unescape(section_of(page, "provenance"))
 
 
 def test_sections_appear_only_for_given_inputs():
@@ -150,13 +150,15 @@ def test_verdicts_warn_on_a_length_biased_model_and_not_on_a_clean_one():
     assert [level for level, _ in verdicts] == ["warn"] * 5
     assert any("drops to 40.0%" in text for _, text in verdicts)
     page = render_report("biased", evaluation=biased)
-    assert _section(page, "shortcuts").count('class="verdict warn"') == 5
+    assert section_of(page, "shortcuts").count('class="verdict warn"') == 5
 
 
 def test_untestable_length_check_says_so():
     verdicts = shortcut_verdicts(_evaluation(shorter=None))
     assert verdicts[1][0] == "na"
-    assert "n/a" in _section(render_report("x", evaluation=_evaluation(shorter=None)), "shortcuts")
+    assert "n/a" in section_of(
+        render_report("x", evaluation=_evaluation(shorter=None)), "shortcuts"
+    )
 
 
 def test_plots_are_embedded_pngs_and_nothing_is_fetched():
@@ -188,7 +190,7 @@ def test_names_and_provenance_are_escaped():
 
 
 def test_matrix_highlights_the_in_domain_diagonal():
-    table = _section(_full(), "matrix")
+    table = section_of(_full(), "matrix")
     assert table.count('class="diagonal"') == 2
     assert '<td class="diagonal">90.0% <small>(n = 10)</small></td>' in table
     assert "<td>60.0% <small>(n = 10)</small></td>" in table
@@ -216,6 +218,6 @@ def test_renders_the_real_evaluation_of_a_length_loving_reward():
         {"concise": longer_is_better, "helpful": longer_is_better}, pairs, bootstrap_samples=50
     )
     page = render_report("real", evaluation=evaluation, matrix=matrix)
-    shortcuts = _section(page, "shortcuts")
+    shortcuts = section_of(page, "shortcuts")
     assert "accuracy drops to 0.0%" in shortcuts and "Spearman +1.000" in shortcuts
     assert page.count("data:image/png;base64,") == 3

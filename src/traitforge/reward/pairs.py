@@ -30,6 +30,7 @@ class RewardPair:
     trait: str | None = None
     confidence: float | None = None
     pair_id: str | None = None
+    origin: str | None = None  # 'gold' or 'judgements' in traitforge exports
 
 
 def prompt_as_text(prompt: Prompt) -> str:
@@ -174,6 +175,7 @@ def _pair(row: dict[str, Any], where: str, line: int | str) -> RewardPair:
         trait=trait,
         confidence=None if confidence is None else float(confidence),
         pair_id=pair_id,
+        origin=row.get("origin") if isinstance(row.get("origin"), str) else None,
     )
 
 

@@ -26,7 +26,7 @@ SHORTER_GAP = 0.1  # accuracy drop tolerated on pairs where the chosen response 
 SPEARMAN_LIMIT = 0.3  # |rank correlation| between response length and reward
 FLIP_LIMIT = 0.1  # share of preferences a meaningless format edit may flip
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }
 h1, h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; }
@@ -47,17 +47,17 @@ Column = tuple[str, Callable[[Any], object]]
 _TRAIT_COLUMNS: list[Column] = [
     ("Trait", lambda item: item[0]),
     ("Pairs", lambda item: item[1]["pairs"]),
-    ("Accuracy", lambda item: _pct(item[1]["accuracy"])),
-    ("Confidence interval", lambda item: _ci(item[1]["accuracy_ci"])),
-    ("Length baseline", lambda item: _pct(item[1]["length_baseline"])),
+    ("Accuracy", lambda item: fmt_pct(item[1]["accuracy"])),
+    ("Confidence interval", lambda item: fmt_ci(item[1]["accuracy_ci"])),
+    ("Length baseline", lambda item: fmt_pct(item[1]["length_baseline"])),
 ]
 # shifts are in units of the reward's standard deviation (see evaluation._format_sensitivity)
 _FORMAT_COLUMNS: list[Column] = [
     ("Perturbation", lambda item: item[0]),
-    ("Mean shift (reward std)", lambda item: _num(item[1]["mean_shift"], sign=True)),
-    ("Mean abs shift (reward std)", lambda item: _num(item[1]["mean_abs_shift"])),
-    ("Flip rate", lambda item: _pct(item[1]["flip_rate"])),
-    ("Accuracy after", lambda item: _pct(item[1]["accuracy_after"])),
+    ("Mean shift (reward std)", lambda item: fmt_num(item[1]["mean_shift"], sign=True)),
+    ("Mean abs shift (reward std)", lambda item: fmt_num(item[1]["mean_abs_shift"])),
+    ("Flip rate", lambda item: fmt_pct(item[1]["flip_rate"])),
+    ("Accuracy after", lambda item: fmt_pct(item[1]["accuracy_after"])),
 ]
 _TRAINING_COLUMNS: list[Column] = [
     ("Model", lambda fit: fit["name"]),
@@ -69,9 +69,9 @@ _TRAINING_COLUMNS: list[Column] = [
     ("Dropped", lambda fit: fit["length"]["dropped"]),
     ("Longest", lambda fit: fit["length"]["longest"]),
     ("Over by trait", lambda fit: _counts(fit["length"].get("over_by_trait", {}))),
-    ("Seconds", lambda fit: _num(fit["seconds"], 1)),
-    ("Pairs/s", lambda fit: _num(fit["pairs_per_second"], 1)),
-    ("Train loss", lambda fit: _num(fit["train_loss"], 4)),
+    ("Seconds", lambda fit: fmt_num(fit["seconds"], 1)),
+    ("Pairs/s", lambda fit: fmt_num(fit["pairs_per_second"], 1)),
+    ("Train loss", lambda fit: fmt_num(fit["train_loss"], 4)),
     ("Device", lambda fit: f"{fit['device']} {fit['precision']}"),
 ]
 
@@ -86,23 +86,25 @@ def render_report(
     """The report as an HTML string; a section appears only when its input is given."""
     sections: list[str] = []
     if evaluation is not None:
-        sections.append(_accuracy_section(evaluation))
+        sections.append(accuracy_section(evaluation))
         if evaluation.get("shortcuts"):
-            sections.append(_shortcut_section(evaluation))
+            sections.append(shortcut_section(evaluation))
         if evaluation.get("calibration"):
-            sections.append(_calibration_section(evaluation["calibration"]))
+            sections.append(calibration_section(evaluation["calibration"]))
     if matrix and matrix.get("models"):
-        sections.append(_matrix_section(matrix))
+        sections.append(matrix_section(matrix))
     if training:
-        sections.append(_section("training", "Training", _table(_TRAINING_COLUMNS, training)))
+        sections.append(
+            html_section("training", "Training", html_table(_TRAINING_COLUMNS, training))
+        )
     if provenance:
         rows = [(key, _plain(value)) for key, value in provenance.items()]
-        sections.append(_section("provenance", "Provenance", _key_values("Key", rows)))
+        sections.append(html_section("provenance", "Provenance", key_values_table("Key", rows)))
     body = "\n".join(sections) or "<p>Nothing to report.</p>"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{_e(title)}</h1>\n{body}\n</body>\n</html>\n"
+        f"<title>{escape_html(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{escape_html(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
 
 
@@ -123,20 +125,20 @@ def shortcut_verdicts(evaluation: Mapping[str, Any]) -> list[tuple[str, str]]:
     """One plain-language (level, text) line per check; level is 'ok', 'warn' or 'na'."""
     s, acc = evaluation["shortcuts"], evaluation["accuracy"]
     base, shorter = s["length_baseline_accuracy"], s["accuracy_chosen_shorter"]
-    rho = _num(s["length_reward_spearman"], sign=True)
+    rho = fmt_num(s["length_reward_spearman"], sign=True)
     lines = [
         _check(
             acc < base + BASELINE_MARGIN,
-            f"accuracy {_pct(acc)} barely beats picking the longer response ({_pct(base)}).",
-            f"accuracy {_pct(acc)} is well above the length baseline ({_pct(base)}).",
+            f"accuracy {fmt_pct(acc)} barely beats picking the longer response ({fmt_pct(base)}).",
+            f"accuracy {fmt_pct(acc)} is well above the length baseline ({fmt_pct(base)}).",
         ),
         ("na", "no pair has a shorter chosen response, so length bias is untested.")
         if shorter is None
         else _check(
             shorter < acc - SHORTER_GAP,
-            f"accuracy drops to {_pct(shorter)} when the chosen response is the shorter one: "
+            f"accuracy drops to {fmt_pct(shorter)} when the chosen response is the shorter one: "
             "the model may be rewarding length.",
-            f"accuracy holds at {_pct(shorter)} when the chosen response is the shorter one.",
+            f"accuracy holds at {fmt_pct(shorter)} when the chosen response is the shorter one.",
         ),
         _check(
             abs(s["length_reward_spearman"]) > SPEARMAN_LIMIT,
@@ -145,7 +147,7 @@ def shortcut_verdicts(evaluation: Mapping[str, Any]) -> list[tuple[str, str]]:
         ),
     ]
     for name, f in s.get("format", {}).items():
-        flips = f"the {name} edit flips {_pct(f['flip_rate'])} of preferences"
+        flips = f"the {name} edit flips {fmt_pct(f['flip_rate'])} of preferences"
         lines.append(_check(f["flip_rate"] > FLIP_LIMIT, f"{flips}.", f"{flips}."))
     return lines
 
@@ -154,73 +156,83 @@ def _check(failed: bool, warning: str, fine: str) -> tuple[str, str]:
     return ("warn", warning) if failed else ("ok", fine)
 
 
-def _accuracy_section(evaluation: Mapping[str, Any]) -> str:
+def accuracy_section(evaluation: Mapping[str, Any]) -> str:
     level = f"{evaluation.get('confidence_level', 0.95):.0%} CI"
     baseline = evaluation.get("shortcuts", {}).get("length_baseline_accuracy")
     parts = [
-        f'<p class="headline"><span class="big">{_pct(evaluation["accuracy"])}</span> '
+        f'<p class="headline"><span class="big">{fmt_pct(evaluation["accuracy"])}</span> '
         f"pairwise accuracy on {evaluation['pairs']} pairs, {level} "
-        f"{_ci(evaluation.get('accuracy_ci'))}; length baseline (the longer response wins): "
-        f"{_pct(baseline)}.</p>"
+        f"{fmt_ci(evaluation.get('accuracy_ci'))}; length baseline (the longer response wins): "
+        f"{fmt_pct(baseline)}.</p>"
     ]
     if r := evaluation.get("rewards"):
         parts.append(
-            f"<p>Rewards: mean {_num(r['mean'])}, std {_num(r['std'])}, "
-            f"mean margin (chosen - rejected) {_num(r['mean_margin'])}.</p>"
+            f"<p>Rewards: mean {fmt_num(r['mean'])}, std {fmt_num(r['std'])}, "
+            f"mean margin (chosen - rejected) {fmt_num(r['mean_margin'])}.</p>"
         )
     if per_trait := evaluation.get("per_trait"):
-        parts.append(_table(_TRAIT_COLUMNS, per_trait.items()))
-        parts.append(_png(lambda fig: _trait_chart(fig, per_trait), (7, 3.5), "accuracy per trait"))
-    return _section("accuracy", "Accuracy", "\n".join(parts))
+        parts.append(html_table(_TRAIT_COLUMNS, per_trait.items()))
+        parts.append(
+            png_image(lambda fig: _trait_chart(fig, per_trait), (7, 3.5), "accuracy per trait")
+        )
+    return html_section("accuracy", "Accuracy", "\n".join(parts))
 
 
-def _shortcut_section(evaluation: Mapping[str, Any]) -> str:
+def shortcut_section(evaluation: Mapping[str, Any]) -> str:
     s = evaluation["shortcuts"]
-    shorter = f"{_pct(s['accuracy_chosen_shorter'])} {_ci(s['accuracy_chosen_shorter_ci'])}"
+    shorter = f"{fmt_pct(s['accuracy_chosen_shorter'])} {fmt_ci(s['accuracy_chosen_shorter_ci'])}"
     checks = [
-        ("Length baseline (the longer response wins)", _pct(s["length_baseline_accuracy"])),
+        ("Length baseline (the longer response wins)", fmt_pct(s["length_baseline_accuracy"])),
         (f"Accuracy when the chosen is shorter (n = {s['chosen_shorter_pairs']})", shorter),
-        ("Spearman correlation of length and reward", _num(s["length_reward_spearman"], sign=True)),
+        (
+            "Spearman correlation of length and reward",
+            fmt_num(s["length_reward_spearman"], sign=True),
+        ),
     ]
-    body = [_key_values("Check", checks), _table(_FORMAT_COLUMNS, s.get("format", {}).items())]
+    body = [
+        key_values_table("Check", checks),
+        html_table(_FORMAT_COLUMNS, s.get("format", {}).items()),
+    ]
     body += [_verdict(level, text) for level, text in shortcut_verdicts(evaluation)]
-    return _section("shortcuts", "Shortcut checks", "\n".join(body))
+    return html_section("shortcuts", "Shortcut checks", "\n".join(body))
 
 
-def _calibration_section(cal: Mapping[str, Any]) -> str:
+def calibration_section(cal: Mapping[str, Any]) -> str:
     rows = [
-        ("ECE", _num(cal["ece"])),
-        ("Brier score", _num(cal["brier"])),
-        ("Log loss", _num(cal["log_loss"])),
-        ("Mean P(chosen wins)", _pct(cal["mean_probability"])),
+        ("ECE", fmt_num(cal["ece"])),
+        ("Brier score", fmt_num(cal["brier"])),
+        ("Log loss", fmt_num(cal["log_loss"])),
+        ("Mean P(chosen wins)", fmt_pct(cal["mean_probability"])),
     ]
-    body = [_key_values("Metric", rows)]
+    body = [key_values_table("Metric", rows)]
     if cal["bins"]:
         body.append(
-            _png(
+            png_image(
                 lambda fig: _reliability_chart(fig, cal["bins"]), (4.5, 4.5), "reliability diagram"
             )
         )
-    return _section("calibration", "Calibration", "\n".join(body))
+    return html_section("calibration", "Calibration", "\n".join(body))
 
 
-def _matrix_section(matrix: Mapping[str, Any]) -> str:
+def matrix_section(matrix: Mapping[str, Any]) -> str:
     models, traits, cells = matrix["models"], matrix["traits"], matrix["cells"]
-    head = "".join(f"<th>{_e(t)}</th>" for t in ["Model \\ test trait", *traits])
+    head = "".join(f"<th>{escape_html(t)}</th>" for t in ["Model \\ test trait", *traits])
     rows = [
-        f"<tr><td>{_e(m)}</td>" + "".join(_matrix_cell(m, t, cells[m][t]) for t in traits) + "</tr>"
+        f"<tr><td>{escape_html(m)}</td>"
+        + "".join(_matrix_cell(m, t, cells[m][t]) for t in traits)
+        + "</tr>"
         for m in models
     ]
     table = "\n".join(["<table>", f"<tr>{head}</tr>", *rows, "</table>"])
     size = (2 + 1.1 * len(traits), 1 + 0.6 * len(models))
-    chart = _png(lambda fig: _heatmap(fig, matrix), size, "generalization heatmap")
-    return _section("matrix", "Generalization matrix", f"{table}\n{chart}")
+    chart = png_image(lambda fig: _heatmap(fig, matrix), size, "generalization heatmap")
+    return html_section("matrix", "Generalization matrix", f"{table}\n{chart}")
 
 
 def _matrix_cell(model: str, trait: str, cell: Mapping[str, Any]) -> str:
     # the diagonal is a model tested on its own trait: in-domain, unlike every other cell
     css = ' class="diagonal"' if model == trait else ""
-    return f"<td{css}>{_pct(cell['accuracy'])} <small>(n = {cell['pairs']})</small></td>"
+    return f"<td{css}>{fmt_pct(cell['accuracy'])} <small>(n = {cell['pairs']})</small></td>"
 
 
 def _trait_chart(fig: Figure, per_trait: Mapping[str, Mapping[str, Any]]) -> None:
@@ -260,7 +272,7 @@ def _heatmap(fig: Figure, matrix: Mapping[str, Any]) -> None:
         for col, trait in enumerate(traits):
             value = values[row][col]
             ink = "black" if value > 0.6 else "white"  # viridis is bright only at the top
-            ax.text(col, row, _pct(value), ha="center", va="center", color=ink, fontsize="small")
+            ax.text(col, row, fmt_pct(value), ha="center", va="center", color=ink, fontsize="small")
             if model == trait:
                 corner = (col - 0.5, row - 0.5)
                 ax.add_patch(Rectangle(corner, 1, 1, fill=False, edgecolor="#e53935", lw=2.5))
@@ -270,7 +282,7 @@ def _heatmap(fig: Figure, matrix: Mapping[str, Any]) -> None:
     fig.colorbar(image, ax=ax, label="accuracy")
 
 
-def _png(draw: Callable[[Figure], None], size: tuple[float, float], alt: str) -> str:
+def png_image(draw: Callable[[Figure], None], size: tuple[float, float], alt: str) -> str:
     """Draw on a fresh Agg figure and return it as an inline <img>.
 
     No pyplot: the figure is never registered globally, so nothing leaks or needs closing,
@@ -285,32 +297,33 @@ def _png(draw: Callable[[Figure], None], size: tuple[float, float], alt: str) ->
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})  # no version stamp
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{escape_html(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _section(anchor: str, heading: str, body: str) -> str:
-    return f'<section id="{anchor}">\n<h2>{_e(heading)}</h2>\n{body}\n</section>'
+def html_section(anchor: str, heading: str, body: str) -> str:
+    return f'<section id="{anchor}">\n<h2>{escape_html(heading)}</h2>\n{body}\n</section>'
 
 
-def _table(columns: Sequence[Column], items: Iterable[Any]) -> str:
+def html_table(columns: Sequence[Column], items: Iterable[Any]) -> str:
     """An HTML table with one row per item; every cell is escaped."""
-    head = "".join(f"<th>{_e(header)}</th>" for header, _ in columns)
+    head = "".join(f"<th>{escape_html(header)}</th>" for header, _ in columns)
     rows = [
-        "<tr>" + "".join(f"<td>{_e(cell(i))}</td>" for _, cell in columns) + "</tr>" for i in items
+        "<tr>" + "".join(f"<td>{escape_html(cell(i))}</td>" for _, cell in columns) + "</tr>"
+        for i in items
     ]
     return "\n".join(["<table>", f"<tr>{head}</tr>", *rows, "</table>"])
 
 
-def _key_values(key: str, rows: Iterable[tuple[str, object]]) -> str:
-    return _table([(key, lambda row: row[0]), ("Value", lambda row: row[1])], rows)
+def key_values_table(key: str, rows: Iterable[tuple[str, object]]) -> str:
+    return html_table([(key, lambda row: row[0]), ("Value", lambda row: row[1])], rows)
 
 
 def _verdict(level: str, text: str) -> str:
     label = {"ok": "OK", "warn": "Warning", "na": "Not tested"}[level]
-    return f'<p class="verdict {level}"><strong>{label}:</strong> {_e(text)}</p>'
+    return f'<p class="verdict {level}"><strong>{label}:</strong> {escape_html(text)}</p>'
 
 
-def _e(value: object) -> str:
+def escape_html(value: object) -> str:
     return html.escape(str(value))
 
 
@@ -323,15 +336,15 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name}: {n}" for name, n in counts.items()) or "-"
 
 
-def _pct(value: float | None) -> str:
+def fmt_pct(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def _ci(interval: Sequence[float] | None) -> str:
-    return f"[{_pct(interval[0])}, {_pct(interval[1])}]" if interval else "n/a"
+def fmt_ci(interval: Sequence[float] | None) -> str:
+    return f"[{fmt_pct(interval[0])}, {fmt_pct(interval[1])}]" if interval else "n/a"
 
 
-def _num(value: float | None, digits: int = 3, sign: bool = False) -> str:
+def fmt_num(value: float | None, digits: int = 3, sign: bool = False) -> str:
     if value is None or math.isnan(value):
         return "n/a"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"

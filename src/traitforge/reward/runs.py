@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,10 +54,22 @@ def dataset_provenance(data: Path, splits: Mapping[str, Sequence[RewardPair]]) -
     }
 
 
-def train_run(data: Path, out: Path, config: RewardConfig, log: Log = print) -> TrainRun:
+def train_run(
+    data: Path,
+    out: Path,
+    config: RewardConfig,
+    log: Log = print,
+    keep: Callable[[RewardPair], bool] | None = None,
+    test: Sequence[RewardPair] | None = None,
+) -> TrainRun:
     """Train per-trait models (or one shared one) on the train split, evaluate on the test
-    split, and write everything to `out`."""
+    split, and write everything to `out`. `keep` filters the pairs (e.g. judgement pairs
+    only); `test` replaces the test split (e.g. held-out gold pairs)."""
     splits = load_splits(data)
+    if keep is not None:
+        splits = {name: [p for p in pairs if keep(p)] for name, pairs in splits.items()}
+    if test is not None:
+        splits["test"] = list(test)
     provenance = dataset_provenance(data, splits)
     training_plan = plan(splits.get("train", []), config.models)
     fits = []
@@ -75,12 +87,13 @@ def train_run(data: Path, out: Path, config: RewardConfig, log: Log = print) -> 
         if SHARED not in training_plan.groups:
             manifest = {"kind": "set", "members": {f.name: f.name for f in fits}}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        test = splits.get("test", [])
         evaluation = None
-        if test:
+        trained = {f.name for f in fits}
+        test_pairs = [p for p in splits.get("test", []) if SHARED in trained or p.trait in trained]
+        if test_pairs:
             evaluation = evaluate(
                 RewardModelSet(staging).rewards,
-                test,
+                test_pairs,
                 config.bootstrap_samples,
                 config.confidence_level,
                 config.seed,

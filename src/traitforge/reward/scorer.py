@@ -62,6 +62,7 @@ class RewardScorer:
         self.artifacts = artifacts
         path = artifacts / POINTER
         self.pointer = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        self._models: RewardModelSet | None = None
 
     def trained_traits(self) -> list[str]:
         return list(self.pointer["traits"]) if self.pointer else []
@@ -71,11 +72,12 @@ class RewardScorer:
         wanted = [t for t in traits if t in self.trained_traits()]
         if not self.pointer or not wanted or not features.candidates:
             return []
-        candidates = features.candidates
-        rewards = self._rewards(candidates, wanted)
         scores = []
         for trait in wanted:
-            values = rewards[trait]
+            candidates = [c for c in features.candidates if _about(c, trait)]
+            if not candidates:
+                continue
+            values = self._rewards(candidates, trait)
             probabilities = 1.0 / (1.0 + np.exp(-(values - values.mean())))
             scores += [
                 Scores(
@@ -89,7 +91,7 @@ class RewardScorer:
             ]
         return scores
 
-    def _rewards(self, candidates: Sequence[Any], traits: Sequence[str]) -> dict[str, np.ndarray]:
+    def _rewards(self, candidates: Sequence[Any], trait: str) -> np.ndarray:
         assert self.pointer is not None
         fingerprint = self.pointer["fingerprint"]
         self.artifacts.mkdir(parents=True, exist_ok=True)
@@ -98,32 +100,35 @@ class RewardScorer:
                 "CREATE TABLE IF NOT EXISTS rewards (model TEXT, candidate TEXT, trait TEXT, "
                 "reward REAL, PRIMARY KEY (model, candidate, trait))"
             )
-            models: RewardModelSet | None = None
-            out = {}
-            for trait in traits:
-                cached = dict(
-                    db.execute(
-                        "SELECT candidate, reward FROM rewards WHERE model = ? AND trait = ?",
-                        (fingerprint, trait),
-                    )
+            cached = dict(
+                db.execute(
+                    "SELECT candidate, reward FROM rewards WHERE model = ? AND trait = ?",
+                    (fingerprint, trait),
                 )
-                missing = [c for c in candidates if c.id not in cached]
-                if missing:
-                    models = models or RewardModelSet(Path(self.pointer["model"]))
-                    values = models.rewards(
-                        [as_reward_prompt(c.prompt) for c in missing],
-                        [c.response for c in missing],
-                        [trait] * len(missing),
-                    )
-                    rows = [
-                        (fingerprint, c.id, trait, float(v))
-                        for c, v in zip(missing, values, strict=True)
-                    ]
-                    with db:  # one transaction: a killed run leaves whole batches only
-                        db.executemany("INSERT OR REPLACE INTO rewards VALUES (?, ?, ?, ?)", rows)
-                    cached.update({c.id: float(v) for c, v in zip(missing, values, strict=True)})
-                out[trait] = np.array([cached[c.id] for c in candidates], dtype=np.float64)
-        return out
+            )
+            missing = [c for c in candidates if c.id not in cached]
+            if missing:
+                if self._models is None:
+                    self._models = RewardModelSet(Path(self.pointer["model"]))
+                values = self._models.rewards(
+                    [as_reward_prompt(c.prompt) for c in missing],
+                    [c.response for c in missing],
+                    [trait] * len(missing),
+                )
+                rows = [
+                    (fingerprint, c.id, trait, float(v))
+                    for c, v in zip(missing, values, strict=True)
+                ]
+                with db:  # one transaction: a killed run keeps whole traits only
+                    db.executemany("INSERT OR REPLACE INTO rewards VALUES (?, ?, ?, ?)", rows)
+                cached.update({c.id: float(v) for c, v in zip(missing, values, strict=True)})
+        return np.array([cached[c.id] for c in candidates], dtype=np.float64)
+
+
+def _about(candidate: Any, trait: str) -> bool:
+    """Whether a candidate's prompt is about `trait`: its data has gold for it, or for none
+    (as selection decides which traits a prompt is asked about)."""
+    return not candidate.gold or trait in candidate.gold
 
 
 register_scorer(KEY, RewardScorer)

@@ -22,6 +22,7 @@ from traitforge.schemas.curation_config import (
     SelectionConfig,
 )
 from traitforge.schemas.hashing import content_hash
+from traitforge.schemas.loop import LoopConfig, LoopRound
 from traitforge.schemas.records import (
     Candidate,
     ChatMessage,
@@ -59,6 +60,8 @@ __all__ = [
     "GenerationConfig",
     "IngestConfig",
     "Judgement",
+    "LoopConfig",
+    "LoopRound",
     "LoraConfig",
     "PreferencePair",
     "ProjectConfig",

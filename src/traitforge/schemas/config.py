@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from traitforge.schemas.annotation_config import AnnotationConfig
 from traitforge.schemas.curation_config import CurationConfig
+from traitforge.schemas.loop import LoopConfig
 from traitforge.schemas.reward_config import RewardConfig
 from traitforge.schemas.traits import TraitSpec
 
@@ -154,6 +155,7 @@ class ProjectConfig(BaseModel):
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
 
     @model_validator(mode="after")
     def _check_traits(self) -> ProjectConfig:

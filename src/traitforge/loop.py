@@ -1,0 +1,348 @@
+"""The closed loop: rounds of select -> push -> annotate -> pull -> export -> train -> score.
+
+Round 1 selects with the trait classifiers; every later round also has the reward model that
+the previous round trained, so it selects pairs whose reward margin is near zero, spread over
+embedding space. Each round's record (W/rounds/<n>/round.json) lists the steps done; every
+step is idempotent on its own (curate counts the round's tasks, push/pull skip what is done,
+training writes its folder atomically), so a loop killed anywhere continues where it was.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from traitforge import workflows
+from traitforge.errors import TraitforgeError
+from traitforge.schemas import LoopRound, ProjectConfig
+from traitforge.schemas.loop import STEPS
+from traitforge.workspace import Workspace
+from traitforge.workspace.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from traitforge.annotators.argilla_backend import DatasetProgress
+    from traitforge.curation.ingest import IngestReport
+    from traitforge.curation.pipeline import StageProgress
+    from traitforge.loop_report import WorkspaceReportData
+    from traitforge.reward.pairs import RewardPair
+
+Log = Callable[[str], None]
+REPORT_FILE = "report.html"
+
+
+class WaitProgress(Protocol):
+    """Told the records complete so far, how many are needed, and each annotator's
+    submitted answers against their share of what is needed."""
+
+    def __call__(
+        self, complete: int, needed: int, annotators: dict[str, tuple[int, int]]
+    ) -> None: ...
+
+
+@dataclass
+class LoopResult:
+    rounds: list[LoopRound]
+    dataset: Path
+    model: Path | None
+    report: Path
+
+
+def rounds_dir(workspace: Workspace) -> Path:
+    return workspace.root / "rounds"
+
+
+def round_file(workspace: Workspace, number: int) -> Path:
+    return rounds_dir(workspace) / str(number) / "round.json"
+
+
+def load_rounds(workspace: Workspace) -> list[LoopRound]:
+    folder = rounds_dir(workspace)
+    if not folder.is_dir():
+        return []
+    numbers = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+    return [
+        LoopRound.model_validate_json(round_file(workspace, n).read_text(encoding="utf-8"))
+        for n in numbers
+        if round_file(workspace, n).is_file()
+    ]
+
+
+def _save(workspace: Workspace, record: LoopRound) -> None:
+    atomic_write_text(round_file(workspace, record.round), record.model_dump_json(indent=2))
+
+
+def run(
+    workspace: Workspace,
+    rounds: int,
+    budget: int,
+    simulate: int | None,
+    log: Log = print,
+    progress: StageProgress | None = None,
+    waiting: WaitProgress | None = None,
+) -> LoopResult:
+    """Run rounds 1..`rounds`, continuing any that a previous run left unfinished.
+    `simulate`: that many simulated annotators answer; None waits for people."""
+    existing = {r.round: r for r in load_rounds(workspace)}
+    records = []
+    for number in range(1, rounds + 1):
+        record = existing.get(number) or LoopRound(round=number)
+        _Round(workspace, record, budget, simulate, log, progress, waiting).run()
+        records.append(record)
+    last = records[-1]
+    report = write_reports(workspace, records)
+    return LoopResult(
+        rounds=records,
+        dataset=workspace.exports_dir / "latest",
+        model=Path(last.model) if last.model else None,
+        report=report,
+    )
+
+
+class _Round:
+    def __init__(
+        self,
+        workspace: Workspace,
+        record: LoopRound,
+        budget: int,
+        simulate: int | None,
+        log: Log,
+        progress: StageProgress | None,
+        waiting: WaitProgress | None,
+    ) -> None:
+        self.workspace = workspace
+        self.config: ProjectConfig = workspace.config
+        self.record = record
+        self.budget = budget
+        self.simulate = simulate
+        self.log = log
+        self.progress = progress
+        self.waiting = waiting
+        self.folder = round_file(workspace, record.round).parent
+
+    def run(self) -> None:
+        steps = {
+            "select": self.select,
+            "push": lambda: workflows.push(self.workspace, self.progress),
+            "annotate": self.annotate,
+            "pull": lambda: workflows.pull(self.workspace, self.progress),
+            "export": self.export,
+            "train": self.train,
+            "score": self.score,
+            "report": self.report,
+        }
+        for name in STEPS:
+            if name in self.record.completed:
+                continue
+            self.log(f"round {self.record.round}: {name}")
+            started = time.perf_counter()
+            steps[name]()
+            self.record.seconds[name] = round(time.perf_counter() - started, 2)
+            self.record.completed.append(name)
+            _save(self.workspace, self.record)
+
+    def select(self) -> None:
+        report = workflows.curate(self.workspace, self.budget, self.record.round, self.progress)
+        with self.workspace.store() as store:
+            tasks = [t for t in store.tasks() if t.round == self.record.round]
+        self.record.tasks = len(tasks)
+        self.record.selected_with = sorted({k.split("/")[0] for k in report.scored})
+        self.record.strategy = self.config.curation.selection.strategy
+
+    def annotate(self) -> None:
+        if self.simulate is not None:
+            workflows.simulate(self.workspace, self.simulate, self.progress)
+            return
+        loop = self.config.loop
+        while True:
+            state = workflows.annotation_progress(self.workspace)
+            if isinstance(state, str):
+                raise TraitforgeError(f"cannot read annotation progress: {state}")
+            records = sum(d.records for d in state)
+            complete = sum(d.completed for d in state)
+            needed = math.ceil(loop.wait_share * records)
+            if self.waiting:
+                self.waiting(complete, needed, _annotator_shares(state, needed, self.config))
+            if complete >= needed:
+                return
+            time.sleep(loop.poll_seconds)
+
+    def export(self) -> None:
+        report = workflows.export(self.workspace)
+        self.record.pairs = {t: sum(c.values()) for t, c in report.counts.items()}
+        self.record.pair_origins = dict(report.origins)
+        self.record.drops = dict(report.drops)
+        self.record.agreement = report.agreement.to_dict() if report.agreement else None
+        with self.workspace.store() as store:
+            self.record.labels = sum(1 for _ in store.judgements())
+
+    def train(self) -> None:
+        from traitforge.reward.pairs import load_splits
+        from traitforge.reward.runs import train_run
+
+        loop = self.config.loop
+        data = self.workspace.exports_dir / "latest"
+
+        def keep(pair: RewardPair) -> bool:
+            return loop.train_on == "all" or pair.origin == "judgements"
+
+        if not any(keep(p) for p in load_splits(data).get("train", [])):
+            self.log(f"round {self.record.round}: no judgement pairs to train on yet")
+            return
+        test = held_out_gold(self.workspace) if loop.evaluate_on == "gold" else None
+        out = self.folder / "model"
+        run = train_run(data, out, self.config.reward, self.log, keep=keep, test=test)
+        self.record.model = str(out)
+        self.record.evaluation = run.evaluation
+
+    def score(self) -> None:
+        if self.record.model:
+            workflows.score(self.workspace, Path(self.record.model))
+
+    def report(self) -> None:
+        from traitforge.reward.model import read_manifest
+        from traitforge.reward.runs import matrix_run
+
+        model = Path(self.record.model) if self.record.model else None
+        if model and read_manifest(model).get("kind") == "set":
+            test = held_out_gold(self.workspace)
+            if test:
+                self.record.matrix = matrix_run(model, test, self.config.reward)
+        rounds = [r for r in load_rounds(self.workspace) if r.round < self.record.round]
+        write_reports(self.workspace, [*rounds, self.record], self.record.round)
+
+
+def held_out_gold(workspace: Workspace) -> list[RewardPair]:
+    """Gold-labelled pairs of the test prompts: the export's split puts a prompt on the same
+    side whatever the origin, so no model of the loop has trained on these prompts."""
+    from traitforge.exports import build_pairs
+    from traitforge.exports.split import split_of
+    from traitforge.reward.pairs import RewardPair, as_reward_prompt
+
+    config = workspace.config
+    gold = config.model_copy(update={"export": config.export.model_copy(update={"origin": "gold"})})
+    with workspace.store() as store:
+        pairs, _, _ = build_pairs(store, gold)
+    settings = config.export
+    return [
+        RewardPair(
+            prompt=as_reward_prompt(p.prompt),
+            chosen=p.chosen,
+            rejected=p.rejected,
+            trait=p.trait,
+            confidence=p.confidence,
+            pair_id=p.id,
+            origin="gold",
+        )
+        for p in sorted(pairs, key=lambda p: p.id)
+        if split_of(p.prompt_id, settings.seed, settings.test_fraction) == "test"
+    ]
+
+
+def _annotator_shares(
+    state: Sequence[DatasetProgress], needed: int, config: ProjectConfig
+) -> dict[str, tuple[int, int]]:
+    """Each annotator's submitted answers, against an equal share of the answers needed."""
+    submitted: Counter[str] = Counter()
+    for dataset in state:
+        for user, statuses in dataset.annotators.items():
+            submitted[user] += statuses.get("submitted", 0)
+    if not submitted:
+        return {}
+    share = math.ceil(needed * config.annotation.argilla.min_submitted / len(submitted))
+    return {user: (n, share) for user, n in sorted(submitted.items())}
+
+
+def report_data(workspace: Workspace, records: list[LoopRound]) -> WorkspaceReportData:
+    """What the workspace report shows, read from the store and the round records."""
+    from traitforge.loop_report import WorkspaceReportData
+
+    with workspace.store() as store:
+        counts = store.counts()
+        answered = len({j.task_id for j in store.judgements()})
+        distributions: dict[str, list[float]] = {}
+        for s in store.scores():
+            if s.probability is not None:
+                distributions.setdefault(f"{s.scorer}/{s.trait}", []).append(s.probability)
+    last = records[-1] if records else None
+    agreement = last.agreement if last else None
+    if agreement is None:
+        found = workflows.agreement(workspace)
+        agreement = found.to_dict() if found else None
+    return WorkspaceReportData(
+        workspace=str(workspace.root),
+        counts={
+            "ingested": counts["candidates"],
+            "flagged": counts["flags"],
+            "duplicates": counts["duplicates"],
+            "selected": counts["tasks"],
+            "annotated tasks": answered,
+            "judgements": counts["judgements"],
+            "pairs": counts["pairs"],
+        },
+        drops=dict(last.drops) if last else {},
+        score_distributions=distributions,
+        agreement=agreement,
+        rounds=records,
+    )
+
+
+def write_reports(
+    workspace: Workspace, records: Sequence[LoopRound], number: int | None = None
+) -> Path:
+    """The workspace report (W/report.html), and the round's own when `number` is given."""
+    from traitforge.loop_report import write_workspace_report
+
+    data = report_data(workspace, list(records))
+    if number is not None:
+        data.round = number
+        write_workspace_report(rounds_dir(workspace) / str(number) / REPORT_FILE, data)
+        data.round = None
+    return write_workspace_report(workspace.root / REPORT_FILE, data)
+
+
+# -- the main job --------------------------------------------------------------------------
+DEMO_ROUNDS = 2
+DEMO_BUDGET = 150  # comparisons selected per round
+DEMO_ANNOTATORS = 3  # simulated; each record needs annotation.argilla.min_submitted of them
+
+
+@dataclass
+class DemoResult:
+    ingests: list[IngestReport]
+    loop: LoopResult
+    url: str  # the annotation UI, left running
+    credentials: Path  # owner login (0600)
+    annotators: Path  # annotator logins (0600)
+
+
+def demo(
+    workspace: Workspace,
+    progress: workflows.ProgressFactory | None = None,
+    stage_progress: StageProgress | None = None,
+    log: Log = print,
+    rounds: int = DEMO_ROUNDS,
+    budget: int = DEMO_BUDGET,
+) -> DemoResult:
+    """The main job on the bundled real data: ingest every bundled file, serve Argilla, and run
+    the loop with simulated annotators: round 1 selected by the trait classifiers, round 2 by
+    the reward model trained on round 1's judgements. Every step resumes."""
+    from traitforge.annotators.server import ServerPaths, annotators_file, owner_connection
+
+    root = workflows.bundled_data_dir()
+    reports = []
+    for fmt, relative in workflows.BUNDLED_INPUTS:
+        reports += workflows.ingest(workspace, fmt, [root / relative], progress=progress)
+    connection = owner_connection(workspace)  # starts the embedded server unless external
+    result = run(workspace, rounds, budget, DEMO_ANNOTATORS, log, stage_progress)
+    return DemoResult(
+        ingests=reports,
+        loop=result,
+        url=connection.api_url,
+        credentials=ServerPaths.of(workspace).credentials,
+        annotators=annotators_file(workspace),
+    )

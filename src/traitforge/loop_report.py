@@ -1,0 +1,401 @@
+"""The whole closed loop as one self-contained HTML page: what came in, what was dropped and
+why, how the annotators agree, and how the reward model improved round after round.
+
+It is built from the same pieces as the reward-model report (`traitforge.reward.report`): the
+same inline style, base64 PNG plots on a bare Agg figure, and the same accuracy, shortcut,
+calibration and matrix sections for the latest model. Every piece may be missing (round 1 has
+no model yet), and a missing piece becomes a short "not yet" line, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from traitforge.reward.report import (
+    STYLE,
+    Column,
+    accuracy_section,
+    calibration_section,
+    escape_html,
+    fmt_ci,
+    fmt_num,
+    fmt_pct,
+    html_section,
+    html_table,
+    key_values_table,
+    matrix_section,
+    png_image,
+    shortcut_section,
+)
+from traitforge.schemas.loop import LoopRound
+from traitforge.workspace.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+SIMULATED_PREFIX = "sim-"  # annotator ids the simulated annotators are created with
+MAX_SCORE_PANELS = 9  # more histograms than this stop being readable in one figure
+SCORE_BINS = 20
+# Krippendorff's own rule of thumb: alpha >= .8 is reliable, >= .667 allows tentative claims.
+ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.8, 0.667
+
+# Wider than the reward report: the rounds table grows a column per trait.
+_EXTRA_STYLE = """
+body { max-width: 80rem; }
+.summary { font-size: 1.05rem; background: #f7f7f7; padding: .6rem .8rem; }
+#rounds table { font-size: .9rem; }
+#rounds td, #annotators td { white-space: nowrap; }
+#rounds td:nth-child(5) { white-space: pre; }  /* one scorer key a line */
+#rounds :is(td, th):is(:nth-child(5), :nth-child(6)) { text-align: left; }
+#annotators .quality :is(td, th):last-child { text-align: left; white-space: normal; }
+.pending { color: #666; font-style: italic; }
+.wide { overflow-x: auto; }
+.tag { font-size: .75rem; padding: 0 .35rem; border-radius: .6rem; margin-left: .3rem; }
+.tag.simulated { background: #e3eafc; color: #1a3d8f; }
+.tag.flagged { background: #fdecea; color: #a31515; }
+"""
+
+
+@dataclass
+class WorkspaceReportData:
+    """Everything the page shows, gathered by the caller; the renderer does no I/O."""
+
+    workspace: str  # path shown in the title
+    counts: dict[str, int]  # pipeline stage -> count, in pipeline order
+    drops: dict[str, int]  # drop reason -> count
+    score_distributions: dict[str, list[float]]  # "scorer/trait" -> probabilities in [0, 1]
+    agreement: dict | None  # AgreementReport.to_dict()
+    rounds: list[LoopRound]  # every round so far, in order
+    round: int | None = None  # set: a per-round report, showing rounds up to this one
+
+
+def render_workspace_report(data: WorkspaceReportData) -> str:
+    """The report as an HTML string, identical for identical input."""
+    rounds = [r for r in data.rounds if data.round is None or r.round <= data.round]
+    latest = next((r for r in reversed(rounds) if r.evaluation), None)
+    title = f"traitforge loop report: {data.workspace}"
+    if data.round is not None:
+        title += f" (round {data.round})"
+    sections = [
+        _summary(data, rounds, latest),
+        _pipeline_section(data.counts, data.drops),
+        _scores_section(data.score_distributions),
+        _annotators_section(data.agreement),
+        _rounds_section(rounds),
+        *_latest_sections(latest),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape_html(title)}</title>\n<style>{STYLE}{_EXTRA_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{escape_html(title)}</h1>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
+    )
+
+
+def write_workspace_report(path: Path, data: WorkspaceReportData) -> Path:
+    """Render and write atomically, so a killed run never leaves half a report."""
+    atomic_write_text(path, render_workspace_report(data))
+    return path
+
+
+def _summary(
+    data: WorkspaceReportData, rounds: Sequence[LoopRound], latest: LoopRound | None
+) -> str:
+    scope = (
+        f"This report covers round {data.round}; later rounds are left out. "
+        if data.round is not None
+        else ""
+    )
+    if not rounds:
+        done = "no loop round has run yet."
+    else:
+        last = rounds[-1]
+        done = (
+            f"{_plural(len(rounds), 'round')} so far; after round {last.round}: "
+            f"{_plural(last.labels, 'label')}, {_plural(sum(last.pairs.values()), 'pair')}."
+        )
+    if latest is None:
+        model = "No reward model has been evaluated yet."
+    else:
+        ev = latest.evaluation or {}
+        baseline = _baseline(ev)
+        gap = (
+            ""
+            if baseline is None
+            else f" ({fmt_num(100 * (ev['accuracy'] - baseline), 1, sign=True)} points)"
+        )
+        model = (
+            f"Latest reward model (round {latest.round}): accuracy {fmt_pct(ev['accuracy'])} "
+            f"{fmt_ci(ev.get('accuracy_ci'))} against a length baseline of "
+            f"{fmt_pct(baseline)}{gap}."
+        )
+    return (
+        f'<p class="summary">{escape_html(scope)}Workspace '
+        f"<code>{escape_html(data.workspace)}</code>: "
+        f"{escape_html(done)} {escape_html(model)}</p>"
+    )
+
+
+def _pipeline_section(counts: Mapping[str, int], drops: Mapping[str, int]) -> str:
+    parts = []
+    if counts:
+        rows = list(counts.items())
+        parts.append(
+            html_table([("Stage", lambda r: r[0]), ("Count", lambda r: f"{r[1]:,}")], rows)
+        )
+        size = (7, 0.5 + 0.4 * len(rows))
+        parts.append(png_image(lambda fig: _funnel_chart(fig, rows), size, "counts at every stage"))
+    else:
+        parts.append(_pending("Nothing ingested yet."))
+    parts.append("<h3>Drops</h3>")
+    if drops:
+        # largest first: the reason that costs most data is the one to look at
+        rows = sorted(drops.items(), key=lambda r: (-r[1], r[0]))
+        rows.append(("Total", sum(drops.values())))
+        parts.append(
+            html_table([("Reason", lambda r: r[0]), ("Dropped", lambda r: f"{r[1]:,}")], rows)
+        )
+    else:
+        parts.append(_pending("Nothing dropped yet."))
+    return html_section("pipeline", "Pipeline", "\n".join(parts))
+
+
+def _funnel_chart(fig: Figure, rows: Sequence[tuple[str, int]]) -> None:
+    names, values = [r[0] for r in rows], [r[1] for r in rows]
+    ax = fig.subplots()
+    bars = ax.barh(range(len(rows)), values, color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=3, fontsize="small")
+    ax.set_yticks(range(len(rows)), names, parse_math=False)
+    ax.invert_yaxis()  # first stage on top, like a funnel
+    ax.set_xlim(0, max(max(values), 1) * 1.15)  # room for the labels
+    ax.set_xlabel("count")
+
+
+_SCORE_COLUMNS: list[Column] = [
+    ("Scorer / trait", lambda item: item[0]),
+    ("Scores", lambda item: f"{len(item[1]):,}"),
+    ("Mean", lambda item: fmt_num(_mean(item[1]))),
+    ("Median", lambda item: fmt_num(_median(item[1]))),
+    ("At least 0.5", lambda item: fmt_pct(_mean([float(v >= 0.5) for v in item[1]]))),
+]
+
+
+def _scores_section(distributions: Mapping[str, Sequence[float]]) -> str:
+    items = sorted(
+        (name, [v for v in values if math.isfinite(v)]) for name, values in distributions.items()
+    )
+    if not items:
+        return html_section("scores", "Trait scores", _pending("No trait scores yet."))
+    shown = items[:MAX_SCORE_PANELS]
+    cols = min(3, len(shown))
+    size = (3.2 * cols, 0.4 + 2.4 * math.ceil(len(shown) / cols))
+    parts = [png_image(lambda fig: _histograms(fig, shown, cols), size, "trait score histograms")]
+    if len(items) > len(shown):
+        parts.append(
+            f"<p>Histograms of the first {len(shown)} of {len(items)} by name; "
+            "the table lists all of them.</p>"
+        )
+    parts.append(html_table(_SCORE_COLUMNS, items))
+    return html_section("scores", "Trait scores", "\n".join(parts))
+
+
+def _histograms(fig: Figure, items: Sequence[tuple[str, list[float]]], cols: int) -> None:
+    rows = math.ceil(len(items) / cols)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    for ax, (name, values) in zip(axes.flat, items, strict=False):
+        ax.hist(values, bins=SCORE_BINS, range=(0, 1), color="#4c72b0")
+        ax.set_title(name, fontsize="small", parse_math=False)
+        ax.set_xlim(0, 1)
+        if not values:
+            ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
+    for ax in list(axes.flat)[len(items) :]:
+        ax.set_visible(False)
+    fig.supxlabel("P(trait)", fontsize="small")
+
+
+_TRAIT_ALPHA_COLUMNS: list[Column] = [
+    ("Trait", lambda item: item[0]),
+    ("Preference alpha", lambda item: fmt_num(item[1].get("preference_alpha"))),
+    ("Preference units", lambda item: item[1].get("preference_units", 0)),
+    ("Rating alpha", lambda item: fmt_num(item[1].get("rating_alpha"))),
+    ("Rating units", lambda item: item[1].get("rating_units", 0)),
+]
+
+
+def _annotators_section(agreement: Mapping[str, Any] | None) -> str:
+    if not agreement:
+        return html_section("annotators", "Annotators", _pending("No annotations pulled yet."))
+    overall = [
+        ("Preference (nominal)", fmt_num(agreement.get("preference_alpha"))),
+        ("Rating (ordinal)", fmt_num(agreement.get("rating_alpha"))),
+    ]
+    parts = [
+        "<h3>Agreement (Krippendorff's alpha)</h3>",
+        key_values_table("Question", overall),
+        f"<p>Alpha is 1 for perfect agreement and 0 for chance; {ALPHA_RELIABLE} and above is "
+        f"reliable, {ALPHA_TENTATIVE} and above allows tentative conclusions; n/a means too "
+        "few items were answered by two annotators.</p>",
+    ]
+    if traits := agreement.get("traits"):
+        parts.append(html_table(_TRAIT_ALPHA_COLUMNS, sorted(traits.items())))
+    parts.append("<h3>Annotator quality</h3>")
+    if annotators := agreement.get("annotators"):
+        parts.append(_annotator_table(annotators))
+    else:
+        parts.append(_pending("No annotator has answered yet."))
+    return html_section("annotators", "Annotators", "\n".join(parts))
+
+
+def _annotator_table(annotators: Mapping[str, Mapping[str, Any]]) -> str:
+    # written by hand rather than with html_table: the tags are markup, the names are escaped
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("Annotator", "Answers", "Agreement", "Gold accuracy", "Flagged", "Reasons")
+    )
+    rows = []
+    for name, q in sorted(annotators.items()):
+        tags = ""
+        if name.startswith(SIMULATED_PREFIX):
+            tags += '<span class="tag simulated">simulated</span>'
+        if q.get("flagged"):
+            tags += '<span class="tag flagged">flagged</span>'
+        cells = [
+            f"{escape_html(name)}{tags}",
+            escape_html(q.get("answers", 0)),
+            _with_n(q.get("agreement"), q.get("compared", 0)),
+            _with_n(q.get("gold_accuracy"), q.get("gold_tasks", 0)),
+            "yes" if q.get("flagged") else "no",
+            escape_html("; ".join(q.get("reasons", [])) or "-"),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "\n".join(['<table class="quality">', f"<tr>{head}</tr>", *rows, "</table>"])
+
+
+def _rounds_section(rounds: Sequence[LoopRound]) -> str:
+    if not rounds:
+        return html_section("rounds", "Rounds", _pending("No round has run yet."))
+    traits = sorted({t for r in rounds for t in (r.evaluation or {}).get("per_trait", {})})
+    columns: list[Column] = [
+        ("Round", lambda r: r.round),
+        ("Labels", lambda r: f"{r.labels:,}"),
+        ("Pairs", lambda r: f"{sum(r.pairs.values()):,}"),
+        ("Tasks", lambda r: f"{r.tasks:,}"),
+        ("Selected with", lambda r: "\n".join(r.selected_with) or "-"),
+        ("Strategy", lambda r: r.strategy or "-"),
+        ("Accuracy [CI]", lambda r: _overall(r, _accuracy_ci)),
+        ("Length baseline", lambda r: _overall(r, lambda ev: fmt_pct(_baseline(ev)))),
+        *[(t, _trait_cell(t)) for t in traits],
+    ]
+    parts = [f'<div class="wide">{html_table(columns, rounds)}</div>']
+    if traits:
+        parts.append("<p>Per trait: accuracy (length baseline on the same pairs).</p>")
+    evaluated = [r for r in rounds if r.evaluation]
+    if evaluated:
+        parts.append(
+            png_image(
+                lambda fig: _progress_chart(fig, evaluated, traits), (8, 4), "accuracy by round"
+            )
+        )
+    else:
+        parts.append(_pending("No reward model has been evaluated yet."))
+    return html_section("rounds", "Rounds", "\n".join(parts))
+
+
+def _accuracy_ci(evaluation: Mapping[str, Any]) -> str:
+    return f"{fmt_pct(evaluation['accuracy'])} {fmt_ci(evaluation.get('accuracy_ci'))}"
+
+
+def _overall(r: LoopRound, show: Callable[[dict[str, Any]], str]) -> str:
+    return show(r.evaluation) if r.evaluation else "not yet"
+
+
+def _trait_cell(trait: str) -> Callable[[LoopRound], str]:
+    def cell(r: LoopRound) -> str:
+        t = (r.evaluation or {}).get("per_trait", {}).get(trait)
+        return f"{fmt_pct(t['accuracy'])} ({fmt_pct(t['length_baseline'])})" if t else "-"
+
+    return cell
+
+
+def _baseline(evaluation: Mapping[str, Any]) -> float | None:
+    return evaluation.get("shortcuts", {}).get("length_baseline_accuracy")
+
+
+def _progress_chart(fig: Figure, rounds: Sequence[LoopRound], traits: Sequence[str]) -> None:
+    """Accuracy per round, solid, with the length baseline of the same pairs dashed beside it:
+    overall in black, one colour per trait."""
+    from matplotlib import colormaps
+
+    xs = [r.round for r in rounds]
+    overall = [
+        {"accuracy": r.evaluation["accuracy"], "length_baseline": _baseline(r.evaluation)}
+        for r in rounds
+    ]
+    series = [("all traits", overall)] + [
+        (t, [(r.evaluation or {}).get("per_trait", {}).get(t) for r in rounds]) for t in traits
+    ]
+    palette = ["black", *colormaps["tab10"].colors]
+    ax = fig.subplots()
+    for i, (name, points) in enumerate(series):
+        color = palette[i % len(palette)]
+        ax.plot(xs, _series(points, "accuracy"), marker="o", color=color, label=name)
+        ax.plot(xs, _series(points, "length_baseline"), linestyle="--", color=color, lw=1)
+    ax.plot([], [], linestyle="--", color="#888", lw=1, label="length baseline (dashed)")
+    ax.axhline(0.5, color="#888", linestyle=":", linewidth=1)
+    ax.set_xticks(xs, [f"{r.round}\n{r.labels:,} labels" for r in rounds])
+    ax.set(ylim=(0, 1.05), xlabel="round", ylabel="pairwise accuracy")
+    legend = fig.legend(loc="outside right upper", fontsize="small")
+    for text in legend.get_texts():
+        text.set_parse_math(False)  # a "$" in a trait name must not switch to math mode
+
+
+def _series(points: Sequence[Mapping[str, Any] | None], key: str) -> list[float]:
+    """NaN where a round lacks the value, so matplotlib leaves a gap instead of failing."""
+    return [math.nan if p is None or p.get(key) is None else p[key] for p in points]
+
+
+def _latest_sections(latest: LoopRound | None) -> list[str]:
+    if latest is None:
+        return [html_section("latest", "Latest reward model", _pending("No reward model yet."))]
+    ev = latest.evaluation or {}
+    intro = f"<p>Round {latest.round}"
+    if latest.model:
+        intro += f", model <code>{escape_html(latest.model)}</code>"
+    intro += f", evaluated on the export's test split ({_plural(ev['pairs'], 'pair')}).</p>"
+    if not latest.matrix:
+        intro += "\n" + _pending("No generalization matrix in this round.")
+    sections = [html_section("latest", f"Latest reward model (round {latest.round})", intro)]
+    sections.append(accuracy_section(ev))
+    if ev.get("shortcuts"):
+        sections.append(shortcut_section(ev))
+    if ev.get("calibration"):
+        sections.append(calibration_section(ev["calibration"]))
+    if latest.matrix and latest.matrix.get("models"):
+        sections.append(matrix_section(latest.matrix))
+    return sections
+
+
+def _pending(text: str) -> str:
+    return f'<p class="pending">{escape_html(text)}</p>'
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered, mid = sorted(values), len(values) // 2
+    return ordered[mid] if len(values) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _with_n(value: float | None, n: object) -> str:
+    return f"{fmt_pct(value)} <small>(n = {escape_html(n)})</small>"
