@@ -52,5 +52,10 @@ def test_quick_bench_reports_both_strategies(tmp_path):
     }
     assert later["random"] != later["uncertainty+diversity"]
     for level in data["targets"]["levels"]:
-        assert set(level["labels"]) == set(STRATEGIES)
-    assert "u+d/random" in result.stdout
+        for axis in ("labels", "usable"):
+            needed = level[axis]
+            random_n, ud_n = needed["random"], needed["uncertainty+diversity"]
+            if random_n and ud_n:
+                assert needed["ratio"] == pytest.approx(ud_n / random_n)
+    assert "frozen MiniLM embeddings" in result.stdout
+    assert "labels needed to reach a target" in result.stdout

@@ -7,10 +7,9 @@ through ARGILLA_API_URL / ARGILLA_API_KEY, so the test also covers that path.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.integration.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from traitforge import workflows
 from traitforge.annotators.records import CANDIDATE_ORDER
 from traitforge.annotators.server import add_annotators, owner_connection
@@ -19,17 +18,6 @@ from traitforge.schemas import ArgillaConfig, ComparisonTask, Suggestion
 from traitforge.workspace import Workspace
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture

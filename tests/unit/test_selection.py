@@ -168,3 +168,17 @@ def test_suggestions_name_their_scorer(config, pool):
     assert {s.candidate_id for s in task.suggestions} == set(task.candidate_ids)
     assert {s.scorer for s in task.suggestions} == {"embedding-logreg.v1"}
     assert all(0 <= s.value <= 1 for s in task.suggestions)
+
+
+@pytest.mark.parametrize(
+    "strategy", ["random", "uncertainty", "diversity", "uncertainty+diversity"]
+)
+def test_a_later_round_fills_its_budget_with_groups_not_asked_before(config, pool, strategy):
+    """With two tasks per prompt and unchanged scores, round 2 must not re-pick round 1's
+    most uncertain groups (they would be dropped as duplicates, leaving the round short)."""
+    settings = {"strategy": strategy, "gold_fraction": 0.1, "tasks_per_prompt": 2}
+    first = _select(config, pool, 30, round_=1, **settings)
+    second = _select(config, pool, 30, existing=first, round_=2, **settings)
+    assert len(first) == len(second) == 30
+    asked = {frozenset(t.candidate_ids) for t in first}
+    assert not asked & {frozenset(t.candidate_ids) for t in second}

@@ -68,11 +68,22 @@ class PairSelector:
             for p, members in by_prompt.items()
             if len(members) >= self.config.k and used_per_prompt[p] < self.config.tasks_per_prompt
         )
-        options = {p: self._options(by_prompt[p], probabilities) for p in open_prompts}
+        # Groups already asked are no option: otherwise a prompt's most uncertain group would
+        # be picked again and dropped below, leaving the round short.
+        asked = {frozenset(t.candidate_ids) for t in inputs.existing}
+        options = {
+            p: [
+                o
+                for o in self._options(by_prompt[p], probabilities)
+                if frozenset(o.candidate_ids) not in asked
+            ]
+            for p in open_prompts
+        }
 
         chosen: list[tuple[Option, str, bool]] = []
         n_gold = round(budget * self.config.gold_fraction)
         gold = self._gold_checks(by_prompt, open_prompts, rng)
+        gold = [o for o in gold if frozenset(o.candidate_ids) not in asked]
         for option in gold[:n_gold]:
             chosen.append((option, "gold-check", True))
         picked = {o.prompt_id for o, _, _ in chosen}
