@@ -200,8 +200,12 @@ class _Round:
         self.record.evaluation = run.evaluation
 
     def score(self) -> None:
+        """Point the workspace at this round's model: the next round's `curate` scores the
+        open candidates with it (cached per model), so nothing is scored that no round uses."""
+        from traitforge.reward.scorer import point_to_model
+
         if self.record.model:
-            workflows.score(self.workspace, Path(self.record.model))
+            point_to_model(self.workspace.classifiers_dir, Path(self.record.model))
 
     def report(self) -> None:
         from traitforge.reward.model import read_manifest

@@ -17,10 +17,12 @@ pytestmark = pytest.mark.integration
 TRAITFORGE = str(Path(sys.executable).parent / "traitforge")
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     result = subprocess.run(
-        [TRAITFORGE, *args], capture_output=True, text=True, env=env, timeout=300
+        [TRAITFORGE, *args], capture_output=True, text=True, env=env, timeout=timeout
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -35,23 +37,36 @@ def _data_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path):
+def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
+    from tests.integration.browser import ARTIFACTS, check_report_in_browser
     from traitforge.annotators.server import free_port
+    from traitforge.schemas import LoopRound
 
     ws = tmp_path / "ws"
     config = tmp_path / "project.yaml"
     config.write_text(f"annotation:\n  argilla:\n    port: {free_port()}\n", encoding="utf-8")
     try:
-        first = run_cli("demo", "--workspace", str(ws), "--config", str(config))
+        first = run_cli("demo", "--workspace", str(ws), "--config", str(config), timeout=1800)
         flat = first.stdout.replace("\n", "")
         out = ws / "exports" / "latest"
         assert f"Dataset: {out}" in flat
+        assert f"Reward model: {ws / 'rounds' / '2' / 'model'}" in flat
+        assert f"Report: {ws / 'report.html'}" in flat
         assert f"password in {ws / 'argilla' / 'credentials.json'}" in flat
         assert (ws / "argilla" / "credentials.json").stat().st_mode & 0o777 == 0o600
-        assert re.search(r"tasks in round 0\s+│ 200 of 200 wanted", first.stdout)
+
+        rounds = [
+            LoopRound.model_validate_json((ws / "rounds" / str(n) / "round.json").read_text())
+            for n in (1, 2)
+        ]
+        assert [r.tasks for r in rounds] == [150, 150]
         # every pushed record got min_submitted (2) answers from the 3 simulated annotators
-        assert re.search(r"new\s+│\s+400 │", first.stdout)
-        assert "Annotator agreement" in first.stdout
+        assert [r.labels for r in rounds] == [300, 600]
+        assert "reward-model.v1" not in rounds[0].selected_with
+        assert "reward-model.v1" in rounds[1].selected_with  # round 2 selected by the model
+        for r in rounds:
+            assert r.evaluation is not None and 0.0 <= r.evaluation["accuracy"] <= 1.0
+            assert r.matrix is not None and r.agreement is not None
 
         loaded = datasets.load_from_disk(str(out))
         assert set(loaded) == {"train", "test"}
@@ -69,18 +84,23 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path):
         assert not train_prompts & {r["prompt_id"] for r in loaded["test"]}
         before = _data_files(out)
 
-        second = run_cli("demo", "--workspace", str(ws), "--config", str(config))
+        facts = check_report_in_browser(ws / "report.html", ARTIFACTS / "demo-report.png")
+        for heading in ("Pipeline", "Rounds", "Annotators", "Shortcut checks"):
+            assert any(heading in h for h in facts["headings"]), facts["headings"]
+        assert facts["images"] > 0 and facts["images_decoded"] == facts["images"]
+        assert not facts["external_requests"]
+
+        second = run_cli("demo", "--workspace", str(ws), "--config", str(config), timeout=900)
         # rows 817, new 0, present 6202: the second run found every candidate already stored
         assert re.search(
             r"TruthfulQA\.csv\s+│ truthfulqa\s+│\s+817 │\s+0 │\s+6202 │", second.stdout
         )
-        assert re.search(r"new tasks\s+│ none", second.stdout)  # nothing selected twice
-        assert re.search(r"new\s+│\s+0 │", second.stdout)  # nothing pulled twice
+        assert "round 1:" not in second.stdout  # both rounds were complete: nothing re-run
         assert _data_files(out) == before  # and the export is the same, byte for byte
 
         status = run_cli("status", "--workspace", str(ws))
-        assert re.search(r"tasks\s+│\s+200 │", status.stdout)
-        assert re.search(r"judgements\s+│\s+400 │", status.stdout)
+        assert re.search(r"tasks\s+│\s+300 │", status.stdout)
+        assert re.search(r"judgements\s+│\s+600 │", status.stdout)
         assert re.search(r"candidates\s+│\s+8174 │", status.stdout)  # 6202+398+398+378+798
         assert "Annotators" in status.stdout and "sim-1" in status.stdout
     finally:

@@ -27,6 +27,9 @@ KILLS = 3
 LOOP_ARGS = ("--rounds", "2", "--budget-per-round", "12", "--simulate", "3")
 
 
+PORT = free_port()  # one port for both workspaces (never at once): their configs are equal
+
+
 def _setup(root: Path) -> tuple[Path, Path]:
     """A workspace with 60 TruthfulQA questions (true and false answers, gold-labelled) and
     a config that keeps the reward model small."""
@@ -43,7 +46,7 @@ def _setup(root: Path) -> tuple[Path, Path]:
     config = root / "project.yaml"
     config.write_text(
         "ingest:\n  mapping:\n    gold: {honesty: 'true'}\n"
-        f"annotation:\n  argilla:\n    port: {free_port()}\n"
+        f"annotation:\n  argilla:\n    port: {PORT}\n"
         "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 100\n",
         encoding="utf-8",
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -145,7 +145,8 @@ class _Queue:
     annotator: SimulatedAnnotator
     dataset_id: str
     layout: DatasetLayout
-    passed: set[str] = field(default_factory=set)  # records it cannot answer: not re-fetched
+    assigned: Callable[[str], bool]  # task id -> whether this annotator answers it
+    passed: set[str] = field(default_factory=set)  # records it leaves: not re-fetched
     done: bool = False
 
 
@@ -167,6 +168,17 @@ def simulate(
         for name, members in group_tasks(tasks.values(), argilla.dataset).items()
     }
     report = SimulationReport(url=api_url)
+    usernames = [a.username for a in accounts]
+
+    def assignee(username: str) -> Callable[[str], bool]:
+        # Who answers a record is fixed by the task, not by timing, so a run killed midway
+        # and re-run ends with the same answers as an uninterrupted one.
+        def assigned(task_id: str) -> bool:
+            return username in _assigned(task_id, usernames, argilla.min_submitted, seed)
+
+        return assigned
+
+    seed = config.annotation.simulation.seed
     apis = [ArgillaAPI(api_url, a.api_key, argilla.retries) for a in accounts]
     try:
         queues = []
@@ -181,7 +193,15 @@ def simulate(
                 )
             remote = api.datasets(workspace_id)
             for name in sorted(set(layouts) & set(remote)):
-                queues.append(_Queue(api, annotator, str(remote[name]["id"]), layouts[name]))
+                queues.append(
+                    _Queue(
+                        api,
+                        annotator,
+                        str(remote[name]["id"]),
+                        layouts[name],
+                        assignee(account.username),
+                    )
+                )
         report.datasets = sorted({q.layout.name for q in queues})
         groups = group_tasks(tasks.values(), argilla.dataset)
         total = sum(len(groups[n]) for n in report.datasets) * argilla.min_submitted
@@ -217,6 +237,11 @@ _PENDING = {
 }
 
 
+def _assigned(task_id: str, usernames: Sequence[str], needed: int, seed: int) -> list[str]:
+    """The `needed` simulated annotators who answer a task: a hash-ordered draw."""
+    return sorted(usernames, key=lambda u: content_hash(seed, "assign", task_id, u))[:needed]
+
+
 def _answer_page(
     queue: _Queue,
     tasks: Mapping[str, ComparisonTask],
@@ -224,15 +249,21 @@ def _answer_page(
     report: SimulationReport,
 ) -> None:
     path = f"/api/v1/me/datasets/{queue.dataset_id}/records/search"
-    # Records this annotator passed over stay pending for it: skip past them.
-    page = queue.api.request(
-        "POST", path, params={"offset": len(queue.passed), "limit": PAGE}, json=_PENDING
-    )
-    records = [item["record"] for item in page["items"]]
-    fresh = [r for r in records if str(r["id"]) not in queue.passed]
-    if not fresh:
-        queue.done = True
-        return
+    # Records this annotator passed over stay pending for it, anywhere in the listing: page
+    # past them until a page holds records it has not looked at yet.
+    offset = 0
+    while True:
+        page = queue.api.request(
+            "POST", path, params={"offset": offset, "limit": PAGE}, json=_PENDING
+        )
+        records = [item["record"] for item in page["items"]]
+        if not records:
+            queue.done = True
+            return
+        fresh = [r for r in records if str(r["id"]) not in queue.passed]
+        if fresh:
+            break
+        offset += len(records)
     items = []
     for record in fresh:
         reason = _unanswerable(record, tasks, candidates, queue.layout)
@@ -241,6 +272,9 @@ def _answer_page(
             queue.passed.add(str(record["id"]))
             continue
         task = tasks[record["external_id"]]
+        if not queue.assigned(task.id):
+            queue.passed.add(str(record["id"]))
+            continue
         values, why = queue.annotator.answer(task, presented_order(task), candidates, queue.layout)
         report.behaviour[why] += 1
         items.append({"record_id": str(record["id"]), "status": "submitted", "values": values})
