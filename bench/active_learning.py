@@ -18,7 +18,7 @@ Loop per seed and strategy: the same seed set (`--start` labels picked by the pr
 `random` strategy), then rounds of `--round` labels until `--labels` are spent. Each round's
 comparisons come from the product's `PairSelector` (k=2, one task per prompt, no gold-check
 share): `random`, or `uncertainty+diversity` fed with `Scores` whose probability is
-sigmoid(reward - mean pool reward) from the current model, as the `reward-model.v1` scorer
+sigmoid(z-scored reward) from the current model, as the `reward-model.v1` scorer
 computes it, and the prompt embeddings. Each comparison is answered by `--annotators`
 `SimulatedAnnotator`s (the product's answering logic and default biases: 5% position, 5%
 length, then `--noise` random answers, else gold) and kept when a strict majority prefers one
@@ -58,6 +58,7 @@ from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.reward.scorer import KEY as REWARD_SCORER
+from traitforge.reward.scorer import selection_probabilities
 from traitforge.schemas import (
     Candidate,
     ComparisonTask,
@@ -207,9 +208,9 @@ def accuracy(model: RewardModel, data: Data, pairs: tuple[np.ndarray, np.ndarray
 
 
 def reward_scores(model: RewardModel, data: Data, pool: list[Candidate]) -> list[Scores]:
-    """What `reward-model.v1` gives selection: sigmoid(reward - mean reward of the pool)."""
+    """What `reward-model.v1` gives selection: the same probabilities, from the same code."""
     values = model.rewards(data.phi[[data.row[c.id] for c in pool]])
-    probabilities = 1.0 / (1.0 + np.exp(-(values - values.mean())))
+    probabilities = selection_probabilities(values)
     return [
         Scores(
             candidate_id=c.id,

@@ -355,7 +355,9 @@ def main() -> int:
         "max_length": args.max_length,
     }
     config = RewardConfig(
-        backbone=args.backbone, **{k: v for k, v in overrides.items() if v is not None}
+        backbone=args.backbone,
+        min_steps=0,  # the same epochs on both sides: TRL has no such floor
+        **{k: v for k, v in overrides.items() if v is not None},
     )
 
     device = Device()

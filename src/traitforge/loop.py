@@ -93,12 +93,11 @@ def run(
         record = existing.get(number) or LoopRound(round=number)
         _Round(workspace, record, budget, simulate, log, progress, waiting).run()
         records.append(record)
-    last = records[-1]
     report = write_reports(workspace, records)
     return LoopResult(
         rounds=records,
         dataset=workspace.exports_dir / "latest",
-        model=Path(last.model) if last.model else None,
+        model=next((Path(r.model) for r in reversed(records) if r.model), None),
         report=report,
     )
 
@@ -158,6 +157,7 @@ class _Round:
             workflows.simulate(self.workspace, self.simulate, self.progress)
             return
         loop = self.config.loop
+        last = None
         while True:
             state = workflows.annotation_progress(self.workspace)
             if isinstance(state, str):
@@ -167,6 +167,12 @@ class _Round:
             needed = math.ceil(loop.wait_share * records)
             if self.waiting:
                 self.waiting(complete, needed, _annotator_shares(state, needed, self.config))
+            if complete != last:  # one line per change, for logs that are not a terminal
+                self.log(
+                    f"round {self.record.round}: {complete} of {needed} records complete "
+                    f"(checking every {loop.poll_seconds:g} s; Ctrl-C stops, re-run continues)"
+                )
+                last = complete
             if complete >= needed:
                 return
             time.sleep(loop.poll_seconds)
@@ -183,6 +189,7 @@ class _Round:
     def train(self) -> None:
         from traitforge.reward.pairs import load_splits
         from traitforge.reward.runs import train_run
+        from traitforge.reward.training import plan
 
         loop = self.config.loop
         data = self.workspace.exports_dir / "latest"
@@ -190,12 +197,17 @@ class _Round:
         def keep(pair: RewardPair) -> bool:
             return loop.train_on == "all" or pair.origin == "judgements"
 
-        if not any(keep(p) for p in load_splits(data).get("train", [])):
-            self.log(f"round {self.record.round}: no judgement pairs to train on yet")
+        settings = self.config.reward
+        kept = [p for p in load_splits(data).get("train", []) if keep(p)]
+        if not kept or not plan(kept, settings.models, settings.min_pairs).groups:
+            self.log(
+                f"round {self.record.round}: no reward model yet: {len(kept)} training pairs, "
+                f"no trait with reward.min_pairs ({settings.min_pairs})"
+            )
             return
         test = held_out_gold(self.workspace) if loop.evaluate_on == "gold" else None
         out = self.folder / "model"
-        run = train_run(data, out, self.config.reward, self.log, keep=keep, test=test)
+        run = train_run(data, out, settings, self.log, keep=keep, test=test)
         self.record.model = str(out)
         self.record.evaluation = run.evaluation
 

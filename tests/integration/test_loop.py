@@ -47,7 +47,8 @@ def _setup(root: Path) -> tuple[Path, Path]:
     config.write_text(
         "ingest:\n  mapping:\n    gold: {honesty: 'true'}\n"
         f"annotation:\n  argilla:\n    port: {PORT}\n"
-        "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 100\n",
+        "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 100\n"
+        "  min_steps: 0\n  min_pairs: 4\n",
         encoding="utf-8",
     )
     ws = root / "ws"
@@ -131,3 +132,49 @@ def test_killed_at_random_points_the_loop_ends_with_the_same_dataset(uninterrupt
     assert killed >= 1, f"every run finished before its kill point {kill_points}"
     out, reference = ws / "exports" / "latest", straight / "exports" / "latest"
     assert _data_files(out) == _data_files(reference)
+
+
+def test_without_simulate_a_round_waits_for_people_then_goes_on(tmp_path):
+    """The loop polls Argilla until the round's records are answered; here the 'people' are
+    simulated accounts answering through the same API while the loop waits."""
+    ws, config = _setup(tmp_path)
+    with config.open("a", encoding="utf-8") as f:
+        f.write("loop:\n  poll_seconds: 1\n")
+    try:
+        process = subprocess.Popen(
+            [
+                TRAITFORGE,
+                "loop",
+                "-w",
+                str(ws),
+                "-c",
+                str(config),
+                "--rounds",
+                "1",
+                "--budget-per-round",
+                "6",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        record = ws / "rounds" / "1" / "round.json"
+        deadline = time.monotonic() + 600
+        while not (
+            record.is_file()
+            and "push" in LoopRound.model_validate_json(record.read_text()).completed
+        ):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the loop never pushed its tasks"
+            time.sleep(1)
+        time.sleep(3)
+        assert process.poll() is None  # waiting for answers, not finished
+        run_cli("simulate", "-w", str(ws), "--annotators", "3")
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    finally:
+        run_cli("serve", "--workspace", str(ws), "--stop", check=False)
+    done = LoopRound.model_validate_json(record.read_text())
+    assert done.completed[-1] == "report" and done.labels == 12
+    assert "records complete" in stdout + stderr  # the progress bar was shown

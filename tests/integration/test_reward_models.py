@@ -20,7 +20,7 @@ from traitforge.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
-FAST = {"max_length": 64, "batch_size": 8, "bootstrap_samples": 200}
+FAST = {"max_length": 64, "batch_size": 8, "bootstrap_samples": 200, "min_steps": 0, "min_pairs": 4}
 
 
 def truthfulqa_pairs(count: int, skip: int = 0) -> list[RewardPair]:
@@ -111,7 +111,8 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
     )
     config = root / "project.yaml"
     config.write_text(
-        "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 200\n",
+        "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 200\n"
+        "  min_steps: 0\n  min_pairs: 4\n",
         encoding="utf-8",
     )
     out = root / "models"

@@ -301,6 +301,7 @@ def expected(row: Row) -> RewardPair:
         trait=row["trait"],
         confidence=row["confidence"],
         pair_id=row["pair_id"],
+        origin="gold",  # what the exporter rows above carry
     )
 
 
@@ -316,6 +317,7 @@ def test_conversational_export_reads_as_plain_pairs(tmp_path):
         trait="honesty",
         confidence=0.6,
         pair_id="c",
+        origin="gold",
     )
     knuckles, chat = load_pairs(folder, "train")
     assert chat == expected(TRAIN[1])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from traitforge.errors import ConfigError
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import evaluate, generalization_matrix
 from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet
@@ -71,7 +72,14 @@ def train_run(
     if test is not None:
         splits["test"] = list(test)
     provenance = dataset_provenance(data, splits)
-    training_plan = plan(splits.get("train", []), config.models)
+    training_plan = plan(splits.get("train", []), config.models, config.min_pairs)
+    for name, count in training_plan.skipped.items():
+        log(f"{name}: no model, {count} training pairs are fewer than reward.min_pairs")
+    if not training_plan.groups:
+        raise ConfigError(
+            f"no trait has reward.min_pairs ({config.min_pairs}) training pairs "
+            f"({training_plan.skipped}); export more pairs or lower reward.min_pairs"
+        )
     fits = []
     main = _is_main_process()
     with atomic_directory(out) if main else tempfile.TemporaryDirectory() as staging_dir:

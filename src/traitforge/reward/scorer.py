@@ -5,7 +5,7 @@ and scores every candidate. Curation then finds this scorer in its registry unde
 it never imports `reward`. Rewards are cached per model and candidate in a small SQLite file,
 so the next `curate` only scores candidates that are new.
 
-Selection reads a probability per candidate: sigmoid(reward - mean reward of the pool) for
+Selection reads a probability per candidate: sigmoid of the reward's z-score in the pool, for
 each trait. Two candidates with a reward margin near zero get close probabilities, which the
 selector treats as an uncertain pair; disagreement between this scorer and the trait
 classifiers adds to the uncertainty.
@@ -78,7 +78,7 @@ class RewardScorer:
             if not candidates:
                 continue
             values = self._rewards(candidates, trait)
-            probabilities = 1.0 / (1.0 + np.exp(-(values - values.mean())))
+            probabilities = selection_probabilities(values)
             scores += [
                 Scores(
                     candidate_id=c.id,
@@ -123,6 +123,15 @@ class RewardScorer:
                     db.executemany("INSERT OR REPLACE INTO rewards VALUES (?, ?, ?, ?)", rows)
                 cached.update({c.id: float(v) for c, v in zip(missing, values, strict=True)})
         return np.array([cached[c.id] for c in candidates], dtype=np.float64)
+
+
+def selection_probabilities(rewards: np.ndarray) -> np.ndarray:
+    """sigmoid of each reward's z-score within the pool. Reward scales differ between models
+    (a model trained on few pairs moves its rewards by hundredths); the z-score puts every
+    model on the scale of the classifiers' probabilities, so a pair with a margin near zero
+    *relative to the pool's spread* reads as uncertain."""
+    spread = float(rewards.std()) or 1.0
+    return 1.0 / (1.0 + np.exp(-(rewards - rewards.mean()) / spread))
 
 
 def _about(candidate: Any, trait: str) -> bool:

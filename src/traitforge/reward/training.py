@@ -29,6 +29,7 @@ from traitforge.reward.pairs import RewardPair, traits_of
 from traitforge.schemas import RewardConfig
 
 SHARED = "shared"
+MAX_EPOCHS = 50  # the most `min_steps` may raise the epochs to
 Log = Callable[[str], None]
 
 
@@ -70,23 +71,38 @@ class TrainPlan:
 
     groups: dict[str, list[RewardPair]] = field(default_factory=dict)
     trait_prefix: bool = False
+    skipped: dict[str, int] = field(default_factory=dict)  # name -> pairs, under min_pairs
 
 
-def plan(pairs: Sequence[RewardPair], mode: str) -> TrainPlan:
+def plan(pairs: Sequence[RewardPair], mode: str, min_pairs: int = 1) -> TrainPlan:
+    """The models to train; groups under `min_pairs` are left out (see `skipped`)."""
     if not pairs:
         raise ConfigError("no training pairs: export some first (`traitforge export`)")
-    if mode == "shared":
-        return TrainPlan({SHARED: list(pairs)}, trait_prefix=True)
     traits = traits_of(pairs)
-    if not traits:  # pairs without a trait column train one model
-        return TrainPlan({SHARED: list(pairs)})
-    untagged = sum(1 for p in pairs if not p.trait)
-    if untagged:
-        raise ConfigError(
-            f"{untagged} pairs have no trait, so per-trait models cannot place them; fill the "
-            "'trait' field or set reward.models: shared"
-        )
-    return TrainPlan({t: [p for p in pairs if p.trait == t] for t in traits})
+    if mode == "shared" or not traits:  # pairs without a trait column train one model
+        groups = {SHARED: list(pairs)}
+    else:
+        untagged = sum(1 for p in pairs if not p.trait)
+        if untagged:
+            raise ConfigError(
+                f"{untagged} pairs have no trait, so per-trait models cannot place them; fill "
+                "the 'trait' field or set reward.models: shared"
+            )
+        groups = {t: [p for p in pairs if p.trait == t] for t in traits}
+    result = TrainPlan(trait_prefix=mode == "shared" and bool(traits))
+    for name, members in groups.items():
+        if len(members) >= min_pairs:
+            result.groups[name] = members
+        else:
+            result.skipped[name] = len(members)
+    return result
+
+
+def effective_epochs(config: RewardConfig, pairs: int, batch_size: int) -> float:
+    """config.epochs, raised for small datasets to reach config.min_steps optimizer steps."""
+    per_step = batch_size * config.gradient_accumulation_steps
+    needed = config.min_steps * per_step / max(pairs, 1)
+    return float(min(max(config.epochs, needed), MAX_EPOCHS))
 
 
 def fit(
@@ -109,6 +125,10 @@ def fit(
     log(f"{name}: {lengths.summary()}")
     if not encoded:
         raise ConfigError(f"{name}: no pairs left to train on after the length check")
+    epochs = effective_epochs(config, len(encoded), settings.batch_size)
+    if epochs > config.epochs:
+        log(f"{name}: {epochs:.1f} epochs (reward.min_steps: {config.min_steps} steps)")
+    config = config.model_copy(update={"epochs": epochs})
     with warnings.catch_warnings():
         # TRL 1.16 still sets transformers' deprecated `gradient_checkpointing` alias itself
         warnings.filterwarnings("ignore", "`.*checkpointing` is deprecated", FutureWarning)

@@ -57,6 +57,19 @@ class RewardConfig(BaseModel):
         ),
     )
     epochs: float = Field(3.0, gt=0.0, le=100.0)
+    min_steps: int = Field(
+        60,
+        ge=0,
+        le=100000,
+        description="Small datasets get more epochs, up to 50, until training makes at least "
+        "this many optimizer steps: 3 epochs of 70 pairs would barely move a fresh head.",
+    )
+    min_pairs: int = Field(
+        20,
+        ge=1,
+        description="A trait with fewer training pairs gets no model (it is reported); a "
+        "reward model fitted to a handful of pairs measures noise.",
+    )
     learning_rate: float = Field(5e-5, gt=0.0, lt=1.0)
     batch_size: int | None = Field(
         None, ge=1, le=4096, description="Pairs per device step; default 16 on CPU, 32 on GPU."
