@@ -41,7 +41,7 @@ from traitforge.reward.encoding import Encoded, PairEncoder
 from traitforge.reward.evaluation import evaluate
 from traitforge.reward.model import RewardModel
 from traitforge.reward.pairs import Prompt, RewardPair, load_splits, prompt_as_text
-from traitforge.reward.training import fit
+from traitforge.reward.training import fit, optimization_settings
 from traitforge.schemas import RewardConfig
 from traitforge.workflows import bundled_data_dir, export, ingest
 from traitforge.workspace import Workspace
@@ -206,14 +206,7 @@ def run_trl(
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,
-        # comparable settings, as traitforge resolved them
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
+        **optimization_settings(config, settings),  # comparable: as traitforge resolved them
         # TRL's bf16 default needs a GPU; everything else is left at TRL's defaults
         **({} if device.cuda else {"bf16": False}),
         # a BERT tokenizer has no eos token; TRL appends one to every text response

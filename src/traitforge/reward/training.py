@@ -162,6 +162,20 @@ def fit(
     return result
 
 
+def optimization_settings(config: RewardConfig, settings: DeviceSettings) -> dict[str, Any]:
+    """What is learned and how fast, as TrainingArguments: shared with the TRL-defaults
+    baseline in bench/rm_throughput.py, so the two differ only in how efficiently they run."""
+    return {
+        "per_device_train_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "num_train_epochs": config.epochs,
+        "learning_rate": config.learning_rate,
+        "warmup_steps": config.warmup_ratio,
+        "weight_decay": config.weight_decay,
+        "seed": config.seed,
+    }
+
+
 def _trainer(
     model: Any,
     tokenizer: Any,
@@ -187,12 +201,7 @@ def _trainer(
     dataset = Dataset.from_dict(columns)
     args = TrlRewardConfig(
         output_dir=str(folder.parent / f".{folder.name}.checkpoints"),
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
+        **optimization_settings(config, settings),
         bf16=settings.bf16,
         fp16=settings.fp16,
         gradient_checkpointing=config.gradient_checkpointing,
@@ -203,7 +212,6 @@ def _trainer(
         save_strategy="no",
         logging_strategy="no",
         report_to="none",
-        seed=config.seed,
         data_seed=config.seed,
         disable_tqdm=True,
         dataloader_pin_memory=settings.device == "cuda",
