@@ -29,6 +29,7 @@ from traitforge.curation.ingest import IngestReport
 from traitforge.curation.sources import FORMATS
 from traitforge.errors import TraitforgeError
 from traitforge.exports import ExportReport
+from traitforge.reward.report import fmt_ci, fmt_pct
 from traitforge.schemas import ExportConfig
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
@@ -354,7 +355,7 @@ def eval_(
 def _pct(value: float | None, ci: list[float] | None = None) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.1%}" + (f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else "")
+    return fmt_pct(value) + (f" {fmt_ci(ci)}" if ci else "")
 
 
 def _print_evaluation(result: dict) -> None:

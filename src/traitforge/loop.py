@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -123,6 +124,11 @@ class _Round:
         self.waiting = waiting
         self.folder = round_file(workspace, record.round).parent
 
+    @cached_property
+    def gold_test(self) -> list[RewardPair]:
+        """Held-out gold pairs, built once per round for training's and the report's use."""
+        return held_out_gold(self.workspace)
+
     def run(self) -> None:
         steps = {
             "select": self.select,
@@ -205,7 +211,7 @@ class _Round:
                 f"no trait with reward.min_pairs ({settings.min_pairs})"
             )
             return
-        test = held_out_gold(self.workspace) if loop.evaluate_on == "gold" else None
+        test = self.gold_test if loop.evaluate_on == "gold" else None
         out = self.folder / "model"
         run = train_run(data, out, settings, self.log, keep=keep, test=test)
         self.record.model = str(out)
@@ -225,7 +231,7 @@ class _Round:
 
         model = Path(self.record.model) if self.record.model else None
         if model and read_manifest(model).get("kind") == "set":
-            test = held_out_gold(self.workspace)
+            test = self.gold_test
             if test:
                 self.record.matrix = matrix_run(model, test, self.config.reward)
         rounds = [r for r in load_rounds(self.workspace) if r.round < self.record.round]

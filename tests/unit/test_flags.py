@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from traitforge.curation.flags import ResponseFlagger
@@ -81,19 +79,6 @@ def _flagger(**config: object) -> ResponseFlagger:
 @pytest.fixture(scope="module")
 def flagger() -> ResponseFlagger:
     return _flagger()
-
-
-@pytest.fixture(scope="module")
-def truthfulqa_answers(data_dir) -> list[str]:
-    with (data_dir / "truthfulqa" / "TruthfulQA.csv").open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [
-        answer.strip()
-        for row in rows
-        for column in ("Correct Answers", "Incorrect Answers")
-        for answer in row[column].split(";")
-        if answer.strip()
-    ]
 
 
 def test_language_false_positives_on_all_truthfulqa_answers(flagger, truthfulqa_answers):

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
@@ -25,19 +24,6 @@ def featurizer() -> LinguisticFeaturizer:
     f = LinguisticFeaturizer()
     f.setup()
     return f
-
-
-@pytest.fixture(scope="module")
-def truthfulqa_answers(data_dir) -> list[str]:
-    with (data_dir / "truthfulqa" / "TruthfulQA.csv").open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [
-        answer.strip()
-        for row in rows
-        for column in ("Correct Answers", "Incorrect Answers")
-        for answer in row[column].split(";")
-        if answer.strip()
-    ]
 
 
 @pytest.fixture(scope="module")

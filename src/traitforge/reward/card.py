@@ -6,13 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+from traitforge.reward.report import fmt_pct
 
 
 def _ci(ci: Sequence[float] | None) -> str:
-    return "" if not ci else f" ({ci[0]:.1%} to {ci[1]:.1%})"
+    return "" if not ci else f" ({fmt_pct(ci[0])} to {fmt_pct(ci[1])})"
 
 
 def model_card(
@@ -50,11 +48,11 @@ def model_card(
             "",
             "## Evaluation on the test split",
             "",
-            f"- Pairwise accuracy: {_pct(evaluation['accuracy'])}"
+            f"- Pairwise accuracy: {fmt_pct(evaluation['accuracy'])}"
             f"{_ci(evaluation['accuracy_ci'])} on {evaluation['pairs']} pairs",
-            f"- Always-longer baseline: {_pct(shortcuts['length_baseline_accuracy'])}",
+            f"- Always-longer baseline: {fmt_pct(shortcuts['length_baseline_accuracy'])}",
             f"- Accuracy when the chosen answer is the shorter one: "
-            f"{_pct(shortcuts['accuracy_chosen_shorter'])} ({shortcuts['chosen_shorter_pairs']} "
+            f"{fmt_pct(shortcuts['accuracy_chosen_shorter'])} ({shortcuts['chosen_shorter_pairs']} "
             "pairs)",
             f"- Spearman correlation of reward with length: "
             f"{shortcuts['length_reward_spearman']:.3f}",
@@ -65,8 +63,8 @@ def model_card(
         ]
         for trait, row in evaluation["per_trait"].items():
             lines.append(
-                f"| {trait} | {row['pairs']} | {_pct(row['accuracy'])}{_ci(row['accuracy_ci'])} "
-                f"| {_pct(row['length_baseline'])} |"
+                f"| {trait} | {row['pairs']} | {fmt_pct(row['accuracy'])}{_ci(row['accuracy_ci'])} "
+                f"| {fmt_pct(row['length_baseline'])} |"
             )
     lines += [
         "",
