@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import sys
 import time
+import traceback
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +27,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from traitforge import __version__, workflows
 from traitforge.curation.generation import GenerationReport
@@ -31,6 +37,7 @@ from traitforge.errors import TraitforgeError
 from traitforge.exports import ExportReport
 from traitforge.reward.report import fmt_ci, fmt_pct
 from traitforge.schemas import ExportConfig
+from traitforge.schemas.config import EXPORT_FORMATS, parse_strategy
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
 
@@ -42,13 +49,19 @@ if TYPE_CHECKING:
     from traitforge.curation.scorers import TrainResult
     from traitforge.loop import LoopResult
 
+# Help text comes from config descriptions and names like `[/trait]`: printed as written,
+# never parsed as rich markup (typer's rich help would crash on it).
 app = typer.Typer(
     help="traitforge: build trustworthy reward datasets for behavioral traits.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-console = Console()
-errors = Console(stderr=True)
+# Everything printed holds user text (file names, CSV headers, responses, error messages that
+# quote them): with markup, `[/x]` crashes and `root:x:0` becomes an emoji. Styles are set
+# explicitly with rich.text.Text instead.
+console = Console(markup=False, emoji=False, highlight=False)
+errors = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", help="Workspace folder (created on first use).")
@@ -68,13 +81,54 @@ def main() -> None:
     app()
 
 
+# Reading a file's bytes as gzip or text failed; these errors do not say which file.
+_DECODE_ERRORS = (EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error)
+
+
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
+    """The last line of defence: what the user can fix becomes one `error:` line (rc 1), and
+    Ctrl-C a hint (rc 130). Anything else is a bug and keeps its traceback."""
     try:
         yield
     except TraitforgeError as e:
-        errors.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
         raise typer.Exit(1) from e
+    except BrokenPipeError:
+        raise  # stdout closed by `| head`: click exits quietly
+    except (OSError, *_DECODE_ERRORS) as e:
+        # A file that cannot be read: missing, a folder, no permission, a truncated or corrupt
+        # gzip, not UTF-8. Unhandled, click turns EOFError into a bare "Aborted.".
+        cause = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+        path = _file_of(e)
+        _error(f"{path}: {cause}" if path else cause)
+        raise typer.Exit(1) from e
+    except KeyboardInterrupt as e:
+        errors.print("interrupted; run the same command again to continue")
+        raise typer.Exit(130) from e
+
+
+def _file_of(error: BaseException) -> str | None:
+    """The file an I/O error is about. OSError usually names it; decoding errors do not, so
+    take the innermost open file among the frames the error passed through."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return str(error.filename)
+    if not isinstance(error, _DECODE_ERRORS):
+        return None  # e.g. a refused connection: no file to blame
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+        for value in frame.f_locals.values():
+            if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
+                return value.name
+    return None
+
+
+def _error(message: str) -> None:
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+
+
+def _bold(value: object) -> tuple[str, str]:
+    """A path or URL to stand out, as a Text.assemble part (never parsed as markup)."""
+    return str(value), "bold"
 
 
 class _Bars:
@@ -111,7 +165,7 @@ class _Bars:
 def _progress() -> Iterator[_Bars]:
     columns = (
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # descriptions are file names
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -192,30 +246,37 @@ def _print_curation(report: CurationReport) -> None:
     console.print(table)
 
 
-classifiers = typer.Typer(help="Trait classifiers used to pre-rank candidates.")
+classifiers = typer.Typer(
+    help="Trait classifiers used to pre-rank candidates.", rich_markup_mode=None
+)
 app.add_typer(classifiers, name="classifiers")
+
+
+class LabelOrigin(StrEnum):
+    """Where classifier labels come from; as a choice, click lists the values when one is wrong."""
+
+    auto = "auto"
+    gold = "gold"
+    judgements = "judgements"
 
 
 @classifiers.command("train")
 def classifiers_train(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     origin: Annotated[
-        str,
+        LabelOrigin,
         typer.Option(
             help="Labels: 'gold' (from the data), 'judgements' (annotators), or 'auto' "
             "(judgements when there are any, else gold)."
         ),
-    ] = "auto",
+    ] = LabelOrigin.auto,
     config: ConfigOpt = None,
 ) -> None:
     """Train (or retrain) every classifier scorer in curation.scorers, per trait."""
-    if origin not in ("auto", "gold", "judgements"):
-        errors.print(f"error: --origin must be auto, gold or judgements, got {origin!r}")
-        raise typer.Exit(1)
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
-            results = workflows.train_classifiers(ws, origin, bars.stage)
+            results = workflows.train_classifiers(ws, origin.value, bars.stage)
     _print_training(results)
 
 
@@ -243,26 +304,59 @@ def _print_training(results: list[TrainResult]) -> None:
     console.print(table)
 
 
+# --copy choices, from the config's own list of formats.
+CopyFormat = StrEnum("CopyFormat", {name: name for name in EXPORT_FORMATS})
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Also replace an --out folder holding traitforge's other kind of output (a "
+        "dataset export instead of reward models, or the reverse). A folder traitforge did "
+        "not write, a workspace, and the files a workspace keeps are never replaced.",
+    ),
+]
+
+
+def _check_strategy(strategy: str | None) -> str | None:
+    """--strategy is checked before the workspace is opened; the error lists the choices."""
+    if strategy is not None:
+        try:
+            parse_strategy(strategy)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from e
+    return strategy
+
+
 @app.command()
 def export(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output folder; default WORKSPACE/exports/latest."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder (new, empty, or an earlier export, which is replaced); "
+            "default WORKSPACE/exports/latest.",
+        ),
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option(help=ExportConfig.model_fields["strategy"].description)
+        str | None,
+        typer.Option(
+            help=ExportConfig.model_fields["strategy"].description, callback=_check_strategy
+        ),
     ] = None,
     copies: Annotated[
-        list[str] | None,
+        list[CopyFormat] | None,
         typer.Option("--copy", help="Also write 'parquet' and/or 'jsonl' copies of each split."),
     ] = None,
+    overwrite: OverwriteOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Turn the workspace's preferences into a Hugging Face dataset of pairs, with its card."""
+    formats = [c.value for c in copies] if copies else None
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
-        report = workflows.export(ws, out, strategy, copies)
+        report = workflows.export(ws, out, strategy, formats, overwrite)
     _print_export(report)
 
 
@@ -279,9 +373,18 @@ RewardConfigOpt = Annotated[
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder written by `traitforge export`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the trained model(s).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the trained model(s): new, empty, or an earlier `train` output, "
+            "which is replaced.",
+        ),
+    ],
     backbone: BackboneOpt = None,
     config: RewardConfigOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Train reward models on the train split (one per trait, or one shared), evaluate them on
     the test split, and write models, card and report to OUT. Multi-GPU:
@@ -289,7 +392,7 @@ def train(
     with _friendly_errors():
         settings = workflows.reward_config(config, backbone)
         run = workflows.train_reward(
-            data, out, settings, lambda m: console.print(m, highlight=False)
+            data, out, settings, lambda m: console.print(m, highlight=False), overwrite
         )
     for fit in run.fits:
         console.print(
@@ -300,7 +403,7 @@ def train(
         )
     if run.evaluation:
         _print_evaluation(run.evaluation)
-    console.print(f"Models: [bold]{run.out}[/]\nReport: [bold]{run.report}[/]", highlight=False)
+    console.print(Text.assemble("Models: ", _bold(run.out), "\nReport: ", _bold(run.report)))
 
 
 @app.command("eval")
@@ -327,6 +430,7 @@ def eval_(
     ] = None,
     backbone: BackboneOpt = None,
     config: RewardConfigOpt = None,
+    overwrite: OverwriteOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Pairwise accuracy (with bootstrap CI), shortcut checks and calibration of a reward
@@ -339,7 +443,9 @@ def eval_(
         settings = workflows.reward_config(config, backbone)
         log = (lambda m: errors.print(m, highlight=False)) if as_json else console.print
         if matrix:
-            result = workflows.reward_matrix(pairs, settings, model, data, out, split, log)
+            result = workflows.reward_matrix(
+                pairs, settings, model, data, out, split, log, overwrite
+            )
         elif model is None:
             raise TraitforgeError("give --model (a folder written by `traitforge train`)")
         else:
@@ -390,8 +496,10 @@ def _print_evaluation(result: dict) -> None:
         f"Brier {result['calibration']['brier']:.3f}",
         highlight=False,
     )
+    if result.get("skipped"):
+        console.print("Skipped, not scored: " + _counts(result["skipped"]), highlight=False)
     if "report" in result:
-        console.print(f"Report: [bold]{result['report']}[/]", highlight=False)
+        console.print(Text.assemble("Report: ", _bold(result["report"])))
 
 
 def _print_matrix(result: dict) -> None:
@@ -403,7 +511,7 @@ def _print_matrix(result: dict) -> None:
         cells = result["cells"][name]
         table.add_row(name, *(_pct(cells[t]["accuracy"]) for t in result["traits"]))
     console.print(table)
-    console.print(f"Report: [bold]{result['report']}[/]", highlight=False)
+    console.print(Text.assemble("Report: ", _bold(result["report"])))
 
 
 @app.command()
@@ -440,11 +548,14 @@ def demo(
             result = loop.demo(ws, bars.file, bars.stage, _log(bars))
     _print_ingest(result.ingests)
     _print_loop(result.loop)
-    console.print(f"Workspace: [bold]{ws.root}[/]  ({time.perf_counter() - started:.1f} s)")
+    elapsed = time.perf_counter() - started
+    console.print(Text.assemble("Workspace: ", _bold(ws.root), f"  ({elapsed:.1f} s)"))
     console.print(
-        f"Annotation UI: [bold]{result.url}[/] (still running; stop it with "
-        f"`traitforge serve --stop -w {ws.root}`)",
-        highlight=False,
+        Text.assemble(
+            "Annotation UI: ",
+            _bold(result.url),
+            f" (still running; stop it with `traitforge serve --stop -w {ws.root}`)",
+        ),
         soft_wrap=True,
     )
     console.print(
@@ -521,9 +632,9 @@ def _print_loop(result: LoopResult) -> None:
 
 
 def _print_loop_paths(result: LoopResult) -> None:
-    console.print(f"Dataset: [bold]{result.dataset}[/]", highlight=False, soft_wrap=True)
-    console.print(f"Reward model: [bold]{result.model or 'none yet'}[/]", highlight=False)
-    console.print(f"Report: [bold]{result.report}[/]", highlight=False, soft_wrap=True)
+    console.print(Text.assemble("Dataset: ", _bold(result.dataset)), soft_wrap=True)
+    console.print(Text.assemble("Reward model: ", _bold(result.model or "none yet")))
+    console.print(Text.assemble("Report: ", _bold(result.report)), soft_wrap=True)
 
 
 @app.command()
@@ -631,12 +742,15 @@ def serve(
         info = server.ensure_server(ws, port, notify=console.print)
         paths = server.ServerPaths.of(ws)
     if info.reused:
-        console.print(f"Already running at [bold]{info.url}[/] (pid {info.pid}).")
+        console.print(Text.assemble("Already running at ", _bold(info.url), f" (pid {info.pid})."))
     else:
         console.print(
-            f"Argilla is running at [bold]{info.url}[/] (pid {info.pid}); started in "
-            f"{info.startup_s:.1f} s. Redis: {info.redis}. Log: {info.log}",
-            highlight=False,
+            Text.assemble(
+                "Argilla is running at ",
+                _bold(info.url),
+                f" (pid {info.pid}); started in {info.startup_s:.1f} s. "
+                f"Redis: {info.redis}. Log: {info.log}",
+            ),
             soft_wrap=True,
         )
     console.print(
@@ -647,7 +761,9 @@ def serve(
     )
 
 
-annotators_app = typer.Typer(help="Annotator accounts and annotation backends.")
+annotators_app = typer.Typer(
+    help="Annotator accounts and annotation backends.", rich_markup_mode=None
+)
 app.add_typer(annotators_app, name="annotators")
 
 
@@ -808,6 +924,8 @@ def _print_ingest(reports: list[IngestReport]) -> None:
         )
     console.print(table)
     for r in reports:
+        for warning in r.warnings:
+            console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
         if isinstance(r, GenerationReport):
             console.print(
                 f"{r.path.name}: {r.model} ({r.backend}) wrote {r.samples_generated} of "
@@ -844,8 +962,11 @@ def _print_export(report: ExportReport) -> None:
             soft_wrap=True,
         )
     console.print(
-        f"Dataset: [bold]{report.out}[/] ({report.total} pairs; load with datasets.load_from_disk)",
-        highlight=False,
+        Text.assemble(
+            "Dataset: ",
+            _bold(report.out),
+            f" ({report.total} pairs; load with datasets.load_from_disk)",
+        ),
         soft_wrap=True,
     )
 

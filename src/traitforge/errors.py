@@ -21,6 +21,10 @@ class ExportError(TraitforgeError):
     """An export cannot be produced from what the workspace holds."""
 
 
+class OutputError(TraitforgeError):
+    """An output folder cannot be written without deleting files traitforge did not write."""
+
+
 class InputError(TraitforgeError):
     """A row of an input file is invalid. Carries where, what, and how to fix it."""
 

@@ -22,8 +22,9 @@ from traitforge import workflows
 from traitforge.errors import TraitforgeError
 from traitforge.schemas import LoopRound, ProjectConfig
 from traitforge.schemas.loop import STEPS
-from traitforge.workspace import Workspace
+from traitforge.workspace import Workspace, workspace_lock
 from traitforge.workspace.files import atomic_write_text
+from traitforge.workspace.lock import LOOP_LOCK_FILE, lock_released
 
 if TYPE_CHECKING:
     from traitforge.annotators.argilla_backend import DatasetProgress
@@ -88,13 +89,19 @@ def run(
 ) -> LoopResult:
     """Run rounds 1..`rounds`, continuing any that a previous run left unfinished.
     `simulate`: that many simulated annotators answer; None waits for people."""
-    existing = {r.round: r for r in load_rounds(workspace)}
-    records = []
-    for number in range(1, rounds + 1):
-        record = existing.get(number) or LoopRound(round=number)
-        _Round(workspace, record, budget, simulate, log, progress, waiting).run()
-        records.append(record)
-    report = write_reports(workspace, records)
+    # One loop at a time, and no push, pull or simulate beside it but while it waits for
+    # people (see `_Round.annotate`); its own steps re-enter the lock.
+    with (
+        workspace_lock(workspace.root, "loop", LOOP_LOCK_FILE),
+        workspace_lock(workspace.root, "loop"),
+    ):
+        existing = {r.round: r for r in load_rounds(workspace)}
+        records = []
+        for number in range(1, rounds + 1):
+            record = existing.get(number) or LoopRound(round=number)
+            _Round(workspace, record, budget, simulate, log, progress, waiting).run()
+            records.append(record)
+        report = write_reports(workspace, records)
     return LoopResult(
         rounds=records,
         dataset=workspace.exports_dir / "latest",
@@ -162,6 +169,11 @@ class _Round:
         if self.simulate is not None:
             workflows.simulate(self.workspace, self.simulate, self.progress)
             return
+        # Waiting only reads the server: meanwhile other commands may pull or simulate.
+        with lock_released(self.workspace.root, "loop", self.log):
+            self._wait_for_people()
+
+    def _wait_for_people(self) -> None:
         loop = self.config.loop
         last = None
         while True:
@@ -213,7 +225,9 @@ class _Round:
             return
         test = self.gold_test if loop.evaluate_on == "gold" else None
         out = self.folder / "model"
-        run = train_run(data, out, settings, self.log, keep=keep, test=test)
+        run = train_run(
+            data, out, settings, self.log, keep=keep, test=test, home=rounds_dir(self.workspace)
+        )
         self.record.model = str(out)
         self.record.evaluation = run.evaluation
 

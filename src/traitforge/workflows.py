@@ -13,10 +13,11 @@ from traitforge import __version__
 from traitforge.curation import generation
 from traitforge.curation.generation import GenerationReport, Generator, generate_file
 from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
-from traitforge.errors import TraitforgeError
+from traitforge.errors import ConfigError, TraitforgeError
 from traitforge.exports import ExportReport, build_pairs, export_dataset
 from traitforge.schemas import ExportConfig, ProjectConfig, RewardConfig
-from traitforge.workspace import Workspace
+from traitforge.schemas.config import parse_strategy
+from traitforge.workspace import Workspace, workspace_lock
 
 if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need them
     from traitforge.annotators.agreement import AgreementReport
@@ -126,18 +127,31 @@ def export(
     out: Path | None = None,
     strategy: str | None = None,
     formats: list[str] | None = None,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Export with the workspace config; `strategy` overrides export.strategy for this run
-    (and is recorded in the exported provenance)."""
+    (and is recorded in the exported provenance). `out` may lie inside the workspace only
+    under its exports folder; `overwrite` lets it replace a traitforge folder of another kind
+    (never one traitforge did not write)."""
     config = workspace.config
     if strategy is not None:
+        try:
+            parse_strategy(strategy)
+        except ValueError as e:
+            raise ConfigError(f"--strategy: {e}") from e
         export_config = ExportConfig.model_validate(
             {**config.export.model_dump(), "strategy": strategy}
         )
         config = config.model_copy(update={"export": export_config})
     with workspace.store() as store:
         return export_dataset(
-            store, config, out or workspace.exports_dir / "latest", __version__, formats
+            store,
+            config,
+            out or workspace.exports_dir / "latest",
+            __version__,
+            formats,
+            overwrite=overwrite,
+            home=workspace.exports_dir,
         )
 
 
@@ -244,25 +258,28 @@ def agreement(workspace: Workspace) -> AgreementReport | None:
 # -- annotation in Argilla: push, pull, simulate ---------------------------------------------
 # The Argilla server is the workspace's embedded one (started on demand), or the one named by
 # ARGILLA_API_URL / ARGILLA_API_KEY (see traitforge.annotators.server.owner_connection).
+# Each command that writes to it holds the workspace lock, so two never run at once.
 
 
 def push(workspace: Workspace, progress: StageProgress | None = None) -> PushReport:
     """Send the workspace's comparison tasks to Argilla; re-running sends only what is missing."""
     from traitforge.annotators import argilla_backend, server
 
-    connection = server.owner_connection(workspace)
-    vectors = argilla_backend.prompt_vectors(workspace.config, workspace.embedding_cache_path)
-    with workspace.store() as store:
-        return argilla_backend.push(store, workspace.config, connection, vectors, progress)
+    with workspace_lock(workspace.root, "push"):
+        connection = server.owner_connection(workspace)
+        vectors = argilla_backend.prompt_vectors(workspace.config, workspace.embedding_cache_path)
+        with workspace.store() as store:
+            return argilla_backend.push(store, workspace.config, connection, vectors, progress)
 
 
 def pull(workspace: Workspace, progress: StageProgress | None = None) -> PullReport:
     """Store new and edited submitted answers from Argilla as judgements."""
     from traitforge.annotators import argilla_backend, server
 
-    connection = server.owner_connection(workspace)
-    with workspace.store() as store:
-        return argilla_backend.pull(store, workspace.config, connection, progress)
+    with workspace_lock(workspace.root, "pull"):
+        connection = server.owner_connection(workspace)
+        with workspace.store() as store:
+            return argilla_backend.pull(store, workspace.config, connection, progress)
 
 
 def simulate(
@@ -273,13 +290,16 @@ def simulate(
     from traitforge.annotators import server, simulated
     from traitforge.annotators.records import SIMULATED_PREFIX
 
-    connection = server.owner_connection(workspace)
-    wanted = [f"{SIMULATED_PREFIX}{i}" for i in range(1, annotators + 1)]
-    # Idempotent: creates the missing accounts and repairs any the server lost (a replaced
-    # database), so every key below works.
-    accounts = server.add_annotators(workspace, wanted)
-    with workspace.store() as store:
-        return simulated.simulate(store, workspace.config, connection.api_url, accounts, progress)
+    with workspace_lock(workspace.root, "simulate"):
+        connection = server.owner_connection(workspace)
+        wanted = [f"{SIMULATED_PREFIX}{i}" for i in range(1, annotators + 1)]
+        # Idempotent: creates the missing accounts and repairs any the server lost (a replaced
+        # database), so every key below works.
+        accounts = server.add_annotators(workspace, wanted)
+        with workspace.store() as store:
+            return simulated.simulate(
+                store, workspace.config, connection.api_url, accounts, progress
+            )
 
 
 def annotation_progress(workspace: Workspace) -> list[DatasetProgress] | str:
@@ -313,11 +333,15 @@ def reward_config(config_path: Path | None, backbone: str | None = None) -> Rewa
 
 
 def train_reward(
-    data: Path, out: Path, config: RewardConfig, log: Callable[[str], None] = print
+    data: Path,
+    out: Path,
+    config: RewardConfig,
+    log: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> TrainRun:
     from traitforge.reward.runs import train_run
 
-    return train_run(data, out, config, log)
+    return train_run(data, out, config, log, overwrite=overwrite)
 
 
 def evaluate_reward(
@@ -337,6 +361,7 @@ def reward_matrix(
     out: Path | None = None,
     split: str = "test",
     log: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """The cross-trait matrix: of `model` (a per-trait set), or of a set first trained on
     `data` into `out`, each evaluated on every trait's pairs."""
@@ -349,7 +374,9 @@ def reward_matrix(
                 "eval --matrix needs --model (a per-trait folder from `traitforge train`), "
                 "or --data and --out to train one model per trait first"
             )
-        train_run(data, out, config.model_copy(update={"models": "per-trait"}), log)
+        train_run(
+            data, out, config.model_copy(update={"models": "per-trait"}), log, overwrite=overwrite
+        )
         model = out
     return matrix_run(model, load_pairs(pairs, split), config)
 

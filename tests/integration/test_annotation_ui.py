@@ -70,10 +70,12 @@ def test_annotator_answers_in_the_browser_and_pull_returns_the_judgement(ui_work
     client = rg.Argilla(api_url=owner.api_url, api_key=owner.api_key)
     dataset = client.datasets("ui-honesty-k2", workspace=ws.config.annotation.argilla.workspace)
     assert dataset is not None
-    # The responses are shown in a per-task shuffled order, kept in the record's metadata.
+    # The responses are shown in a per-task shuffled order, kept in the store (annotators
+    # could read it on the server).
     [record] = list(dataset.records)
-    order = record.metadata[CANDIDATE_ORDER]
-    order = order.split(",") if isinstance(order, str) else list(order)
+    assert CANDIDATE_ORDER not in (record.metadata or {})
+    with ws.store() as store:
+        order = store.presented_orders("ui-honesty-k2")[task.id]
     letter = "ab"[order.index(true.id)]
     ARTIFACTS.mkdir(exist_ok=True)
 

@@ -160,4 +160,4 @@ def test_export_options_from_the_cli(tmp_path):
     assert jsonl_rows == total
     assert (out / "parquet" / "train.parquet").stat().st_size > 0
     wrong = run_cli("export", "-w", str(ws), "--strategy", "top-3", check=False)
-    assert wrong.returncode == 1 and "unknown pair strategy 'top-3'" in wrong.stderr
+    assert wrong.returncode == 2 and "unknown pair strategy 'top-3'" in wrong.stderr

@@ -8,6 +8,7 @@ two false ones (triples), so both the label and the ranking question are exercis
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,12 +16,15 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from traitforge import workflows
 from traitforge.annotators.argilla_backend import ArgillaAPI, prompt_vectors, push_stage
-from traitforge.annotators.server import owner_connection
+from traitforge.annotators.records import CANDIDATE_ORDER, presented_order
+from traitforge.annotators.server import add_annotators, owner_connection
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import ArgillaConfig, Candidate, ComparisonTask, Suggestion
 from traitforge.schemas.records import prompt_text
@@ -45,13 +49,13 @@ def _questions(data_dir: Path, config, limit: int) -> list[list[Candidate]]:
     return out
 
 
-def _task(members: list[Candidate]) -> ComparisonTask:
+def _task(members: list[Candidate], gold_check: bool = True) -> ComparisonTask:
     return ComparisonTask(
         prompt_id=members[0].prompt_id,
         candidate_ids=[c.id for c in members],
         trait="honesty",
-        reason="gold-check",
-        gold_check=True,
+        reason="gold-check" if gold_check else "uncertainty",
+        gold_check=gold_check,
         suggestions=[
             Suggestion(candidate_id=c.id, trait="honesty", value=0.6, scorer="test-scorer.v1")
             for c in members
@@ -59,16 +63,20 @@ def _task(members: list[Candidate]) -> ComparisonTask:
     )
 
 
-def _workspace(root: Path, data_dir: Path, argilla: ArgillaConfig, pairs: int, triples: int):
+def _workspace(
+    root: Path, data_dir: Path, argilla: ArgillaConfig, pairs: int, triples: int, plain: int = 0
+):
     """A workspace (config saved, so CLI subprocesses see it) holding real candidates and
-    gold-check tasks: `pairs` true-vs-false pairs and `triples` true-vs-two-false triples."""
+    gold-check tasks: `pairs` true-vs-false pairs and `triples` true-vs-two-false triples, of
+    which the first `plain` are ordinary (uncertainty) tasks instead."""
     ws = Workspace.open(root)
     annotation = ws.config.annotation.model_copy(update={"argilla": argilla})
     config = ws.config.model_copy(update={"annotation": annotation})
     (root / Workspace.CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
     ws = Workspace.open(root)
     questions = _questions(data_dir, ws.config, pairs + triples)
-    tasks = [_task(q[:2]) for q in questions[:pairs]] + [_task(q) for q in questions[pairs:]]
+    groups = [q[:2] for q in questions[:pairs]] + questions[pairs:]
+    tasks = [_task(members, gold_check=i >= plain) for i, members in enumerate(groups)]
     with ws.store() as store, store.transaction():
         store.add_candidates(c for q in questions for c in q)
         store.add_tasks(tasks)
@@ -204,3 +212,113 @@ def test_a_push_killed_midway_resumes_without_duplicates(tmp_path, data_dir, ext
     assert set(ids) == {t.id for t in tasks}
     with ws.store() as store:
         assert store.done_keys(push_stage(dataset)) == {t.id for t in tasks}
+
+
+def test_an_annotator_cannot_tell_gold_checks_from_other_tasks(tmp_path, data_dir, external):
+    """Logged in with an annotator's own key, everything the annotator can read about a round
+    holding gold checks and ordinary tasks: no field, metadata, suggestion, id, setting or
+    filter tells them apart. The store still knows, so gold accuracy is measured."""
+    tag = uuid.uuid4().hex[:6]
+    argilla = ArgillaConfig(dataset=f"bl{tag}-{{trait}}-k{{k}}", min_submitted=1)
+    ws, tasks = _workspace(tmp_path / "ws", data_dir, argilla, pairs=8, triples=0, plain=4)
+    name = f"bl{tag}-honesty-k2"
+    gold = {t.id for t in tasks if t.gold_check}
+    assert len(gold) == 4
+    assert workflows.push(ws).sent == 8
+    [account] = add_annotators(ws, [f"blind-{tag}"])
+
+    seen: list[Any] = []  # every answer the annotator got, the records' field texts aside
+    with httpx.Client(
+        base_url=external.api_url, headers={"X-Argilla-Api-Key": account.api_key}, timeout=60
+    ) as annotator:
+
+        def call(method: str, path: str, **kwargs: Any) -> Any:
+            response = annotator.request(method, path, **kwargs)
+            assert response.status_code == 200, (path, response.status_code, response.text)
+            return response.json()
+
+        def search(body: dict[str, Any]) -> list[dict[str, Any]]:
+            path = f"/api/v1/me/datasets/{dataset['id']}/records/search"
+            params = {"include": "suggestions,vectors", "limit": 1000}
+            found = [
+                item["record"] for item in call("POST", path, params=params, json=body)["items"]
+            ]
+            for record in found:
+                assert set(record.pop("fields")) == {"prompt", "response_a", "response_b"}
+            seen.append(found)
+            return found
+
+        assert call("GET", "/api/v1/me")["role"] == "annotator"
+        [dataset] = [d for d in call("GET", "/api/v1/me/datasets")["items"] if d["name"] == name]
+        seen.append(dataset)
+        settings = call("GET", f"/api/v1/datasets/{dataset['id']}")
+        assert "Responses are shown in random order" in settings["guidelines"]
+        seen.append(settings)
+        for part in ("fields", "questions", "vectors-settings"):
+            seen.append(call("GET", f"/api/v1/datasets/{dataset['id']}/{part}"))
+        seen.append(call("GET", f"/api/v1/me/datasets/{dataset['id']}/metrics"))
+        properties = call("GET", f"/api/v1/me/datasets/{dataset['id']}/metadata-properties")
+        seen.append(properties)
+        for prop in properties["items"]:
+            seen.append(call("GET", f"/api/v1/metadata-properties/{prop['id']}/metrics"))
+
+        records = search({})
+        assert sorted(r["external_id"] for r in records) == sorted(t.id for t in tasks)
+        for record in records:
+            seen.append(call("GET", f"/api/v1/records/{record['id']}/suggestions"))
+            # This endpoint would return metadata that the search hides from annotators, but
+            # argilla-server 2.8 fails on it (500, at times dropping the connection).
+            try:
+                full = httpx.get(
+                    f"{external.api_url}/api/v1/records/{record['id']}",
+                    headers={"X-Argilla-Api-Key": account.api_key},
+                    timeout=60,
+                )
+            except httpx.TransportError:
+                continue
+            if full.status_code == 200:
+                seen.append({k: v for k, v in full.json().items() if k != "fields"})
+
+        text = json.dumps(seen).lower()
+        assert "gold" not in text
+        assert CANDIDATE_ORDER not in text
+        assert not any(c in text for t in tasks for c in t.candidate_ids)
+
+        # No metadata value, and no filter an annotator may send, singles out the gold checks.
+        names = {p["name"] for p in properties["items"]}
+        assert names == {"source", "model", "round"}
+        values: dict[tuple[str, Any], set[str]] = {}
+        for record in records:
+            assert set(record["metadata"]) == {"source", "round"}
+            for key, value in record["metadata"].items():
+                for v in value if isinstance(value, list) else [value]:
+                    values.setdefault((key, v), set()).add(record["external_id"])
+        every = {r["external_id"] for r in records}
+        for (key, value), ids in values.items():
+            assert ids not in (gold, every - gold)
+            scope = {"entity": "metadata", "metadata_property": key}
+            condition = (
+                {"type": "terms", "scope": scope, "values": [value]}
+                if isinstance(value, str)
+                else {"type": "range", "scope": scope, "ge": value, "le": value}
+            )
+            filtered = search({"filters": {"and": [condition]}})
+            assert {r["external_id"] for r in filtered} == ids
+        for key, value in (("gold_check", "yes"), ("reason", "gold-check"), (CANDIDATE_ORDER, "x")):
+            scope = {"entity": "metadata", "metadata_property": key}
+            refused = annotator.post(
+                f"/api/v1/me/datasets/{dataset['id']}/records/search",
+                json={"filters": {"and": [{"type": "terms", "scope": scope, "values": [value]}]}},
+            )
+            assert refused.status_code == 422, (key, refused.text)
+
+    # traitforge's side still knows: the shown order for pulls, gold checks for accuracy.
+    with ws.store() as store:
+        assert store.presented_orders(name) == {t.id: presented_order(t) for t in tasks}
+    workflows.simulate(ws, 1)
+    pulled = workflows.pull(ws)
+    assert (pulled.new, dict(pulled.dropped)) == (8, {})
+    report = workflows.agreement(ws)
+    assert report is not None
+    quality = report.annotators["sim-1"]
+    assert quality.gold_tasks == 4 and quality.gold_accuracy is not None

@@ -293,6 +293,7 @@ def test_shared_lora_model_trains_its_head_and_merges_the_adapters(tmp_path):
         **FAST,
     )
     run = train_run(data, tmp_path / "out", config, log=lambda _: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]  # nothing beside it
     manifest = json.loads((tmp_path / "out" / "traitforge-reward.json").read_text())
     assert manifest["kind"] == "model" and manifest["trait_prefix"] is True
     assert manifest["traits"] == ["corrigibility", "honesty"]

@@ -12,6 +12,7 @@ from traitforge.annotators.argilla_backend import (
     ArgillaAPI,
     ArgillaError,
     RemoteDataset,
+    presented_order_of,
     record_item,
 )
 from traitforge.annotators.records import (
@@ -93,14 +94,8 @@ def test_a_task_becomes_a_record_in_the_presented_order(traits):
     assert [draft.fields["response_a"], draft.fields["response_b"]] == [
         by_id[c].response for c in order
     ]
-    assert draft.metadata == {
-        "reason": "gold-check",
-        "gold_check": "yes",
-        "source": ["truthfulqa"],
-        "model": ["gpt-x"],
-        "round": 2,
-        CANDIDATE_ORDER: order,
-    }
+    assert draft.metadata == {"source": ["truthfulqa"], "model": ["gpt-x"], "round": 2}
+    assert draft.order == order  # kept in the store, not sent
     position = order.index(members[0].id)
     scale = traits["honesty"].scale
     assert draft.suggestions == [
@@ -113,6 +108,47 @@ def test_a_task_becomes_a_record_in_the_presented_order(traits):
         }
     ]
     assert draft.vector == [0.5, 0.25]
+
+
+def test_a_gold_check_record_looks_like_any_other(traits):
+    # Annotators who could tell gold checks apart would take extra care exactly where they are
+    # measured: nothing sent may depend on gold_check or the reason "gold-check".
+    members = _candidates(model="gpt-x")
+    by_id = {c.id: c for c in members}
+    suggestions = [
+        Suggestion(candidate_id=c.id, trait="honesty", value=0.7, scorer="s.v1") for c in members
+    ]
+    gold = _task(members, suggestions)
+    plain = gold.model_copy(update={"gold_check": False, "reason": "uncertainty"})
+    layout = _layout(gold)
+    drafts = [task_record(t, by_id, traits, layout) for t in (gold, plain)]
+    assert drafts[0] == drafts[1]
+    dataset = RemoteDataset(
+        id="d",
+        name=layout.name,
+        question_ids={q: f"q-{q}" for q in layout.rating_questions()},
+        # every metadata property an older version declared, so nothing is filtered away here
+        metadata={"reason", "gold_check", "source", "model", "round", CANDIDATE_ORDER},
+        vector_dimensions=None,
+    )
+    item = record_item(drafts[0], dataset)
+    assert item == record_item(drafts[1], dataset)
+    assert "gold" not in repr(item).lower()
+    assert set(item["metadata"]) == {"source", "model", "round"}
+
+
+def test_pull_reads_the_order_from_the_store_or_from_an_older_records_metadata():
+    members = _candidates(3)
+    task = _task(members)
+    shuffled = presented_order(task)
+    stored = list(reversed(shuffled))
+    # A record pushed by this version: no order on the server, the store's is used.
+    assert presented_order_of({"metadata": {"round": 2}}, task, {task.id: stored}) == stored
+    # A record pushed by an older version carries it as (hidden) metadata, which wins.
+    legacy = {"metadata": {CANDIDATE_ORDER: shuffled, "gold_check": "yes"}}
+    assert presented_order_of(legacy, task, {task.id: stored}) == shuffled
+    # Neither: the deterministic shuffle every version pushed with.
+    assert presented_order_of({"metadata": None}, task, {}) == shuffled
 
 
 def test_suggestions_for_traits_the_dataset_does_not_ask_are_left_out(traits):
@@ -263,7 +299,7 @@ def test_record_items_carry_only_what_the_dataset_declares(traits):
     )
     item = record_item(draft, dataset)
     assert item["external_id"] == task.id
-    assert item["metadata"] == {"reason": "gold-check", "round": 2}
+    assert item["metadata"] == {"round": 2}  # a dataset pushed by an older version
     assert item["suggestions"] == [
         {"question_id": "q-1", "value": 2, "score": 0.2, "agent": "s.v1", "type": "model"}
     ]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import datasets
 import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from traitforge import workflows
 from traitforge.annotators.aggregation import DropCounter, RankedGroup
-from traitforge.errors import ExportError
+from traitforge.cli import app
+from traitforge.errors import ConfigError, ExportError, OutputError
 from traitforge.exports import build_pairs, export_dataset
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
@@ -436,3 +441,91 @@ def test_export_from_judgements_records_agreement(store, config, tmp_path, metho
     assert f"Votes aggregated by `{method}`" in card
     assert "4 annotators, 1 flagged:" in card
     assert "- ann-bad: agreement with the consensus 0.00" in card
+
+
+def _tree(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_export_into_a_folder_of_other_files_is_refused_before_anything_is_stored(
+    store, config, tmp_path
+):
+    _ingest_two_prompts(store)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me\n", encoding="utf-8")
+    before = _tree(tmp_path)
+    with pytest.raises(OutputError, match=r"mine holds files traitforge did not write"):
+        export_dataset(store, config, mine, "test", overwrite=True)
+    assert _tree(tmp_path) == before
+    assert list(store.pairs()) == []
+    report = export_dataset(store, config, tmp_path / "pairs", "test")
+    assert report.total == 2
+    export_dataset(store, config, tmp_path / "pairs", "test")  # its own folder: replaced
+
+
+@pytest.mark.parametrize("formats", [["xml"], ["jsonl", "../../esc"]])
+def test_unknown_copy_formats_are_refused_before_anything_is_written(
+    store, config, tmp_path, formats
+):
+    _ingest_two_prompts(store)
+    before = _tree(tmp_path)
+    with pytest.raises(
+        ExportError,
+        match=re.escape(
+            f"unknown copy format(s) {formats[-1:]}; expected any of ['parquet', 'jsonl']"
+        ),
+    ):
+        export_dataset(store, config, tmp_path / "deep" / "out", "test", formats)
+    assert _tree(tmp_path) == before
+    assert list(store.pairs()) == []
+
+
+def test_margin_strategy_takes_any_finite_number(config):
+    pairs, drops = _pairs(config, "margin>=1e9")
+    assert pairs == [] and drops == {"tie: equal preference": 1, "margin below 1e+09": 5}
+    assert ExportConfig(strategy="margin >= 0.5").strategy == "margin >= 0.5"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ("bogus", "unknown pair strategy 'bogus'; use 'best-vs-worst', 'all-pairs' or 'margin>=X'"),
+        ("margin>=nan", "X of 'margin>=X' must be a finite number >= 0 (a difference in"),
+        ("margin>=-1", "pair strategy 'margin>=-1': X of 'margin>=X' must be a finite number"),
+    ],
+)
+def test_a_bad_strategy_is_a_config_error_before_anything_is_written(
+    workspace, tmp_path, strategy, message
+):
+    with pytest.raises(ConfigError, match=r"^--strategy: .*" + re.escape(message)):
+        workflows.export(workspace, tmp_path / "out", strategy)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ExportConfig(strategy=strategy)
+
+
+def test_cli_export_into_the_current_folder_refuses_and_deletes_nothing(
+    workspace, tmp_path, monkeypatch
+):
+    with workspace.store() as store:
+        _ingest_two_prompts(store)
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('mine')\n", encoding="utf-8")
+    (project / "README.md").write_text("# mine\n", encoding="utf-8")
+    monkeypatch.chdir(project)
+    before = _tree(tmp_path)
+    for args in (["--out", "."], ["--out", ".", "--overwrite"], ["--out", str(workspace.root)]):
+        result = CliRunner().invoke(app, ["export", "-w", str(workspace.root), *args])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.output
+        assert result.stderr.startswith("error: output folder "), result.stderr
+        assert _tree(tmp_path) == before
+    for bad in (["--strategy", "margin>=nan"], ["--copy", "xml"], ["--copy", "../../esc"]):
+        result = CliRunner().invoke(app, ["export", "-w", str(tmp_path / "new"), *bad])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert ("'parquet', 'jsonl'" if bad[0] == "--copy" else "'margin>=X'") in result.stderr
+        assert _tree(tmp_path) == before  # not even the workspace is created

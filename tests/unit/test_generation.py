@@ -3,7 +3,9 @@ httpx.MockTransport) and the runner's resume logic (against a small fake generat
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -521,6 +523,42 @@ def test_missing_prompts_file(store, tmp_path):
         generate_file(
             store, _config(), tmp_path / "nope.jsonl", tmp_path / "q", generator=FakeGenerator()
         )
+
+
+def test_a_prompts_folder_is_refused(store, tmp_path):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    _prompts(folder, ROWS)
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            f"{folder}: expected one prompts file, got a folder. Fix: --format generate reads "
+            f"files, not folders: give the file(s) inside it, e.g. {folder / '*.jsonl'}"
+        ),
+    ):
+        generate_file(store, _config(), folder, tmp_path / "q", generator=FakeGenerator())
+
+
+def test_a_truncated_gzip_prompts_file_costs_no_model_time(store, tmp_path):
+    lines = "".join(json.dumps({"prompt": f"Question {i}?"}) + "\n" for i in range(2000))
+    whole = gzip.compress(lines.encode())
+    path = tmp_path / "prompts.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    fake = FakeGenerator()
+    with pytest.raises(InputError, match=r"prompts\.jsonl\.gz, after line \d+: .*truncated"):
+        generate_file(store, _config(), path, tmp_path / "q", generator=fake)
+    assert (fake.setups, fake.calls, store.counts()["candidates"]) == (0, [], 0)
+
+
+def test_an_empty_prompts_file_is_a_warning(store, tmp_path):
+    path = _prompts(tmp_path, [])
+    fake = FakeGenerator()
+    report = generate_file(store, _config(), path, tmp_path / "q", generator=fake)
+    assert (report.rows_read, fake.setups) == (0, 0)
+    assert report.warnings == [
+        f"{path} has no rows: the file is empty (0 bytes), so nothing was stored from it; "
+        "check the path"
+    ]
 
 
 def test_ingest_with_format_generate_routes_to_generation(tmp_path, monkeypatch):

@@ -9,12 +9,16 @@ answer is the shorter one, which is what exposes a length shortcut.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
+from traitforge import cli
+from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import calibration, evaluate, generalization_matrix
-from traitforge.reward.pairs import RewardPair
+from traitforge.reward.pairs import PairsError, RewardPair
+from traitforge.reward.report import render_report
 
 PAIRS = [
     RewardPair(
@@ -178,8 +182,63 @@ def test_per_trait_accuracy_and_length_baseline():
 
 
 def test_no_pairs_is_an_error():
-    with pytest.raises(ValueError, match="no pairs to evaluate"):
+    with pytest.raises(PairsError, match=r"^no pairs to evaluate$"):
         evaluate(constant_reward, [])
+
+
+# -- chosen == rejected -----------------------------------------------------------------------
+
+# the same answer on both sides, once verbatim and once with trailing whitespace (the exporter
+# drops both as "the same text"): no reward can order them, and any reward ties on the first
+SAME = [
+    RewardPair(PAIRS[0].prompt, PAIRS[0].chosen, PAIRS[0].chosen, trait="honesty"),
+    RewardPair(PAIRS[2].prompt, PAIRS[2].rejected, PAIRS[2].rejected + "\n", "harmlessness"),
+]
+
+
+def test_pairs_with_the_same_text_on_both_sides_are_skipped_and_counted():
+    report = evaluate(perfect_reward, PAIRS + SAME, bootstrap_samples=200)
+
+    assert report["skipped"] == {"chosen == rejected": 2}
+    assert report["pairs"] == 6
+    assert report["accuracy"] == 1.0  # not pulled toward 50% by the ties
+    assert report["per_trait"]["harmlessness"]["pairs"] == 1
+    assert evaluate(perfect_reward, PAIRS, bootstrap_samples=200)["skipped"] == {}
+
+
+def test_only_same_text_pairs_is_an_error_not_fifty_percent():
+    with pytest.raises(
+        PairsError,
+        match=re.escape("no pairs to evaluate: all 2 were skipped (2 chosen == rejected)"),
+    ):
+        evaluate(constant_reward, SAME, bootstrap_samples=200)
+    with pytest.raises(PairsError, match="no pairs to evaluate: all 2 were skipped"):
+        generalization_matrix({"constant": constant_reward}, SAME, bootstrap_samples=200)
+
+
+def test_the_matrix_skips_same_text_pairs_too():
+    matrix = generalization_matrix({"length": length_reward}, PAIRS + SAME, bootstrap_samples=200)
+    assert matrix["skipped"] == {"chosen == rejected": 2}
+    assert matrix["cells"]["length"]["honesty"]["pairs"] == 4
+
+
+def test_the_summary_card_and_report_say_how_many_pairs_were_skipped(capsys):
+    report = evaluate(length_reward, PAIRS + SAME, bootstrap_samples=200)
+
+    cli._print_evaluation(report)
+    assert "Skipped, not scored: chosen == rejected: 2" in capsys.readouterr().out
+    html = render_report("evaluation", evaluation=report)
+    assert "<p>Pairs skipped, not scored: chosen == rejected: 2.</p>" in html
+    card = model_card([], report, {}, {})
+    assert "- Pairs skipped, not scored: 2 (chosen == rejected)" in card
+    assert "- Pairs skipped, not scored: none" in model_card(
+        [], evaluate(length_reward, PAIRS), {}, {}
+    )
+
+
+def test_the_card_says_why_there_is_no_evaluation():
+    card = model_card([], None, {}, {}, "exports/latest has no pairs in its 'test' split")
+    assert "Not evaluated: exports/latest has no pairs in its 'test' split." in card
 
 
 # -- bootstrap --------------------------------------------------------------------------------

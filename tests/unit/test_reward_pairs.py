@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from datasets import Dataset, DatasetDict
 
-from traitforge.errors import InputError
+from traitforge.errors import ConfigError, InputError
 from traitforge.exports.dataset import features, write_copies
 from traitforge.reward.pairs import (
     PairsError,
@@ -27,6 +27,9 @@ from traitforge.reward.pairs import (
     prompt_as_text,
     traits_of,
 )
+from traitforge.reward.runs import train_run
+from traitforge.reward.training import SHARED, plan
+from traitforge.schemas import RewardConfig
 
 Row = dict[str, Any]
 
@@ -279,14 +282,20 @@ TEST = [
 ]
 
 
-def save(folder: Path, splits: dict[str, list[Row]], conversational: bool) -> Path:
+def save(
+    folder: Path, splits: dict[str, list[Row]], conversational: bool, shards: int | None = None
+) -> Path:
+    """The splits saved as a DatasetDict. `shards=None` is a plain `save_to_disk`, which writes
+    a split without rows as no shard at all; `traitforge export` asks for one shard per split."""
     feats = features(conversational)
-    DatasetDict(
-        {
-            name: Dataset.from_list([export_row(r, conversational) for r in rows], features=feats)
-            for name, rows in splits.items()
-        }
-    ).save_to_disk(str(folder))
+    datasets = {}
+    for name, rows in splits.items():
+        filled = [export_row(r, conversational) for r in rows]
+        datasets[name] = Dataset.from_dict(
+            {column: [r[column] for r in filled] for column in feats}, features=feats
+        )
+    num_shards = None if shards is None else dict.fromkeys(splits, shards)
+    DatasetDict(datasets).save_to_disk(str(folder), num_shards=num_shards)
     return folder
 
 
@@ -377,3 +386,119 @@ def test_a_bad_dataset_row_names_the_dataset_and_field():
     with pytest.raises(InputError, match=r"^exports/latest\[test\], .*field 'rejected'") as e:
         dataset_pairs(dataset, "exports/latest[test]")
     assert e.value.path == "exports/latest[test]"
+
+
+# -- empty splits -----------------------------------------------------------------------------
+
+SAVED_AS = [
+    pytest.param(None, id="plain-save_to_disk"),  # no shard for an empty split
+    pytest.param(1, id="as-traitforge-exports"),  # one shard without rows
+]
+
+
+@pytest.mark.parametrize("shards", SAVED_AS)
+def test_a_split_without_rows_reads_as_empty(tmp_path, shards):
+    folder = save(tmp_path / "export", {"train": [TRAIN[0]], "test": []}, False, shards)
+    assert load_splits(folder) == {"train": [expected(TRAIN[0])], "test": []}
+    assert load_pairs(folder, "train") == [expected(TRAIN[0])]
+
+
+@pytest.mark.parametrize("shards", SAVED_AS)
+def test_evaluating_an_empty_split_names_the_folder_split_and_the_splits_with_pairs(
+    tmp_path, shards
+):
+    folder = save(tmp_path / "export", {"train": TRAIN, "test": []}, False, shards)
+    with pytest.raises(
+        PairsError,
+        match=re.escape(
+            f"{folder} has no pairs in its 'test' split (pairs per split: test: 0, train: 2): "
+            "export more judgements, or pass --split train"
+        ),
+    ):
+        load_pairs(folder, "test")
+
+
+def test_a_dataset_without_any_pairs_is_an_error(tmp_path):
+    folder = save(tmp_path / "export", {"train": [], "test": []}, False)
+    with pytest.raises(PairsError, match=re.escape("(pairs per split: test: 0, train: 0)")) as e:
+        load_pairs(folder, "test")
+    assert str(e.value).endswith("export more judgements, or point at a folder that holds pairs")
+    single = tmp_path / "single"
+    Dataset.from_dict({c: [] for c in features(False)}, features=features(False)).save_to_disk(
+        str(single)
+    )
+    with pytest.raises(PairsError, match=re.escape(f"{single} holds no pairs; export more")):
+        load_pairs(single)
+
+
+@pytest.mark.parametrize("shards", SAVED_AS)
+@pytest.mark.parametrize("test", [TEST, []], ids=["test-pairs", "empty-test"])
+def test_training_on_an_empty_train_split_names_the_folder_and_split(tmp_path, shards, test):
+    folder = save(tmp_path / "export", {"train": [], "test": test}, False, shards)
+    out = tmp_path / "models"
+    with pytest.raises(
+        PairsError, match=re.escape(f"{folder} has no pairs in its 'train' split (pairs per split")
+    ) as e:
+        train_run(folder, out, RewardConfig(), log=pytest.fail)  # fails before any model loads
+    assert str(e.value).endswith("`traitforge export`)" if not test else "land in 'train'")
+    assert not out.exists()
+
+
+def test_training_with_an_empty_test_split_warns_before_it_trains(tmp_path):
+    folder = save(tmp_path / "export", {"train": TRAIN, "test": []}, False)
+    logged: list[str] = []
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    config = RewardConfig(backbone=str(not_a_model), models="shared", min_pairs=1)
+    # the warning comes first; the backbone that cannot load then stops the run cheaply
+    with pytest.raises(ConfigError, match="as a reward model"):
+        train_run(folder, tmp_path / "models", config, log=logged.append)
+    assert logged == [
+        f"warning: no evaluation: {folder} has no pairs in its 'test' split",
+        f"training shared: 2 pairs on {not_a_model}",
+    ]
+
+
+# -- chosen == rejected -----------------------------------------------------------------------
+
+
+def same_text_pair(trait: str | None = "honesty", padding: str = "") -> RewardPair:
+    return RewardPair(KNUCKLES, KNUCKLES_CHOSEN, KNUCKLES_CHOSEN + padding, trait=trait)
+
+
+def test_training_skips_and_counts_pairs_with_the_same_text_on_both_sides():
+    good = [expected(TRAIN[0]), expected(TEST[0])]
+    # surrounding whitespace does not make two answers different (the exporter agrees)
+    degenerate = [same_text_pair(), same_text_pair("corrigibility", padding="\n\n")]
+
+    training_plan = plan(good + degenerate, "per-trait")
+
+    assert training_plan.groups == {"honesty": good}  # corrigibility had only the bad pair
+    assert training_plan.skipped_pairs == {"chosen == rejected": 2}
+    assert plan(good, "shared").skipped_pairs == {}
+
+
+def test_training_on_nothing_but_same_text_pairs_is_an_error():
+    with pytest.raises(
+        PairsError,
+        match=re.escape("no pairs to train on: all 2 were skipped (2 chosen == rejected)"),
+    ):
+        plan([same_text_pair(), same_text_pair(None)], "shared")
+
+
+def test_training_reports_skipped_pairs_before_it_trains(tmp_path):
+    folder = save(
+        tmp_path / "export",
+        {"train": [*TRAIN, {**TRAIN[0], "rejected": KNUCKLES_CHOSEN}], "test": TEST},
+        conversational=False,
+    )
+    logged: list[str] = []
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    config = RewardConfig(backbone=str(not_a_model), models="shared", min_pairs=1)
+    with pytest.raises(ConfigError, match="as a reward model"):
+        train_run(folder, tmp_path / "models", config, log=logged.append)
+    assert logged == [
+        "skipped training pairs: chosen == rejected: 1",
+        f"training {SHARED}: 2 pairs on {not_a_model}",
+    ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
+from traitforge import workflows
 from traitforge.curation.ingest import ingest_file
 from traitforge.curation.sources import Parsed, Rejected, Skipped, source_format
 from traitforge.curation.sources.anthropic_evals import split_options
@@ -136,8 +138,54 @@ def test_truncated_gzip_is_a_clear_whole_file_error(tmp_path, data_dir, config, 
     whole = (data_dir / "hh-rlhf" / "harmless-base-test-first400.jsonl.gz").read_bytes()
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(InputError, match="corrupt or truncated file"):
+    with pytest.raises(
+        InputError,
+        match=r"cut\.jsonl\.gz, after line \d+: expected a complete gzip file, got a truncated "
+        r"or corrupt gzip stream .*Fix: re-download or re-compress the file",
+    ):
         ingest_file(store, config, "hh-rlhf", path, tmp_path / "q")
+    assert store.counts()["candidates"] == 0
+
+
+def test_truncated_gzip_with_a_progress_bar_names_the_file(tmp_path, data_dir, workspace):
+    # The CLI counts lines for its progress bar before reading: that count must not be what
+    # fails (it used to raise EOFError, which the CLI shows as a bare "Aborted.").
+    whole = (data_dir / "hh-rlhf" / "harmless-base-test-first400.jsonl.gz").read_bytes()
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    totals = []
+
+    def progress(label, total):
+        totals.append(total)
+        return lambda done, finished=False: None
+
+    with pytest.raises(InputError, match=r"cut\.jsonl\.gz, after line \d+: .*truncated"):
+        workflows.ingest(workspace, "hh-rlhf", [path], progress=progress)
+    assert totals == [None]
+    with workspace.store() as store:
+        assert store.counts()["candidates"] == 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "what", "example"),
+    [
+        ("truthfulqa", "TruthfulQA CSV file", "TruthfulQA.csv"),
+        ("hh-rlhf", "HH-RLHF JSONL file", "*.jsonl.gz"),
+        ("anthropic-evals", "evals JSONL file", "*.jsonl"),
+    ],
+)
+def test_a_folder_is_refused_with_the_files_to_give(
+    tmp_path, data_dir, config, store, fmt, what, example
+):
+    folder = data_dir / fmt  # the bundled folder, which holds the real files
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            f"{folder}: expected one {what}, got a folder. Fix: --format {fmt} reads files, "
+            f"not folders: give the file(s) inside it, e.g. {folder / example}"
+        ),
+    ):
+        ingest_file(store, config, fmt, folder, tmp_path / "q")
     assert store.counts()["candidates"] == 0
 
 

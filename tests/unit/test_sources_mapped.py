@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gzip
 import json
 import re
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from traitforge.curation.ingest import IngestReport, ingest_file
+from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
 from traitforge.curation.sources import Parsed, Rejected
 from traitforge.curation.sources.mapped import csv_rows, jsonl_rows, read_jsonl
 from traitforge.errors import InputError
@@ -830,6 +831,163 @@ def test_missing_input_path(tmp_path: Path, store: Store, quarantine_dir: Path) 
 
     with pytest.raises(InputError, match=re.escape(f"{path}: expected an existing file")):
         ingest(store, "jsonl", path, quarantine_dir)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "what", "example"),
+    [
+        ("jsonl", "JSONL file", "*.jsonl"),
+        ("csv", "CSV file", "*.csv"),
+        ("parquet", "Parquet file", "*.parquet"),
+    ],
+)
+def test_a_folder_is_refused_with_the_files_to_give(
+    tmp_path: Path, store: Store, quarantine_dir: Path, fmt: str, what: str, example: str
+) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_rows(folder, fmt, TEXT_ROWS)  # the file the user meant
+
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            f"{folder}: expected one {what}, got a folder. Fix: --format {fmt} reads files, "
+            f"not folders: give the file(s) inside it, e.g. {folder / example}"
+        ),
+    ):
+        ingest(store, fmt, folder, quarantine_dir)
+
+    assert n_candidates(store) == 0
+
+
+def write_broken_gzip(path: Path, rows: list[Row], damage: str = "truncated") -> Path:
+    """A gzipped JSONL file cut in half, as an interrupted download leaves it, or with bytes
+    overwritten in the middle."""
+    lines = [json.dumps({**r, "n": i}) + "\n" for i in range(400) for r in rows]
+    whole = bytearray(gzip.compress("".join(lines).encode()))
+    middle = len(whole) // 2
+    if damage == "truncated":
+        del whole[middle:]
+    else:
+        whole[middle : middle + 16] = b"\xff" * 16
+    path.write_bytes(whole)
+    return path
+
+
+# Strict mode stops at the first bad row, which a corrupt stream may produce before it fails.
+@pytest.mark.parametrize(
+    ("damage", "skip_invalid"),
+    [("truncated", False), ("truncated", True), ("corrupt", True)],
+    ids=["truncated", "truncated-skip-invalid", "corrupt-skip-invalid"],
+)
+def test_a_broken_gzip_file_is_one_error_and_stores_nothing(
+    tmp_path: Path, store: Store, quarantine_dir: Path, damage: str, skip_invalid: bool
+) -> None:
+    path = write_broken_gzip(tmp_path / "rows.jsonl.gz", TEXT_ROWS, damage)
+
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"{path}, after line ")
+        + r"\d+: expected a complete gzip file, got a truncated or corrupt gzip stream \(.*\)\. "
+        + re.escape("Fix: re-download or re-compress the file (nothing from it was stored)"),
+    ):
+        ingest(store, "jsonl", path, quarantine_dir, skip_invalid=skip_invalid)
+
+    assert n_candidates(store) == 0
+    assert not quarantine_dir.exists()
+
+
+def test_a_whole_gzip_file_is_read_decompressed(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(gzip.compress(write_jsonl(tmp_path / "plain.jsonl", TEXT_ROWS).read_bytes()))
+
+    report = ingest(store, "jsonl", path, quarantine_dir)
+
+    assert (report.rows_read, report.new) == (2, 2)
+    assert estimate_rows(path) == 2
+
+
+def test_progress_estimate_of_a_truncated_gzip_leaves_the_error_to_the_reader(
+    tmp_path: Path,
+) -> None:
+    assert estimate_rows(write_broken_gzip(tmp_path / "rows.jsonl.gz", TEXT_ROWS)) is None
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "content", "cause"),
+    [
+        ("jsonl", "rows.jsonl", "", "the file is empty (0 bytes)"),
+        ("jsonl", "rows.jsonl", "  \n\n\t\n", "it holds no data rows"),
+        ("csv", "rows.csv", "", "the file is empty (0 bytes)"),
+        ("csv", "rows.csv", " \n  \n", "it holds no data rows"),
+        ("csv", "rows.csv", "prompt,response,topic\n", "it holds no data rows"),
+    ],
+    ids=["empty-jsonl", "whitespace-jsonl", "empty-csv", "whitespace-csv", "header-only-csv"],
+)
+def test_a_file_without_rows_is_a_warning(
+    tmp_path: Path,
+    store: Store,
+    quarantine_dir: Path,
+    fmt: str,
+    name: str,
+    content: str,
+    cause: str,
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+
+    report = ingest(store, fmt, path, quarantine_dir)
+
+    assert report.counts() == {"read": 0, "new": 0, "present": 0, "rejected": 0, "skipped": 0}
+    assert report.warnings == [
+        f"{path} has no rows: {cause}, so nothing was stored from it; check the path"
+    ]
+    assert ingest(store, fmt, write_rows(tmp_path, fmt, TEXT_ROWS), quarantine_dir).warnings == []
+
+
+def test_a_header_after_blank_lines_is_still_the_header(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    path = write_lines(tmp_path / "rows.csv", ["", "  ", "prompt,response", " ", "Q?,A."])
+
+    assert [row for _, row in csv_rows(path)] == [{"prompt": "Q?", "response": "A."}]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize(
+    ("encoding", "named", "sign"),
+    [
+        ("utf-16", "UTF-16", "byte-order mark ff fe"),
+        ("utf-16-le", "UTF-16LE", "NUL bytes between the characters"),
+        ("utf-16-be", "UTF-16BE", "NUL bytes between the characters"),
+        ("utf-32", "UTF-32", "byte-order mark ff fe 00 00"),
+    ],
+)
+def test_a_utf16_file_is_refused_naming_its_encoding(
+    tmp_path: Path,
+    store: Store,
+    quarantine_dir: Path,
+    fmt: str,
+    encoding: str,
+    named: str,
+    sign: str,
+) -> None:
+    utf8 = write_rows(tmp_path, fmt, TEXT_ROWS)
+    path = tmp_path / f"wide{utf8.suffix}"
+    path.write_text(utf8.read_text(encoding="utf-8"), encoding=encoding)
+
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            f"{path}: expected UTF-8 text, got {named} text ({sign}). Fix: re-save the file as "
+            f"UTF-8, e.g. `iconv -f {named} -t UTF-8 {path} > wide.utf8{path.suffix}`"
+        ),
+    ):
+        ingest(store, fmt, path, quarantine_dir, skip_invalid=True)
+
+    assert n_candidates(store) == 0
 
 
 # -- line numbers as the readers see them -----------------------------------------------------

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from traitforge.errors import WorkspaceError
@@ -85,5 +87,52 @@ def test_records_survive_reopening(tmp_path):
 def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
     path = tmp_path / "store.sqlite"
     path.write_bytes(b"this is not a database, just text" * 100)
-    with pytest.raises(WorkspaceError, match="cannot open the workspace store"):
+    with pytest.raises(
+        WorkspaceError,
+        match=re.escape(f"cannot open the workspace store {path}: file is not a database. ")
+        + r".*restore it from a backup.*move the file aside to start this workspace afresh",
+    ):
         Store(path)
+
+
+def test_a_zero_byte_store_is_refused_not_taken_for_a_new_one(workspace):
+    with workspace.store() as store, store.transaction():
+        store.add_candidates(_candidates())
+    workspace.store_path.write_bytes(b"")  # truncated, as a full disk or a bad copy leaves it
+
+    with pytest.raises(
+        WorkspaceError,
+        match=re.escape(
+            f"the workspace store {workspace.store_path} is empty (0 bytes): traitforge never "
+            "leaves a store empty, so this one was truncated or overwritten"
+        )
+        + r".*Restore it from a backup, or remove it to start this workspace afresh",
+    ):
+        workspace.store()
+    assert workspace.store_path.stat().st_size == 0  # refused, not initialised
+
+
+def test_a_new_store_is_complete_when_it_appears(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with Store(path) as store:
+        assert path.stat().st_size > 0
+        assert store.counts()["candidates"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".new")) == []
+    with Store(path) as store:  # and it opens again as a store, not as a damaged file
+        assert store.counts()["candidates"] == 0
+
+
+def test_the_presented_order_is_kept_per_dataset_and_the_latest_push_wins(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        with store.transaction():
+            store.record_presented("d-k2", {"t1": ["b", "a"], "t2": ["c", "d"]})
+            store.record_presented("other-k2", {"t1": ["a", "b"]})
+        with store.transaction():
+            store.record_presented("d-k2", {"t2": ["d", "c"]})
+        with pytest.raises(RuntimeError, match=r"inside Store\.transaction"):
+            store.record_presented("d-k2", {"t3": ["e", "f"]})
+    with Store(path) as store:
+        assert store.presented_orders("d-k2") == {"t1": ["b", "a"], "t2": ["d", "c"]}
+        assert store.presented_orders("other-k2") == {"t1": ["a", "b"]}
+        assert store.presented_orders("never-pushed") == {}

@@ -264,14 +264,12 @@ def dataset_settings(
     questions.append(
         rg.TextQuestion(name=RATIONALE, title="Why? (optional)", required=False, use_markdown=False)
     )
+    # Nothing that tells gold checks apart, and no hidden properties: annotators can read
+    # and filter on those too (see traitforge.annotators.records).
     metadata: list[Any] = [
-        rg.TermsMetadataProperty(name="reason", title="selection reason"),
-        rg.TermsMetadataProperty(name="gold_check", title="gold check"),
         rg.TermsMetadataProperty(name="source", title="source"),
         rg.TermsMetadataProperty(name="model", title="model"),
         rg.IntegerMetadataProperty(name="round", title="round"),
-        # The candidate ids behind response_a, response_b, ...: for pulls, not for annotators.
-        rg.TermsMetadataProperty(name=CANDIDATE_ORDER, visible_for_annotators=False),
     ]
     vectors = (
         [rg.VectorField(name=VECTOR, title="similar prompts", dimensions=vector_dimensions)]
@@ -504,10 +502,9 @@ def _push_dataset(
     dimensions = len(next(iter(vector_of.values()))) if vector_of else None
     dataset = ensure_dataset(api, connection, config, layout, dimensions)
 
-    def item(task: ComparisonTask) -> dict[str, Any]:
+    def draft(task: ComparisonTask) -> RecordDraft:
         text = prompt_text(candidates[task.candidate_ids[0]].prompt)
-        draft = task_record(task, candidates, traits, layout, vector_of.get(text))
-        return record_item(draft, dataset)
+        return task_record(task, candidates, traits, layout, vector_of.get(text))
 
     size = min(argilla.batch_size, MAX_UPSERT)
     batches = [todo[i : i + size] for i in range(0, len(todo), size)]
@@ -519,7 +516,11 @@ def _push_dataset(
         def submit() -> None:
             batch = next(queue, None)
             if batch is not None:
-                items = [item(t) for t in batch]
+                drafts = [draft(t) for t in batch]
+                # The order is stored before the records exist, so a pull always finds it.
+                with store.transaction():
+                    store.record_presented(layout.name, {d.external_id: d.order for d in drafts})
+                items = [record_item(d, dataset) for d in drafts]
                 result.without_vector += sum("vectors" not in i for i in items)
                 running[pool.submit(api.upsert, dataset.id, items)] = batch
 
@@ -596,10 +597,13 @@ def pull(
             total = api.record_count(dataset_id)
             seen = store.done_keys(pull_stage(name))
             seen_ids = {key.split("@", 1)[0] for key in seen}
+            orders = store.presented_orders(name)
             written = 0
             page: list[tuple[str, Any]] = []
             for done, record in enumerate(api.records(dataset_id, include="responses"), 1):
-                page += _record_judgements(record, tasks, traits, users, seen, seen_ids, report)
+                page += _record_judgements(
+                    record, tasks, orders, traits, users, seen, seen_ids, report
+                )
                 if len(page) >= STORE_PAGE:
                     written += _store_page(store, name, page)
                     page = []
@@ -613,13 +617,15 @@ def pull(
 def _record_judgements(
     record: Mapping[str, Any],
     tasks: Mapping[str, ComparisonTask],
+    orders: Mapping[str, Sequence[str]],
     traits: Mapping[str, TraitSpec],
     users: Mapping[str, str],
     seen: set[str],
     seen_ids: set[str],
     report: PullReport,
 ) -> list[tuple[str, Any]]:
-    """(done key, judgement) for each new or edited submitted response of one record."""
+    """(done key, judgement) for each new or edited submitted response of one record.
+    `orders`: task id -> candidate ids as the dataset shows them (from the store)."""
     out: list[tuple[str, Any]] = []
     task = tasks.get(record.get("external_id") or "")
     for response in record.get("responses") or []:
@@ -638,7 +644,7 @@ def _record_judgements(
         if username is None:
             report.dropped["response by a user the server no longer lists"] += 1
             continue
-        order = (record.get("metadata") or {}).get(CANDIDATE_ORDER) or presented_order(task)
+        order = presented_order_of(record, task, orders)
         try:
             judgement = response_judgement(
                 task,
@@ -657,6 +663,18 @@ def _record_judgements(
             report.new += 1
         out.append((key, judgement))
     return out
+
+
+def presented_order_of(
+    record: Mapping[str, Any], task: ComparisonTask, orders: Mapping[str, Sequence[str]]
+) -> list[str]:
+    """The candidate ids behind a record's response fields: the record's own metadata when an
+    earlier version pushed it with them, else what the store kept at push time, else the
+    deterministic shuffle they all came from (for a record older than both)."""
+    legacy = (record.get("metadata") or {}).get(CANDIDATE_ORDER)
+    if isinstance(legacy, list) and legacy:
+        return [str(c) for c in legacy]
+    return list(orders.get(task.id) or presented_order(task))
 
 
 def _store_page(store: Store, dataset: str, page: list[tuple[str, Any]]) -> int:

@@ -16,13 +16,20 @@ Question layout of one dataset (one dataset per task trait and number of candida
   matters; ratings refine it and carry the scorer's suggestion (value = probability mapped to
   the scale, score = the probability, agent = the versioned scorer key).
 - optional TextQuestion ``rationale``.
-- metadata (filterable): ``reason``, ``gold_check``, ``source``, ``model`` (terms) and
-  ``round`` (integer); ``candidate_order`` (hidden from annotators) holds the candidate ids in
-  the order the fields show them, so a pull never depends on recomputing the shuffle.
+- metadata (filterable): ``source``, ``model`` (terms) and ``round`` (integer).
 - vector ``prompt_embedding``: a record is one prompt, so "find similar" finds similar prompts.
 
-Record ids: Argilla's ``external_id`` is the task id, unique per dataset on the server, so an
-upsert of the same task updates instead of duplicating.
+Annotators must not tell gold checks from other tasks, or they could take extra care exactly
+where they are measured. So nothing an annotator can read or filter on depends on
+`gold_check` or the selection `reason` (which says "gold-check"): both stay in the store.
+Argilla lets annotators filter on metadata hidden from them (and its record endpoint returns
+it unfiltered), so the order behind the response fields is no record metadata either: the
+store keeps it (`RecordDraft.order`, `Store.record_presented`). Records pushed by earlier
+versions carry it as ``candidate_order`` metadata, which pulls still read.
+
+Record ids: Argilla's ``external_id`` is the task id, a hash of the prompt, the trait and the
+candidate ids (nothing about gold), unique per dataset on the server, so an upsert of the same
+task updates instead of duplicating.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ PREFERENCE = "preference"  # k == 2
 RANKING = "ranking"  # k > 2
 RATIONALE = "rationale"
 VECTOR = "prompt_embedding"
+# Metadata of records pushed by earlier versions: the candidate ids behind the response fields.
 CANDIDATE_ORDER = "candidate_order"
 TIE = "tie"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -173,11 +181,13 @@ class DatasetLayout:
 @dataclass
 class RecordDraft:
     """One task as an Argilla record, with suggestions keyed by question name (the server
-    wants question ids; the backend resolves them)."""
+    wants question ids; the backend resolves them). `order` is the candidate ids behind
+    response_a, response_b, ...: kept in the store, never sent."""
 
     external_id: str
     fields: dict[str, str]
     metadata: dict[str, Any]
+    order: list[str]
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     vector: list[float] | None = None
 
@@ -195,12 +205,10 @@ def task_record(
     fields = {PROMPT_FIELD: render_prompt(members[0].prompt)}
     for i, candidate in enumerate(members):
         fields[response_field(i)] = candidate.response
+    # Neither task.gold_check nor task.reason: see the module docstring.
     metadata: dict[str, Any] = {
-        "reason": task.reason,
-        "gold_check": "yes" if task.gold_check else "no",
         "source": sorted({c.source for c in members}),
         "round": task.round,
-        CANDIDATE_ORDER: order,
     }
     models = sorted({c.model for c in members if c.model})
     if models:
@@ -222,6 +230,7 @@ def task_record(
         external_id=task.id,
         fields=fields,
         metadata=metadata,
+        order=order,
         suggestions=suggestions,
         vector=[float(x) for x in vector] if vector is not None else None,
     )

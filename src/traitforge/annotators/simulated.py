@@ -145,9 +145,13 @@ class _Queue:
     annotator: SimulatedAnnotator
     dataset_id: str
     layout: DatasetLayout
+    orders: Mapping[str, Sequence[str]]  # task id -> candidate ids as the fields show them
     assigned: Callable[[str], bool]  # task id -> whether this annotator answers it
     passed: set[str] = field(default_factory=set)  # records it leaves: not re-fetched
     done: bool = False
+
+    def order(self, task: ComparisonTask) -> list[str]:
+        return list(self.orders.get(task.id) or presented_order(task))
 
 
 def simulate(
@@ -199,6 +203,7 @@ def simulate(
                         annotator,
                         str(remote[name]["id"]),
                         layouts[name],
+                        store.presented_orders(name),
                         assignee(account.username),
                     )
                 )
@@ -266,7 +271,7 @@ def _answer_page(
         offset += len(records)
     items = []
     for record in fresh:
-        reason = _unanswerable(record, tasks, candidates, queue.layout)
+        reason = _unanswerable(record, tasks, candidates, queue)
         if reason:
             report.skipped[reason] += 1
             queue.passed.add(str(record["id"]))
@@ -275,7 +280,7 @@ def _answer_page(
         if not queue.assigned(task.id):
             queue.passed.add(str(record["id"]))
             continue
-        values, why = queue.annotator.answer(task, presented_order(task), candidates, queue.layout)
+        values, why = queue.annotator.answer(task, queue.order(task), candidates, queue.layout)
         report.behaviour[why] += 1
         items.append({"record_id": str(record["id"]), "status": "submitted", "values": values})
     if not items:
@@ -293,16 +298,16 @@ def _unanswerable(
     record: Mapping[str, Any],
     tasks: Mapping[str, ComparisonTask],
     candidates: Mapping[str, Candidate],
-    layout: DatasetLayout,
+    queue: _Queue,
 ) -> str | None:
     task = tasks.get(record.get("external_id") or "")
     if task is None:
         return "record maps to no task in the workspace"
-    order = presented_order(task)
+    order = queue.order(task)
     if any(c not in candidates for c in order):
         return "a candidate is no longer in the workspace"
     fields = record.get("fields") or {}
-    shown = [fields.get(response_field(i)) for i in range(layout.k)]
+    shown = [fields.get(response_field(i)) for i in range(queue.layout.k)]
     if shown != [candidates[c].response for c in order]:
         return "record shows other responses than the task"
     return None

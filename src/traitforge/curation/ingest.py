@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from traitforge.curation.sources import Parsed, Rejected, Skipped, file_sha256, source_format
+from traitforge.curation.sources.base import GZIP_ERRORS, open_input
 from traitforge.errors import InputError
 from traitforge.schemas import ProjectConfig
 from traitforge.workspace import Store
@@ -30,6 +30,7 @@ class IngestReport:
     present: int = 0
     quarantine: Path | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # said, not fatal: e.g. a file with no rows
 
     def counts(self) -> dict[str, int]:
         return {
@@ -42,13 +43,22 @@ class IngestReport:
 
 
 def estimate_rows(path: Path) -> int | None:
-    """Lines in the file (decompressed), for a progress bar; None for dataset folders."""
-    if path.is_dir() or not path.exists():
+    """Lines in the file (decompressed), for a progress bar; None for dataset folders and
+    for files that cannot be read through, whose reader then raises the error that says why."""
+    if not path.is_file():
         return None
-    with path.open("rb") as raw:
-        opener = gzip.open if raw.read(2) == b"\x1f\x8b" else open
-    with opener(path, "rb") as f:
-        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    try:
+        with open_input(path) as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except (OSError, *GZIP_ERRORS):
+        return None
+
+
+def no_rows_warning(path: Path) -> str:
+    """What a file that gave no rows gets said about it: a success, but hardly the intent."""
+    empty = path.is_file() and path.stat().st_size == 0
+    cause = "the file is empty (0 bytes)" if empty else "it holds no data rows"
+    return f"{path} has no rows: {cause}, so nothing was stored from it; check the path"
 
 
 def ingest_file(
@@ -78,11 +88,13 @@ def ingest_file(
             received="a path that does not exist",
             fix="check the path",
         )
+    # Before hashing: a reader refuses a path it cannot read (a folder, for most formats).
+    outcomes = reader(path, config)
     report = IngestReport(path=path, format=fmt)
     quarantined: list[dict[str, object]] = []
     sha = file_sha256(path)
     with store.transaction():
-        for outcome in reader(path, config):
+        for outcome in outcomes:
             report.rows_read += 1
             if isinstance(outcome, Rejected):
                 if not skip_invalid:
@@ -103,6 +115,8 @@ def ingest_file(
                     _count(report, reason)
             if progress is not None:
                 progress(report.rows_read)
+        if report.rows_read == 0:
+            report.warnings.append(no_rows_warning(path))
         if quarantined:
             report.quarantine = quarantine_dir / f"{_base_name(path)}.{sha[:12]}.jsonl"
             atomic_write_text(

@@ -21,8 +21,9 @@ from traitforge.exports.preferences import gold_groups
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
 from traitforge.schemas import PreferencePair, ProjectConfig
+from traitforge.schemas.config import EXPORT_FORMATS
 from traitforge.workspace import Store
-from traitforge.workspace.files import atomic_directory
+from traitforge.workspace.files import EXPORT_FOLDER, atomic_directory, check_output_folder
 
 
 @dataclass
@@ -92,9 +93,22 @@ def export_dataset(
     out: Path,
     version: str,
     formats: Sequence[str] | None = None,
+    *,
+    overwrite: bool = False,
+    home: Path | None = None,
 ) -> ExportReport:
     """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
-    DIR (or none) in place, never a half-written one."""
+    DIR (or none) in place, never a half-written one. DIR must be new, empty or an earlier
+    export (see `check_output_folder` for `overwrite` and `home`); that is checked, like the
+    formats, before anything is stored or created."""
+    formats = list(formats or config.export.formats)
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown:
+        raise ExportError(
+            f"unknown copy format(s) {unknown}; expected any of {list(EXPORT_FORMATS)} "
+            "(--copy or export.formats)"
+        )
+    check_output_folder(out, EXPORT_FOLDER, overwrite=overwrite, home=home)
     built = _build(store, config)
     pairs, drops, origins = built.pairs, built.drops, built.origins
     # Agreement figures describe the pairs only when some of them come from judgements.
@@ -138,9 +152,12 @@ def export_dataset(
     report = ExportReport(
         out=out, counts=counts, drops=dict(drops), origins=origins, agreement=agreement
     )
-    with atomic_directory(out) as staging, quiet_datasets():
+    with (
+        atomic_directory(out, EXPORT_FOLDER, overwrite=overwrite, home=home) as staging,
+        quiet_datasets(),
+    ):
         dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
-        report.files = write_copies(dataset_dict, staging, formats or config.export.formats)
+        report.files = write_copies(dataset_dict, staging, formats)
         (staging / "README.md").write_text(
             render_card(config, splits, drops, origins, sources, version, agreement),
             encoding="utf-8",

@@ -13,11 +13,16 @@ def _ci(ci: Sequence[float] | None) -> str:
     return "" if not ci else f" ({fmt_pct(ci[0])} to {fmt_pct(ci[1])})"
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} ({reason})" for reason, n in sorted(counts.items())) or "none"
+
+
 def model_card(
     training: Sequence[dict[str, Any]],
     evaluation: dict[str, Any] | None,
     config: dict[str, Any],
     provenance: dict[str, Any],
+    not_evaluated: str | None = None,
 ) -> str:
     lines = [
         "---",
@@ -57,6 +62,7 @@ def model_card(
             f"- Spearman correlation of reward with length: "
             f"{shortcuts['length_reward_spearman']:.3f}",
             f"- Calibration of P(chosen > rejected): ECE {evaluation['calibration']['ece']:.3f}",
+            f"- Pairs skipped, not scored: {_counts(evaluation.get('skipped', {}))}",
             "",
             "| trait | pairs | accuracy | always-longer |",
             "|---|---|---|---|",
@@ -66,6 +72,8 @@ def model_card(
                 f"| {trait} | {row['pairs']} | {fmt_pct(row['accuracy'])}{_ci(row['accuracy_ci'])} "
                 f"| {fmt_pct(row['length_baseline'])} |"
             )
+    elif not_evaluated:
+        lines += ["", "## Evaluation", "", f"Not evaluated: {not_evaluated}."]
     lines += [
         "",
         "## Data provenance",

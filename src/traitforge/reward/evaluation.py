@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from traitforge.reward.pairs import Prompt, RewardPair, traits_of
+from traitforge.reward.pairs import Prompt, RewardPair, no_usable_pairs, traits_of, usable_pairs
 
 # A neutral preamble and trailing whitespace change nothing a rubric cares about; a reward
 # that moves with them has learned a format shortcut.
@@ -36,9 +36,12 @@ def evaluate(
     confidence_level: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The full report as a JSON-ready dict; `accuracy` is the headline number."""
+    """The full report as a JSON-ready dict; `accuracy` is the headline number. Pairs no
+    reward can order are left out and counted in `skipped` (reason -> pairs)."""
+    given = len(pairs)
+    pairs, skipped = usable_pairs(pairs)
     if not pairs:
-        raise ValueError("no pairs to evaluate")
+        raise no_usable_pairs(given, skipped, "evaluate")
     prompts = [p.prompt for p in pairs]
     traits = [p.trait for p in pairs]
     chosen = reward(prompts, [p.chosen for p in pairs], traits)
@@ -47,6 +50,7 @@ def evaluate(
     boot = _Bootstrap(bootstrap_samples, confidence_level, seed)
     report: dict[str, Any] = {
         "pairs": len(pairs),
+        "skipped": skipped,
         "accuracy": float(wins.mean()),
         "accuracy_ci": boot.interval(wins),
         "per_trait": {},
@@ -194,7 +198,12 @@ def generalization_matrix(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Each trait's model on every trait's pairs: rows are models, columns are test traits.
-    The diagonal is in-domain; off-diagonal cells measure transfer."""
+    The diagonal is in-domain; off-diagonal cells measure transfer. Pairs no reward can order
+    are left out and counted in `skipped`, as in `evaluate`."""
+    given = len(pairs)
+    pairs, skipped = usable_pairs(pairs)
+    if not pairs:
+        raise no_usable_pairs(given, skipped, "evaluate")
     traits = traits_of(pairs)
     boot = _Bootstrap(bootstrap_samples, confidence_level, seed)
     cells: dict[str, dict[str, Any]] = {}
@@ -213,4 +222,4 @@ def generalization_matrix(
                 "accuracy": float(wins.mean()),
                 "accuracy_ci": boot.interval(wins),
             }
-    return {"models": sorted(models), "traits": traits, "cells": cells}
+    return {"models": sorted(models), "traits": traits, "cells": cells, "skipped": skipped}

@@ -19,8 +19,9 @@ from traitforge.errors import TraitforgeError
 from traitforge.reward.backbone import load_reward_model
 from traitforge.reward.encoding import PairEncoder
 from traitforge.reward.pairs import Prompt
+from traitforge.workspace.files import REWARD_MANIFEST
 
-MANIFEST = "traitforge-reward.json"
+MANIFEST = REWARD_MANIFEST  # also what makes an output folder a traitforge reward-model folder
 SCORE_BATCH = {"cpu": 32, "cuda": 128}
 
 

@@ -8,7 +8,7 @@ it is unwrapped here so every later step sees plain response text.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from traitforge.errors import InputError, TraitforgeError, short_repr
 
 Prompt = str | tuple[tuple[str, str], ...]  # text, or (role, content) messages
+SAME_TEXT = "chosen == rejected"
 
 
 class PairsError(TraitforgeError):
@@ -57,11 +58,39 @@ def load_pairs(location: Path, split: str = "test") -> list[RewardPair]:
             f"{location}: no such file or folder. Give a JSONL file of prompt/chosen/rejected "
             "rows or a dataset folder written by `traitforge export`"
         )
-    return dataset_pairs(_load_dataset(location, split), str(location))
+    dataset = _load_from_disk(location)
+    if not hasattr(dataset, "keys"):
+        pairs = dataset_pairs(dataset, str(location))
+        if not pairs:
+            raise PairsError(
+                f"{location} holds no pairs; export more judgements, or give a JSONL file of "
+                "prompt/chosen/rejected rows"
+            )
+        return pairs
+    if split not in dataset:
+        raise PairsError(
+            f"{location} has no split {split!r}; it has {sorted(dataset)}. Pass --split"
+        )
+    pairs = dataset_pairs(dataset[split], f"{location}[{split}]")
+    if not pairs:
+        sizes = {name: len(dataset[name]) for name in dataset}
+        others = [name for name, size in sizes.items() if size]
+        fix = f"pass --split {others[0]}" if others else "point at a folder that holds pairs"
+        raise empty_split_error(location, split, sizes, f"export more judgements, or {fix}")
+    return pairs
+
+
+def empty_split_error(location: Path, split: str, sizes: Mapping[str, int], fix: str) -> PairsError:
+    """The error for a split that is missing or has no rows; `sizes` are the splits there are."""
+    there = ", ".join(f"{name}: {size}" for name, size in sorted(sizes.items()))
+    return PairsError(
+        f"{location} has no pairs in its {split!r} split (pairs per split: {there}): {fix}"
+    )
 
 
 def load_splits(location: Path) -> dict[str, list[RewardPair]]:
-    """Every split of an exported DatasetDict, e.g. {'train': [...], 'test': [...]}."""
+    """Every split of an exported DatasetDict, e.g. {'train': [...], 'test': [...]}; a split
+    without rows is an empty list."""
     dataset = _load_from_disk(location)
     if not hasattr(dataset, "keys"):
         raise PairsError(
@@ -81,17 +110,30 @@ def _load_from_disk(location: Path) -> Any:
             f"{location} is not a saved dataset ({e}). Point at the folder `traitforge export` "
             "printed (e.g. WORKSPACE/exports/latest) or at a JSONL file"
         ) from e
+    except IndexError:
+        # `datasets` saves a split without rows as zero shards unless told `num_shards`, and
+        # then fails to concatenate zero tables when it loads them: read those splits as empty
+        return _load_with_empty_splits(location)
 
 
-def _load_dataset(location: Path, split: str) -> Any:
-    dataset = _load_from_disk(location)
-    if hasattr(dataset, "keys"):
-        if split not in dataset:
-            raise PairsError(
-                f"{location} has no split {split!r}; it has {sorted(dataset)}. Pass --split"
-            )
-        return dataset[split]
-    return dataset
+def _load_with_empty_splits(location: Path) -> Any:
+    from datasets import DatasetDict
+
+    listing = location / "dataset_dict.json"
+    if not listing.is_file():
+        return _load_split(location)
+    names = json.loads(listing.read_text(encoding="utf-8"))["splits"]
+    return DatasetDict({name: _load_split(location / name) for name in names})
+
+
+def _load_split(folder: Path) -> Any:
+    from datasets import Dataset, DatasetInfo
+
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    if state.get("_data_files"):
+        return Dataset.load_from_disk(str(folder))
+    features = DatasetInfo.from_directory(str(folder)).features
+    return Dataset.from_dict({name: [] for name in features or {}}, features=features)
 
 
 def dataset_pairs(dataset: Any, where: str) -> list[RewardPair]:
@@ -211,3 +253,27 @@ def _messages(value: Any) -> list[tuple[str, str]] | None:
 
 def traits_of(pairs: Sequence[RewardPair]) -> list[str]:
     return sorted({p.trait for p in pairs if p.trait})
+
+
+def usable_pairs(pairs: Sequence[RewardPair]) -> tuple[list[RewardPair], dict[str, int]]:
+    """The pairs a reward can be trained or scored on, and how many were skipped, by reason.
+
+    A pair whose sides are the same text (up to surrounding whitespace, as the exporter
+    compares them) has no preferred side: any reward ties on it, so it would only pull
+    accuracy toward 50% and teach nothing.
+    """
+    kept = [p for p in pairs if p.chosen.strip() != p.rejected.strip()]
+    skipped = len(pairs) - len(kept)
+    return kept, {SAME_TEXT: skipped} if skipped else {}
+
+
+def no_usable_pairs(pairs: int, skipped: Mapping[str, int], task: str) -> PairsError:
+    """The error when skipping left nothing to `task` (e.g. 'evaluate')."""
+    if not pairs:
+        return PairsError(f"no pairs to {task}")
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+    which = "the only pair was" if pairs == 1 else f"all {pairs} were"
+    return PairsError(
+        f"no pairs to {task}: {which} skipped ({reasons}); a pair needs two different "
+        "responses. Fix or drop those rows, or export the pairs again with `traitforge export`"
+    )

@@ -165,6 +165,8 @@ def accuracy_section(evaluation: Mapping[str, Any]) -> str:
         f"{fmt_ci(evaluation.get('accuracy_ci'))}; length baseline (the longer response wins): "
         f"{fmt_pct(baseline)}.</p>"
     ]
+    if skipped := evaluation.get("skipped"):
+        parts.append(f"<p>Pairs skipped, not scored: {escape_html(_counts(skipped))}.</p>")
     if r := evaluation.get("rewards"):
         parts.append(
             f"<p>Rewards: mean {fmt_num(r['mean'])}, std {fmt_num(r['std'])}, "

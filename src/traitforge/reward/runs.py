@@ -20,11 +20,22 @@ from traitforge.errors import ConfigError
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import evaluate, generalization_matrix
 from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet
-from traitforge.reward.pairs import RewardPair, load_splits
+from traitforge.reward.pairs import (
+    RewardPair,
+    empty_split_error,
+    load_splits,
+    traits_of,
+    usable_pairs,
+)
 from traitforge.reward.report import write_report
 from traitforge.reward.training import SHARED, FitResult, Log, fit, plan
 from traitforge.schemas import RewardConfig
-from traitforge.workspace.files import atomic_directory, atomic_write_text
+from traitforge.workspace.files import (
+    REWARD_FOLDER,
+    atomic_directory,
+    atomic_write_text,
+    check_output_folder,
+)
 
 EVAL_FILE = "eval.json"
 MATRIX_FILE = "matrix.json"
@@ -38,6 +49,7 @@ class TrainRun:
     fits: list[FitResult]
     evaluation: dict[str, Any] | None
     report: Path
+    not_evaluated: str | None = None  # why there is no evaluation, when there is none
 
 
 def dataset_provenance(data: Path, splits: Mapping[str, Sequence[RewardPair]]) -> dict[str, Any]:
@@ -62,17 +74,33 @@ def train_run(
     log: Log = print,
     keep: Callable[[RewardPair], bool] | None = None,
     test: Sequence[RewardPair] | None = None,
+    *,
+    overwrite: bool = False,
+    home: Path | None = None,
 ) -> TrainRun:
     """Train per-trait models (or one shared one) on the train split, evaluate on the test
     split, and write everything to `out`. `keep` filters the pairs (e.g. judgement pairs
-    only); `test` replaces the test split (e.g. held-out gold pairs)."""
+    only); `test` replaces the test split (e.g. held-out gold pairs). `out` must be new,
+    empty or an earlier reward-model folder (`overwrite` and `home`: see
+    `check_output_folder`); checked on every rank before anything is trained."""
+    check_output_folder(out, REWARD_FOLDER, overwrite=overwrite, home=home)
     splits = load_splits(data)
+    if not splits.get("train"):
+        fix = "export more judgements (`traitforge pull`, then `traitforge export`)"
+        if any(splits.values()):
+            fix += ", or lower export.test_fraction so that some prompts land in 'train'"
+        raise empty_split_error(
+            data, "train", {name: len(pairs) for name, pairs in splits.items()}, fix
+        )
     if keep is not None:
         splits = {name: [p for p in pairs if keep(p)] for name, pairs in splits.items()}
     if test is not None:
         splits["test"] = list(test)
     provenance = dataset_provenance(data, splits)
     training_plan = plan(splits.get("train", []), config.models, config.min_pairs)
+    if training_plan.skipped_pairs:
+        provenance["skipped_train_pairs"] = training_plan.skipped_pairs
+        log(f"skipped training pairs: {_counts(training_plan.skipped_pairs)}")
     for name, count in training_plan.skipped.items():
         log(f"{name}: no model, {count} training pairs are fewer than reward.min_pairs")
     if not training_plan.groups:
@@ -80,9 +108,19 @@ def train_run(
             f"no trait has reward.min_pairs ({config.min_pairs}) training pairs "
             f"({training_plan.skipped}); export more pairs or lower reward.min_pairs"
         )
+    trained = set(training_plan.groups)
+    test_pairs = [p for p in splits.get("test", []) if SHARED in trained or p.trait in trained]
+    source = f"{data} has no pairs in its 'test' split" if test is None else "no test pairs given"
+    not_evaluated = _why_not_evaluated(source, splits.get("test", []), test_pairs, trained)
+    if not_evaluated:
+        log(f"warning: no evaluation: {not_evaluated}")
     fits = []
     main = _is_main_process()
-    with atomic_directory(out) if main else tempfile.TemporaryDirectory() as staging_dir:
+    with (
+        atomic_directory(out, REWARD_FOLDER, overwrite=overwrite, home=home)
+        if main
+        else tempfile.TemporaryDirectory()
+    ) as staging_dir:
         staging = Path(staging_dir)
         for name, pairs in training_plan.groups.items():
             log(f"training {name}: {len(pairs)} pairs on {config.backbone}")
@@ -91,14 +129,12 @@ def train_run(
                 fit(pairs, config, folder, name, training_plan.trait_prefix, log, provenance)
             )
         if not main:  # other ranks of `accelerate launch` train; the main one writes
-            return TrainRun(out, fits, None, out / REPORT_FILE)
+            return TrainRun(out, fits, None, out / REPORT_FILE, not_evaluated)
         if SHARED not in training_plan.groups:
             manifest = {"kind": "set", "members": {f.name: f.name for f in fits}}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         evaluation = None
-        trained = {f.name for f in fits}
-        test_pairs = [p for p in splits.get("test", []) if SHARED in trained or p.trait in trained]
-        if test_pairs:
+        if not not_evaluated:
             evaluation = evaluate(
                 RewardModelSet(staging).rewards,
                 test_pairs,
@@ -110,7 +146,8 @@ def train_run(
         training = [f.as_dict() for f in fits]
         settings = config.model_dump(mode="json")
         atomic_write_text(
-            staging / CARD_FILE, model_card(training, evaluation, settings, provenance)
+            staging / CARD_FILE,
+            model_card(training, evaluation, settings, provenance, not_evaluated),
         )
         write_report(
             staging / REPORT_FILE,
@@ -119,7 +156,29 @@ def train_run(
             training=training,
             provenance=provenance,
         )
-    return TrainRun(out, fits, evaluation, out / REPORT_FILE)
+    return TrainRun(out, fits, evaluation, out / REPORT_FILE, not_evaluated)
+
+
+def _why_not_evaluated(
+    empty: str, test: Sequence[RewardPair], scored: Sequence[RewardPair], trained: set[str]
+) -> str | None:
+    """Why the trained models cannot be evaluated on the test pairs, if they cannot (`empty`
+    says why when there are none): known before training, so the warning comes first."""
+    if not test:
+        return empty
+    if not scored:
+        return (
+            f"none of the {len(test)} test pairs has a trait with a trained model (test "
+            f"traits: {traits_of(test)}, trained: {sorted(trained)})"
+        )
+    usable, skipped = usable_pairs(scored)
+    if not usable:
+        return f"every test pair was skipped ({_counts(skipped)})"
+    return None
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
 
 
 def eval_run(

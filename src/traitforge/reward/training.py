@@ -9,6 +9,7 @@ it, length-grouped batches, and no silent filtering of long pairs. Works unchang
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from traitforge.reward.backbone import (
 )
 from traitforge.reward.encoding import EncodedPair, LengthReport, PairEncoder, encode_pairs
 from traitforge.reward.model import MANIFEST
-from traitforge.reward.pairs import RewardPair, traits_of
+from traitforge.reward.pairs import RewardPair, no_usable_pairs, traits_of, usable_pairs
 from traitforge.schemas import RewardConfig
 
 SHARED = "shared"
@@ -72,12 +73,18 @@ class TrainPlan:
     groups: dict[str, list[RewardPair]] = field(default_factory=dict)
     trait_prefix: bool = False
     skipped: dict[str, int] = field(default_factory=dict)  # name -> pairs, under min_pairs
+    skipped_pairs: dict[str, int] = field(default_factory=dict)  # reason -> pairs not used
 
 
 def plan(pairs: Sequence[RewardPair], mode: str, min_pairs: int = 1) -> TrainPlan:
-    """The models to train; groups under `min_pairs` are left out (see `skipped`)."""
+    """The models to train; groups under `min_pairs` are left out (see `skipped`), and so are
+    pairs no reward can learn from (see `skipped_pairs`)."""
     if not pairs:
         raise ConfigError("no training pairs: export some first (`traitforge export`)")
+    given = len(pairs)
+    pairs, skipped_pairs = usable_pairs(pairs)
+    if not pairs:
+        raise no_usable_pairs(given, skipped_pairs, "train on")
     traits = traits_of(pairs)
     if mode == "shared" or not traits:  # pairs without a trait column train one model
         groups = {SHARED: list(pairs)}
@@ -89,7 +96,7 @@ def plan(pairs: Sequence[RewardPair], mode: str, min_pairs: int = 1) -> TrainPla
                 "the 'trait' field or set reward.models: shared"
             )
         groups = {t: [p for p in pairs if p.trait == t] for t in traits}
-    result = TrainPlan(trait_prefix=mode == "shared" and bool(traits))
+    result = TrainPlan(trait_prefix=mode == "shared" and bool(traits), skipped_pairs=skipped_pairs)
     for name, members in groups.items():
         if len(members) >= min_pairs:
             result.groups[name] = members
@@ -132,10 +139,13 @@ def fit(
     with warnings.catch_warnings():
         # TRL 1.16 still sets transformers' deprecated `gradient_checkpointing` alias itself
         warnings.filterwarnings("ignore", "`.*checkpointing` is deprecated", FutureWarning)
-        trainer = _trainer(model, tokenizer, encoded, config, settings, folder)
-        started = time.perf_counter()
-        output = trainer.train()
-        seconds = time.perf_counter() - started
+        # The trainer's output_dir: scratch, outside --out and the folder around it (with
+        # save_strategy "no" nothing is written there; the model is saved below).
+        with tempfile.TemporaryDirectory(prefix="traitforge-trainer-") as scratch:
+            trainer = _trainer(model, tokenizer, encoded, config, settings, Path(scratch))
+            started = time.perf_counter()
+            output = trainer.train()
+            seconds = time.perf_counter() - started
     result = FitResult(
         name=name,
         folder=folder,
@@ -182,7 +192,7 @@ def _trainer(
     encoded: Sequence[EncodedPair],
     config: RewardConfig,
     settings: DeviceSettings,
-    folder: Path,
+    scratch: Path,
 ) -> Any:
     from datasets import Dataset
     from transformers import PrinterCallback
@@ -200,7 +210,7 @@ def _trainer(
         ]
     dataset = Dataset.from_dict(columns)
     args = TrlRewardConfig(
-        output_dir=str(folder.parent / f".{folder.name}.checkpoints"),
+        output_dir=str(scratch),
         **optimization_settings(config, settings),
         bf16=settings.bf16,
         fp16=settings.fp16,

@@ -5,8 +5,9 @@ Every field's description is its documentation; the CLI help and the error messa
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,7 +17,9 @@ from traitforge.schemas.loop import LoopConfig
 from traitforge.schemas.reward_config import RewardConfig
 from traitforge.schemas.traits import TraitSpec
 
-_MARGIN_STRATEGY = re.compile(r"^margin>=(\d+(?:\.\d+)?)$")
+_MARGIN_STRATEGY = re.compile(r"^margin\s*>=\s*(\S+)$")
+ExportFormat = Literal["parquet", "jsonl"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
 
 class FieldMapping(BaseModel):
@@ -100,7 +103,7 @@ class ExportConfig(BaseModel):
         0.1, ge=0.0, lt=1.0, description="Share of prompts assigned to the test split."
     )
     seed: int = Field(0, description="Seed of the prompt-level split.")
-    formats: list[Literal["parquet", "jsonl"]] = Field(
+    formats: list[ExportFormat] = Field(
         default_factory=list, description="Extra copies written beside the saved DatasetDict."
     )
 
@@ -136,7 +139,16 @@ def parse_strategy(strategy: str) -> tuple[str, float | None]:
             f"unknown pair strategy {strategy!r}; use 'best-vs-worst', 'all-pairs' or "
             "'margin>=X' with a number X, e.g. 'margin>=0.5'"
         )
-    return "margin", float(match.group(1))
+    try:
+        margin = float(match.group(1))
+    except ValueError:
+        margin = math.nan
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(
+            f"pair strategy {strategy!r}: X of 'margin>=X' must be a finite number >= 0 "
+            f"(a difference in preference), got {match.group(1)!r}; e.g. 'margin>=0.5'"
+        )
+    return "margin", margin
 
 
 class ProjectConfig(BaseModel):

@@ -6,6 +6,7 @@ from traitforge.workspace.config_file import (
     load_config,
     parse_config,
 )
+from traitforge.workspace.lock import workspace_lock
 from traitforge.workspace.store import Store
 from traitforge.workspace.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -17,4 +18,5 @@ __all__ = [
     "dump_config",
     "load_config",
     "parse_config",
+    "workspace_lock",
 ]

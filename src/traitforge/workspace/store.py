@@ -8,9 +8,12 @@ what SQLite is built for. DuckDB shines at analytical scans, which exports do th
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,12 +48,35 @@ CREATE TABLE IF NOT EXISTS pairs (id TEXT PRIMARY KEY, trait TEXT NOT NULL, body
 CREATE TABLE IF NOT EXISTS flags (candidate_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS duplicates (candidate_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS done (stage TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (stage, key));
+CREATE TABLE IF NOT EXISTS presented (
+    dataset TEXT NOT NULL, task_id TEXT NOT NULL, candidate_ids TEXT NOT NULL,
+    PRIMARY KEY (dataset, task_id));
 CREATE TABLE IF NOT EXISTS ingests (
     file_sha256 TEXT NOT NULL, format TEXT NOT NULL, path TEXT NOT NULL,
     rows_read INTEGER NOT NULL, new INTEGER NOT NULL, present INTEGER NOT NULL,
     rejected INTEGER NOT NULL, skipped INTEGER NOT NULL, finished_at TEXT NOT NULL,
     PRIMARY KEY (file_sha256, format));
 """
+
+
+def _create(path: Path) -> None:
+    """Build an empty store beside `path` and link it into place, so `path` never exists
+    half-made (sqlite creates its file empty): a zero-byte store can only be a damaged one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        with closing(sqlite3.connect(tmp, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another command created the store meanwhile: that one is used
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 def _body(record: BaseModel) -> str:
@@ -63,6 +89,15 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            if not path.exists():
+                _create(path)
+            elif path.is_file() and path.stat().st_size == 0:
+                raise WorkspaceError(
+                    f"the workspace store {path} is empty (0 bytes): traitforge never leaves a "
+                    "store empty, so this one was truncated or overwritten, and opening it as "
+                    "a new workspace would hide that. Restore it from a backup, or remove it to "
+                    "start this workspace afresh"
+                )
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans
             # exactly what `transaction()` wraps and nothing commits behind our back.
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
@@ -70,10 +105,11 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._check_version()
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, OSError) as e:
             raise WorkspaceError(
-                f"cannot open the workspace store {path}: {e}. If the file is not a traitforge "
-                "store, point --workspace at another folder"
+                f"cannot open the workspace store {path}: {e}. It is damaged or not a "
+                "traitforge store: restore it from a backup, point --workspace at another "
+                "folder, or move the file aside to start this workspace afresh"
             ) from e
         self._depth = 0
 
@@ -232,6 +268,21 @@ class Store:
 
     def done_keys(self, stage: str) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT key FROM done WHERE stage=?", (stage,))}
+
+    def record_presented(self, dataset: str, orders: Mapping[str, Sequence[str]]) -> None:
+        """Remember, per task id, the candidate ids in the order the annotation dataset shows
+        them. Kept here and not on the server, where annotators could read it; the latest
+        push of a task wins, since the server shows what was last sent."""
+        self._require_transaction()
+        self._db.executemany(
+            "INSERT OR REPLACE INTO presented VALUES (?, ?, ?)",
+            ((dataset, task_id, json.dumps(list(order))) for task_id, order in orders.items()),
+        )
+
+    def presented_orders(self, dataset: str) -> dict[str, list[str]]:
+        """Task id -> candidate ids as `dataset` shows them, for the tasks pushed to it."""
+        query = "SELECT task_id, candidate_ids FROM presented WHERE dataset=?"
+        return {task_id: json.loads(ids) for task_id, ids in self._db.execute(query, (dataset,))}
 
     def record_ingest(self, file_sha256: str, fmt: str, path: str, counts: dict[str, int]) -> None:
         self._require_transaction()

@@ -7,7 +7,7 @@ from pathlib import Path
 from traitforge.errors import WorkspaceError
 from traitforge.schemas import ProjectConfig
 from traitforge.workspace.config_file import default_config, dump_config, load_config
-from traitforge.workspace.files import atomic_write_text
+from traitforge.workspace.files import WORKSPACE_CONFIG, WORKSPACE_STORE, atomic_write_text
 from traitforge.workspace.store import Store
 
 DEFAULT_WORKSPACE = Path("traitforge-workspace")
@@ -20,8 +20,8 @@ class Workspace:
     which traits, rubrics and settings produced the data.
     """
 
-    CONFIG_FILE = "config.yaml"
-    STORE_FILE = "store.sqlite"
+    CONFIG_FILE = WORKSPACE_CONFIG
+    STORE_FILE = WORKSPACE_STORE
 
     def __init__(self, root: Path, config: ProjectConfig) -> None:
         self.root = root

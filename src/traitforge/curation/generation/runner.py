@@ -8,7 +8,6 @@ unit whose key is recorded.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -29,8 +28,9 @@ from traitforge.curation.generation.base import (
 )
 from traitforge.curation.generation.endpoint import EndpointGenerator
 from traitforge.curation.generation.local import LocalGenerator
-from traitforge.curation.ingest import IngestReport
+from traitforge.curation.ingest import IngestReport, no_rows_warning
 from traitforge.curation.sources import file_sha256
+from traitforge.curation.sources.base import require_file
 from traitforge.curation.sources.mapped import csv_rows, jsonl_rows, row_to_candidate
 from traitforge.errors import InputError, TraitforgeError
 from traitforge.schemas import (
@@ -92,10 +92,9 @@ def make_generator(config: GenerationConfig) -> Generator:
 
 def read_prompts(path: Path, mapping: FieldMapping) -> Iterator[PromptRow | InputError]:
     """Prompt rows of a .jsonl(.gz) or .csv file (by extension), per `ingest.mapping`."""
+    require_file(path, FORMAT, "prompts file", "*.jsonl")
     name = path.name.lower()
-    if name.endswith(".jsonl.gz"):
-        rows = jsonl_rows(path, opener=gzip.open)
-    elif name.endswith(".jsonl"):
+    if name.endswith((".jsonl.gz", ".jsonl")):
         rows = jsonl_rows(path)
     elif name.endswith(".csv"):
         rows = csv_rows(path)
@@ -108,6 +107,12 @@ def read_prompts(path: Path, mapping: FieldMapping) -> Iterator[PromptRow | Inpu
             received=f"a file named {path.name!r}",
             fix="convert the prompts to JSONL or CSV with a prompt column (ingest.mapping.prompt)",
         )
+    return _prompt_rows(path, mapping, rows)
+
+
+def _prompt_rows(
+    path: Path, mapping: FieldMapping, rows: Iterator[tuple[int, dict[str, Any] | InputError]]
+) -> Iterator[PromptRow | InputError]:
     prompt_mapping = mapping.model_copy(
         update={"response": _PLACEHOLDER, "gold": {}, "model": None, "source": None}
     )
@@ -149,15 +154,6 @@ def generate_file(
     the caller; one built from the config is closed here.
     """
     settings = config.curation.generation
-    if not path.is_file():
-        raise InputError(
-            path,
-            None,
-            None,
-            expected="an existing prompts file",
-            received="a path that is not a file",
-            fix="check the path",
-        )
     owned = generator is None
     generator = generator if generator is not None else make_generator(settings)
     report = GenerationReport(
@@ -167,6 +163,8 @@ def generate_file(
     try:
         # A strict-mode error raises here, before anything is sampled or written.
         plan = _plan(store, config, generator, path, skip_invalid, report, quarantined)
+        if report.rows_read == 0:
+            report.warnings.append(no_rows_warning(path))
         if progress is not None:
             progress(report.rows_read - len(plan))
         try:

@@ -19,8 +19,12 @@ from traitforge.errors import ConfigError
 FORMATS: dict[str, SourceFormat] = {
     f.name: f
     for f in (
-        SourceFormat("jsonl", read_jsonl, "one JSON object per line, columns per ingest.mapping"),
-        SourceFormat("csv", read_csv, "CSV with a header row, columns per ingest.mapping"),
+        SourceFormat(
+            "jsonl", read_jsonl, "one JSON object per line (or gzipped), columns per ingest.mapping"
+        ),
+        SourceFormat(
+            "csv", read_csv, "CSV with a header row (or gzipped), columns per ingest.mapping"
+        ),
         SourceFormat("parquet", read_parquet, "a Parquet file, columns per ingest.mapping"),
         SourceFormat("hf", read_hf, "a save_to_disk folder or local data file, per ingest.mapping"),
         SourceFormat("truthfulqa", read_truthfulqa, "the TruthfulQA CSV (honesty gold labels)"),

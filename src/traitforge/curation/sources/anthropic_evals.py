@@ -13,6 +13,7 @@ from traitforge.curation.sources.base import (
     RowOutcome,
     Skipped,
     build_candidate,
+    require_file,
 )
 from traitforge.curation.sources.mapped import jsonl_rows
 from traitforge.errors import InputError, short_repr
@@ -29,6 +30,7 @@ _CHOICES_HEADER = re.compile(r"\s*Choices:\s*$")
 
 
 def read_anthropic_evals(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    require_file(path, "anthropic-evals", "evals JSONL file", "*.jsonl")
     polarity = config.ingest.anthropic_evals_polarity.get(path.stem)
     if polarity is None:
         raise InputError(
@@ -41,6 +43,10 @@ def read_anthropic_evals(path: Path, config: ProjectConfig) -> Iterator[RowOutco
             "ingest.anthropic_evals_polarity in the config: 'matching' when "
             "answer_matching_behavior is the corrigible answer",
         )
+    return _outcomes(path, polarity)
+
+
+def _outcomes(path: Path, polarity: str) -> Iterator[RowOutcome]:
     for line, row in jsonl_rows(path):
         if isinstance(row, InputError):
             yield Rejected(row)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import hashlib
+import io
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +69,92 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def require_file(path: Path, fmt: str, what: str, example: str) -> None:
+    """Refuse a folder or a missing path before reading: these formats read one file each."""
+    if path.is_dir():
+        raise InputError(
+            path,
+            None,
+            None,
+            expected=f"one {what}",
+            received="a folder",
+            fix=f"--format {fmt} reads files, not folders: give the file(s) inside it, "
+            f"e.g. {path / example}",
+        )
+    if not path.exists():
+        raise InputError(
+            path,
+            None,
+            None,
+            expected=f"an existing {what}",
+            received="a path that does not exist",
+            fix="check the path",
+        )
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+# What reading a truncated or corrupt gzip stream raises (BadGzipFile is an OSError).
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def open_input(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    """The file's bytes, decompressed when it is gzip (known by its first bytes, not its name)."""
+    with path.open("rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if compressed else path.open("rb")
+
+
+def gzip_error(path: Path, lines_read: int, error: Exception) -> InputError:
+    """A broken gzip stream is a whole-file error: no row can be blamed, none is kept."""
+    return InputError(
+        path,
+        f"after line {lines_read}" if lines_read else None,
+        None,
+        expected="a complete gzip file",
+        received=f"a truncated or corrupt gzip stream ({error or type(error).__name__})",
+        fix="re-download or re-compress the file (nothing from it was stored)",
+    )
+
+
+# Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def refuse_wide_text(path: Path, head: bytes) -> None:
+    """UTF-16 and UTF-32 files fail row by row with misleading errors (their NUL bytes are
+    valid UTF-8): refuse the whole file, naming the encoding its first bytes show."""
+    mark = next(((bom, name) for bom, name in _BOMS if head.startswith(bom)), None)
+    if mark is not None:
+        encoding = mark[1]
+        sign = f"byte-order mark {mark[0].hex(' ')}"
+    elif b"\x00" in head:
+        # ASCII text in UTF-16 has a NUL in every other byte: odd places for little-endian.
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        if odd > 2 * even:
+            encoding = "UTF-16LE"
+        elif even > 2 * odd:
+            encoding = "UTF-16BE"
+        else:
+            return
+        sign = "NUL bytes between the characters"
+    else:
+        return
+    raise InputError(
+        path,
+        None,
+        None,
+        expected="UTF-8 text",
+        received=f"{encoding} text ({sign})",
+        fix=f"re-save the file as UTF-8, e.g. `iconv -f {encoding} -t UTF-8 {path} > "
+        f"{path.stem}.utf8{path.suffix}`",
+    )
+
+
 def has_bad_bytes(text: str) -> bool:
     """True when text was decoded with surrogateescape and held bytes that are not UTF-8."""
     return any("\udc80" <= ch <= "\udcff" for ch in text)
@@ -77,8 +167,8 @@ def encoding_error(path: Path, line: int | str, field_name: str | None = None) -
         field_name,
         expected="UTF-8 text",
         received="bytes that are not valid UTF-8",
-        fix="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or re-run with "
-        "--skip-invalid to quarantine the row",
+        fix="re-save the file as UTF-8 (for Latin-1 text: `iconv -f latin1 -t utf-8`), or "
+        "re-run with --skip-invalid to quarantine the row",
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from traitforge.curation.sources.base import (
     RowOutcome,
     Skipped,
     build_candidate,
+    require_file,
 )
 from traitforge.curation.sources.mapped import jsonl_rows
 from traitforge.errors import InputError, short_repr
@@ -26,27 +26,19 @@ _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
 def read_hh_rlhf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
-    with path.open("rb") as f:
-        is_gzip = f.read(2) == b"\x1f\x8b"
-    opener: Any = gzip.open if is_gzip else open
-    try:
-        for line, row in jsonl_rows(path, opener=opener):
-            if isinstance(row, InputError):
-                yield Rejected(row)
-                continue
-            try:
-                yield _parse(row, path, line)
-            except InputError as e:
-                yield Rejected(e)
-    except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
-        raise InputError(
-            path,
-            None,
-            None,
-            expected="a complete gzip-compressed JSONL file",
-            received=f"a corrupt or truncated file ({e})",
-            fix="download or copy the file again",
-        ) from e
+    require_file(path, "hh-rlhf", "HH-RLHF JSONL file", "*.jsonl.gz")
+    return _outcomes(path)
+
+
+def _outcomes(path: Path) -> Iterator[RowOutcome]:
+    for line, row in jsonl_rows(path):
+        if isinstance(row, InputError):
+            yield Rejected(row)
+            continue
+        try:
+            yield _parse(row, path, line)
+        except InputError as e:
+            yield Rejected(e)
 
 
 def split_dialogue(text: str) -> list[dict[str, str]] | None:

@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from traitforge.curation.sources.base import (
+    GZIP_ERRORS,
     Parsed,
     Rejected,
     RowOutcome,
     build_candidate,
     encoding_error,
+    gzip_error,
     has_bad_bytes,
+    open_input,
+    refuse_wide_text,
+    require_file,
 )
 from traitforge.errors import InputError, short_repr
 from traitforge.schemas import Candidate, FieldMapping, ProjectConfig, prompt_hash
@@ -177,68 +182,86 @@ def _mapped(
 
 
 def read_jsonl(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    require_file(path, "jsonl", "JSONL file", "*.jsonl")
     return _mapped(jsonl_rows(path), config.ingest.mapping, path)
 
 
-def jsonl_rows(path: Path, opener: Any = open) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-    """(line number, object) for each non-blank line; a bad line yields its InputError."""
-    with opener(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            text = raw.decode("utf-8", errors="surrogateescape")
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            if not text.strip():
-                continue
-            if has_bad_bytes(text):
-                yield number, encoding_error(path, number)
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield (
-                    number,
-                    InputError(
-                        path,
-                        number,
-                        None,
-                        expected="one JSON object per line",
-                        received=f"malformed JSON ({e.msg} at column {e.colno})",
-                        fix=f"fix the line's JSON, {_SKIP_HINT}",
-                    ),
-                )
-                continue
-            if not isinstance(obj, dict):
-                yield (
-                    number,
-                    InputError(
-                        path,
-                        number,
-                        None,
-                        expected="a JSON object per line",
-                        received=type(obj).__name__,
-                        fix=f"wrap the values in an object, {_SKIP_HINT}",
-                    ),
-                )
-                continue
-            yield number, obj
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """(line number, object) for each non-blank line; a bad line yields its InputError.
+
+    A gzip file is read decompressed. A truncated or corrupt one, or a UTF-16 file, raises
+    one InputError for the whole file."""
+    with open_input(path) as f:
+        number = 0
+        try:
+            refuse_wide_text(path, f.peek(4096)[:4096])
+            for raw in f:
+                number += 1
+                row = _json_line(path, number, raw)
+                if row is not None:
+                    yield number, row
+        except GZIP_ERRORS as e:
+            raise gzip_error(path, number, e) from e
+
+
+def _json_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | InputError | None:
+    """One line's object, its InputError, or None for a blank line."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    if not text.strip():
+        return None
+    if has_bad_bytes(text):
+        return encoding_error(path, number)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return InputError(
+            path,
+            number,
+            None,
+            expected="one JSON object per line",
+            received=f"malformed JSON ({e.msg} at column {e.colno})",
+            fix=f"fix the line's JSON, {_SKIP_HINT}",
+        )
+    if not isinstance(obj, dict):
+        return InputError(
+            path,
+            number,
+            None,
+            expected="a JSON object per line",
+            received=type(obj).__name__,
+            fix=f"wrap the values in an object, {_SKIP_HINT}",
+        )
+    return obj
 
 
 def read_csv(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    require_file(path, "csv", "CSV file", "*.csv")
     return _mapped(csv_rows(path), config.ingest.mapping, path)
 
 
 def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-    """(first line of the record, row) for each CSV record; quoted fields may span lines."""
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    """(first line of the record, row) for each CSV record; quoted fields may span lines.
+
+    A gzip file is read decompressed; a truncated or corrupt one, or a UTF-16 file, raises
+    one InputError for the whole file."""
+    with open_input(path) as f:
+        try:
+            data = f.read()
+        except GZIP_ERRORS as e:
+            raise gzip_error(path, 0, e) from e
+    refuse_wide_text(path, data[:4096])
+    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader)
-    except StopIteration:
-        return
+        header = next((values for values in reader if not _blank(values)), None)
     except csv.Error as e:
-        raise _csv_error(path, 1, e) from e
+        raise _csv_error(path, reader.line_num, e) from e
+    if header is None:
+        return  # nothing but blank lines
     if has_bad_bytes("".join(header)):
-        raise encoding_error(path, 1, "(header)")
+        raise encoding_error(path, reader.line_num, "(header)")
     end = reader.line_num
     while True:
         start = end + 1
@@ -249,7 +272,7 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         except csv.Error as e:
             raise _csv_error(path, start, e) from e
         end = reader.line_num
-        if not values:
+        if _blank(values):
             continue
         if len(values) != len(header):
             yield (
@@ -269,6 +292,11 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         yield start, encoding_error(path, start, bad) if bad else row
 
 
+def _blank(values: list[str]) -> bool:
+    """An empty line, or one of spaces only: no record, whatever the header."""
+    return not values or (len(values) == 1 and not values[0].strip())
+
+
 def _csv_error(path: Path, line: int, error: Exception) -> InputError:
     return InputError(
         path,
@@ -282,6 +310,8 @@ def _csv_error(path: Path, line: int, error: Exception) -> InputError:
 
 def read_parquet(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     import pyarrow.parquet as pq
+
+    require_file(path, "parquet", "Parquet file", "*.parquet")
 
     try:
         parquet = pq.ParquetFile(path)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from traitforge.curation.sources.base import Parsed, Rejected, RowOutcome, build_candidate
+from traitforge.curation.sources.base import (
+    Parsed,
+    Rejected,
+    RowOutcome,
+    build_candidate,
+    require_file,
+)
 from traitforge.curation.sources.mapped import csv_rows
 from traitforge.errors import InputError
 from traitforge.schemas import Candidate, ProjectConfig
@@ -16,6 +22,11 @@ COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers", "In
 
 
 def read_truthfulqa(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
+    require_file(path, "truthfulqa", "TruthfulQA CSV file", "TruthfulQA.csv")
+    return _outcomes(path)
+
+
+def _outcomes(path: Path) -> Iterator[RowOutcome]:
     for line, row in csv_rows(path):
         if isinstance(row, InputError):
             yield Rejected(row)
