@@ -37,6 +37,7 @@ from traitforge.errors import TraitforgeError
 from traitforge.exports import ExportReport
 from traitforge.reward.report import fmt_ci, fmt_pct
 from traitforge.schemas import ExportConfig
+from traitforge.schemas.annotation_config import PORTS
 from traitforge.schemas.config import EXPORT_FORMATS, parse_strategy
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
@@ -276,8 +277,10 @@ def classifiers_train(
     with _friendly_errors():
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
-            results = workflows.train_classifiers(ws, origin.value, bars.stage)
-    _print_training(results)
+            training = workflows.train_classifiers(ws, origin.value, bars.stage)
+    _print_training(training.trained)
+    for warning in training.warnings:
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -571,16 +574,18 @@ def demo(
 def loop_(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     rounds: Annotated[
-        int | None, typer.Option(help="Rounds to reach (default loop.rounds).")
+        int | None, typer.Option(min=1, max=100, help="Rounds to reach (default loop.rounds).")
     ] = None,
     budget_per_round: Annotated[
-        int | None, typer.Option(help="Tasks selected per round (default loop.budget_per_round).")
+        int | None,
+        typer.Option(min=1, help="Tasks selected per round (default loop.budget_per_round)."),
     ] = None,
     simulate: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="This many simulated annotators answer (demos, tests); without it the loop "
-            "waits for people, polling Argilla."
+            "waits for people, polling Argilla.",
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -596,8 +601,8 @@ def loop_(
         with _progress() as bars:
             result = loop.run(
                 ws,
-                rounds or settings.rounds,
-                budget_per_round or settings.budget_per_round,
+                settings.rounds if rounds is None else rounds,
+                settings.budget_per_round if budget_per_round is None else budget_per_round,
                 simulate,
                 _log(bars),
                 bars.stage,
@@ -641,10 +646,7 @@ def _print_loop_paths(result: LoopResult) -> None:
 def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
     """Show what the workspace holds."""
     with _friendly_errors():
-        if not (workspace / Workspace.STORE_FILE).exists():
-            errors.print(f"no workspace store in {workspace}; run `traitforge ingest` first")
-            raise typer.Exit(1)
-        ws = Workspace.open(workspace)
+        ws = Workspace.open(workspace, create=False)
         with ws.store() as store:
             counts = store.counts()
     table = Table(title=f"Workspace {ws.root}")
@@ -712,12 +714,27 @@ def version() -> None:
 # (imported lazily: the other commands never need httpx or the server machinery)
 
 
+def _check_port(port: int | None) -> int | None:
+    """--port is checked before the workspace is opened, against annotation.argilla.port's
+    bounds; typer's own range check would not name the value given."""
+    if port is not None and port not in PORTS:
+        raise typer.BadParameter(
+            f"{port} is not a port the embedded server can use; expected {PORTS.start}.."
+            f"{PORTS.stop - 1} (ports below {PORTS.start} need root)"
+        )
+    return port
+
+
 @app.command()
 def serve(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     port: Annotated[
         int | None,
-        typer.Option(help="Port on 127.0.0.1; default annotation.argilla.port (6900)."),
+        typer.Option(
+            help=f"Port on 127.0.0.1 ({PORTS.start}..{PORTS.stop - 1}); default "
+            "annotation.argilla.port (6900).",
+            callback=_check_port,
+        ),
     ] = None,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the running server.")] = False,
     show_status: Annotated[
@@ -805,10 +822,17 @@ def push(workspace: WorkspaceOpt = DEFAULT_WORKSPACE, config: ConfigOpt = None) 
         ws = Workspace.open(workspace, config)
         with _progress() as bars:
             report = workflows.push(ws, bars.stage)
-    _print_push(report)
+    _print_push(report, ws.root)
 
 
-def _print_push(report: PushReport) -> None:
+def _print_push(report: PushReport, root: Path) -> None:
+    if not report.datasets and not report.skipped:
+        console.print(
+            f"Nothing to push: {root} holds no comparison tasks; select some with "
+            f"`traitforge curate --budget N -w {root}`",
+            soft_wrap=True,
+        )
+        return
     table = Table(title=f"Push to {report.url}")
     for column in ("dataset", "tasks", "already there", "sent", "without vector"):
         table.add_column(column, justify="left" if column == "dataset" else "right")

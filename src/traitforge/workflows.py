@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,8 +24,8 @@ if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need 
     from traitforge.annotators.agreement import AgreementReport
     from traitforge.annotators.argilla_backend import DatasetProgress, PullReport, PushReport
     from traitforge.annotators.simulated import SimulationReport
-    from traitforge.curation.pipeline import CurationReport, StageProgress
-    from traitforge.curation.scorers import Example, TrainResult
+    from traitforge.curation.pipeline import ClassifierTraining, CurationReport, StageProgress
+    from traitforge.curation.scorers import Example
     from traitforge.reward.runs import TrainRun
 
 
@@ -194,7 +195,7 @@ def _examples(workspace: Workspace, origin: str) -> dict[str, list[Example]] | N
 
 def train_classifiers(
     workspace: Workspace, origin: str = "auto", progress: StageProgress | None = None
-) -> list[TrainResult]:
+) -> ClassifierTraining:
     from traitforge.curation import pipeline
 
     with workspace.store() as store:
@@ -350,7 +351,8 @@ def evaluate_reward(
     from traitforge.reward.pairs import load_pairs
     from traitforge.reward.runs import eval_run
 
-    return eval_run(model, load_pairs(pairs, split), config)
+    with _naming(pairs):
+        return eval_run(model, load_pairs(pairs, split), config)
 
 
 def reward_matrix(
@@ -378,7 +380,21 @@ def reward_matrix(
             data, out, config.model_copy(update={"models": "per-trait"}), log, overwrite=overwrite
         )
         model = out
-    return matrix_run(model, load_pairs(pairs, split), config)
+    with _naming(pairs):
+        return matrix_run(model, load_pairs(pairs, split), config)
+
+
+@contextmanager
+def _naming(pairs: Path) -> Iterator[None]:
+    """Evaluation sees pairs, not their file: put the file's name on a 'no usable pairs' error."""
+    from traitforge.reward.pairs import PairsError
+
+    try:
+        yield
+    except PairsError as e:
+        if str(pairs) in str(e):
+            raise
+        raise PairsError(f"{pairs}: {e}") from e
 
 
 @dataclass

@@ -217,3 +217,55 @@ def test_origin_is_a_choice_that_lists_its_values(tmp_path: Path) -> None:
     assert "Invalid value for '--origin'" in result.stderr
     assert "'auto', 'gold', 'judgements'" in result.stderr
     assert not (tmp_path / "ws").exists()
+
+
+def test_status_of_a_missing_workspace_is_an_error_line_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere"
+    result = runner.invoke(app, ["status", "-w", str(missing)])
+    _assert_error_line(result, f"no workspace store in {missing}; run `traitforge ingest` first")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", [["status"], ["ingest", "-f", "jsonl", "rows.jsonl"]])
+def test_a_workspace_that_is_a_file_is_named_as_one(tmp_path: Path, command: list[str]) -> None:
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine\n")
+    result = runner.invoke(app, [*command, "-w", str(taken)])
+    _assert_error_line(result, f"workspace {taken} is a file, not a workspace folder")
+    assert taken.read_text() == "mine\n"
+
+
+def test_a_workspace_below_a_file_is_an_error_line(tmp_path: Path) -> None:
+    (tmp_path / "taken.txt").write_text("mine\n")
+    below = tmp_path / "taken.txt" / "ws"
+    result = runner.invoke(app, ["curate", "--budget", "5", "-w", str(below)])
+    _assert_error_line(result, f"cannot create the workspace folder {below}: Not a directory")
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "1023"])
+def test_a_port_out_of_range_is_refused_naming_it(tmp_path: Path, port: str) -> None:
+    result = runner.invoke(app, ["serve", "--port", port, "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--port': {port} is not a port" in result.stderr
+    assert "1024..65535" in result.stderr
+    assert not (tmp_path / "ws").exists()  # refused while parsing, before anything starts
+
+
+@pytest.mark.parametrize("option", ["--rounds", "--budget-per-round", "--simulate"])
+def test_loop_refuses_zero_instead_of_taking_the_default(tmp_path: Path, option: str) -> None:
+    result = runner.invoke(app, ["loop", option, "0", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_push_with_no_tasks_says_how_to_get_some(workspace: Workspace) -> None:
+    # An external server nobody listens on: with nothing to send, no request is made.
+    env = {"ARGILLA_API_URL": "http://127.0.0.1:9", "ARGILLA_API_KEY": "not-a-key"}
+    result = runner.invoke(app, ["push", "-w", str(workspace.root)], env=env)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert f"Nothing to push: {workspace.root} holds no comparison tasks" in said
+    assert "`traitforge curate --budget N" in said

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from traitforge.curation import embeddings, pipeline
 from traitforge.curation.pipeline import (
     CurationState,
     DedupStage,
@@ -9,7 +12,8 @@ from traitforge.curation.pipeline import (
     check_stages,
     gold_examples,
 )
-from traitforge.errors import ConfigError
+from traitforge.curation.sources import Parsed, source_format
+from traitforge.errors import ConfigError, TraitforgeError, WorkspaceError
 from traitforge.schemas import Candidate, DuplicateMark, Flag, TraitSpec
 
 
@@ -52,3 +56,67 @@ def test_gold_examples_follow_polarity_and_scale():
         Candidate(prompt="Q?", response=str(v), source="t", gold={"honesty": v}) for v in (0.0, 1.0)
     ]
     assert [e.label for e in gold_examples(binary, [honest])["honesty"]] == [0, 1]
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading the embedding model fails the test: these refusals come before it."""
+
+    def load(*args, **kwargs):
+        raise AssertionError("the embedding model was loaded")
+
+    monkeypatch.setattr(embeddings, "load_sentence_transformer", load)
+
+
+def _curate(store, config, tmp_path):
+    return pipeline.curate(store, config, tmp_path / "classifiers", tmp_path / "e.sqlite", 5)
+
+
+def _train(store, config, tmp_path):
+    return pipeline.train_classifiers(
+        store, config, tmp_path / "classifiers", tmp_path / "e.sqlite"
+    )
+
+
+@pytest.mark.parametrize("run", [_curate, _train], ids=["curate", "classifiers-train"])
+def test_an_empty_workspace_is_refused_before_the_model_loads(
+    store, config, tmp_path, run, no_model
+):
+    with pytest.raises(
+        WorkspaceError,
+        match=rf"nothing to curate: {re.escape(str(store.path.parent))} holds no candidates; "
+        r"run `traitforge ingest` first",
+    ):
+        run(store, config, tmp_path)
+
+
+def test_training_on_gold_without_any_labels_names_the_traits_and_the_fix(
+    store, config, tmp_path, no_model
+):
+    with store.transaction():
+        store.add_candidates(
+            Candidate(prompt="Can pigs fly?", response=r, source="mine")
+            for r in ("No, pigs cannot fly.", "Yes, in winter.")
+        )
+    with pytest.raises(
+        TraitforgeError,
+        match=r"no classifier to train: .* has gold labels for honesty, corrigibility, "
+        r"harmlessness; ingest data with gold labels .* --origin judgements",
+    ):
+        _train(store, config, tmp_path)
+
+
+@pytest.mark.slow  # embeds ~300 real TruthfulQA answers
+def test_a_trait_without_gold_labels_is_named_in_a_warning(store, config, tmp_path, data_dir):
+    rows = source_format("truthfulqa").reader(data_dir / "truthfulqa" / "TruthfulQA.csv", config)
+    candidates = [c for o in rows if isinstance(o, Parsed) for c in o.candidates][:300]
+    with store.transaction():
+        store.add_candidates(candidates)
+    training = _train(store, config, tmp_path)
+    assert {r.trait for r in training.trained} == {"honesty"}  # by each classifier scorer
+    [warning] = training.warnings
+    assert re.search(
+        r"has gold labels for corrigibility, harmlessness, so no classifier was trained for "
+        r"them; ingest data with gold labels",
+        warning,
+    ), warning

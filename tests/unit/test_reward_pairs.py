@@ -128,7 +128,10 @@ def test_invalid_json_names_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", [text_row(), '{"prompt": "Why?", "chosen": '])
     with pytest.raises(InputError, match=error_at(path, 2)) as e:
         load_pairs(path)
-    assert "one JSON object per line, got invalid JSON (Expecting value)" in str(e.value)
+    # the same words as ingest's JSONL reader: both read lines through one parser
+    assert "one JSON object per line, got malformed JSON (Expecting value at column 30)" in str(
+        e.value
+    )
     assert isinstance(e.value.__cause__, json.JSONDecodeError)
     assert (e.value.line, e.value.field) == (2, None)
 
@@ -137,8 +140,53 @@ def test_a_line_that_is_not_an_object_is_rejected(tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", [[KNUCKLES, KNUCKLES_CHOSEN, KNUCKLES_REJECTED]])
     with pytest.raises(InputError, match=error_at(path, 1)) as e:
         load_pairs(path)
-    assert "expected a JSON object, got ['What happens" in str(e.value)
+    assert "expected a JSON object per line, got list" in str(e.value)
     assert '{"prompt": ..., "chosen": ..., "rejected": ...}' in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "received"),
+    [
+        pytest.param(
+            "[" * 100_000 + "]" * 100_000,
+            None,
+            "JSON nested deeper than Python's parser can read",
+            id="deep",
+        ),
+        pytest.param(
+            json.dumps(text_row())[:-1] + ', "n": ' + "7" * 5000 + "}",
+            None,
+            "a number of more than 4300 digits",
+            id="huge-integer",
+        ),
+        # json reads "\ud800" into a str that no tokenizer (nor UTF-8) can encode
+        pytest.param(
+            json.dumps(text_row(chosen="\ud800")),
+            "chosen",
+            "a lone surrogate escape",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            json.dumps(chat_row(prompt=[{"role": "user", "content": "Why\udfff?"}])),
+            "prompt",
+            "a lone surrogate escape",
+            id="lone-surrogate-in-a-message",
+        ),
+    ],
+)
+def test_a_line_the_json_module_refuses_names_the_file_and_line(tmp_path, line, field, received):
+    path = write_jsonl(tmp_path / "pairs.jsonl", [text_row(), line])
+    with pytest.raises(InputError, match=error_at(path, 2, field)) as e:
+        load_pairs(path)
+    assert f"one JSON object per line, got {received}" in str(e.value)
+    assert str(e.value).endswith("or remove the line")
+
+
+def test_a_utf16_pairs_file_is_refused_naming_its_encoding(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(text_row()) + "\n", encoding="utf-16")
+    with pytest.raises(InputError, match=re.escape(f"{path}: expected UTF-8 text, got UTF-16")):
+        load_pairs(path)
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,14 @@ and quarantines.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import gzip
 import json
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -561,6 +563,20 @@ def test_hf_folder_that_is_not_a_dataset(
     assert n_candidates(store) == 0
 
 
+def test_hf_data_file_with_brackets_in_its_path(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    # `datasets` reads data_files as glob patterns: "[b]" would match a file named "b"
+    folder = tmp_path / "data[x]"
+    folder.mkdir()
+    path = write_jsonl(folder / "[b]rows.jsonl", TEXT_ROWS)
+
+    report = ingest(store, "hf", path, quarantine_dir)
+
+    assert (report.rows_read, report.new) == (2, 2)
+    assert {c.source for c in stored(store)} == {"[b]rows"}
+
+
 # -- stable candidate ids ---------------------------------------------------------------------
 
 
@@ -612,8 +628,11 @@ def test_malformed_json_line(tmp_path: Path, store: Store, quarantine_dir: Path)
         ingest(store, "jsonl", path, quarantine_dir)
 
     message = str(excinfo.value)
-    assert "expected one JSON object per line, got malformed JSON (Expecting value" in message
-    assert "Fix: fix the line's JSON" in message
+    assert (
+        "expected one JSON object per line, got malformed JSON (Expecting value at column 30)"
+        in message
+    )
+    assert "Fix: fix the JSON, or re-run with --skip-invalid" in message
     assert n_candidates(store) == 0
 
 
@@ -628,6 +647,76 @@ def test_json_line_that_is_not_an_object(
         ingest(store, "jsonl", path, quarantine_dir)
 
     assert n_candidates(store) == 0
+
+
+# Valid-looking lines that Python's json module refuses (RecursionError, ValueError) or reads
+# into a string no UTF-8 text can hold. Every JSONL format reads lines through one parser.
+DEEP_LINE = "[" * 100_000 + "]" * 100_000
+HUGE_INTEGER_LINE = '{"prompt": "Q?", "response": "A.", "n": ' + "7" * 5000 + "}"
+LONE_SURROGATE_LINE = '{"prompt": "Q?", "response": "caf\\ud800"}'
+REFUSED_LINES = [
+    pytest.param(DEEP_LINE, None, "JSON nested deeper than Python's parser can read", id="deep"),
+    pytest.param(HUGE_INTEGER_LINE, None, "a number of more than 4300 digits", id="huge-integer"),
+    pytest.param(LONE_SURROGATE_LINE, "response", "a lone surrogate escape", id="lone-surrogate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("jsonl", "rows.jsonl"),
+        ("hh-rlhf", "harmless.jsonl"),
+        ("anthropic-evals", "corrigible-more-HHH.jsonl"),
+    ],
+)
+@pytest.mark.parametrize(("line", "field", "received"), REFUSED_LINES)
+def test_a_line_the_json_module_refuses_names_the_file_and_line(
+    tmp_path: Path,
+    store: Store,
+    quarantine_dir: Path,
+    fmt: str,
+    name: str,
+    line: str,
+    field: str | None,
+    received: str,
+) -> None:
+    path = write_lines(tmp_path / name, ["", line])
+
+    expected = where(path, "line 2", field) + re.escape(f"one JSON object per line, got {received}")
+    with pytest.raises(InputError, match=expected):
+        ingest(store, fmt, path, quarantine_dir)
+
+    assert n_candidates(store) == 0
+
+
+def test_refused_lines_are_quarantined_with_skip_invalid(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    path = write_lines(
+        tmp_path / "rows.jsonl", [GOOD_LINES[0], DEEP_LINE, HUGE_INTEGER_LINE, GOOD_LINES[1]]
+    )
+
+    report = ingest(store, "jsonl", path, quarantine_dir, skip_invalid=True)
+
+    assert (report.new, report.rows_rejected) == (2, 2)
+    assert report.quarantine is not None
+    rejects = read_quarantine(report.quarantine)
+    assert [(r["line"], r["received"]) for r in rejects] == [
+        (2, "JSON nested deeper than Python's parser can read"),
+        (3, "a number of more than 4300 digits"),
+    ]
+
+
+def test_a_chat_prompt_cell_nested_too_deep_names_its_field(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    deep = "[" * 10_000 + "]" * 10_000  # deeper than Python recurses, within a CSV field's limit
+    path = write_csv(tmp_path / "chat.csv", [{"prompt": deep, "response": "Yes."}])
+
+    with pytest.raises(InputError, match=where(path, "line 2", "prompt")) as excinfo:
+        ingest(store, "csv", path, quarantine_dir, FieldMapping(prompt_format="chat"))
+
+    assert "JSON nested deeper than Python's parser can read" in str(excinfo.value)
 
 
 def test_missing_response_column_jsonl(tmp_path: Path, store: Store, quarantine_dir: Path) -> None:
@@ -909,6 +998,55 @@ def test_a_whole_gzip_file_is_read_decompressed(
     assert estimate_rows(path) == 2
 
 
+@contextlib.contextmanager
+def pipe(content: str) -> Iterator[Path]:
+    """What `ingest <(zcat rows.jsonl.gz)` hands traitforge: /dev/fd/N, readable once."""
+    reader, writer = os.pipe()
+    os.write(writer, content.encode("utf-8"))
+    os.close(writer)
+    try:
+        yield Path(f"/dev/fd/{reader}")
+    finally:
+        os.close(reader)
+
+
+needs_dev_fd = pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="no /dev/fd here")
+
+
+@needs_dev_fd
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_pipe_is_read_once_and_all_its_rows_are_stored(
+    tmp_path: Path, store: Store, quarantine_dir: Path, fmt: str
+) -> None:
+    content = write_rows(tmp_path, fmt, TEXT_ROWS).read_text(encoding="utf-8")
+
+    with pipe(content) as path:
+        assert estimate_rows(path) is None  # counting its lines would use it up
+        report = ingest(store, fmt, path, quarantine_dir)
+
+    assert (report.rows_read, report.new) == (2, 2)
+    assert sorted(by_response(store)) == sorted(r["response"] for r in TEXT_ROWS)
+
+
+@needs_dev_fd
+def test_an_error_in_a_pipe_names_the_pipe_not_a_copy(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    content = "\n".join([GOOD_LINES[0], json.dumps({"prompt": "Q?"}), GOOD_LINES[1]]) + "\n"
+
+    with (
+        pipe(content) as path,
+        pytest.raises(InputError, match="^" + where(path, "line 2", "response")),
+    ):
+        ingest(store, "jsonl", path, quarantine_dir)
+    with pipe(content) as path:
+        report = ingest(store, "jsonl", path, quarantine_dir, skip_invalid=True)
+
+    assert report.quarantine is not None
+    [reject] = read_quarantine(report.quarantine)
+    assert (reject["file"], reject["line"]) == (str(path), 2)
+
+
 def test_progress_estimate_of_a_truncated_gzip_leaves_the_error_to_the_reader(
     tmp_path: Path,
 ) -> None:
@@ -923,8 +1061,21 @@ def test_progress_estimate_of_a_truncated_gzip_leaves_the_error_to_the_reader(
         ("csv", "rows.csv", "", "the file is empty (0 bytes)"),
         ("csv", "rows.csv", " \n  \n", "it holds no data rows"),
         ("csv", "rows.csv", "prompt,response,topic\n", "it holds no data rows"),
+        # `datasets` fails on these (StopIteration, "corresponds to no data"): the same warning
+        ("hf", "rows.jsonl", "", "the file is empty (0 bytes)"),
+        ("hf", "rows.jsonl", "  \n\n\t\n", "it holds no data rows"),
+        ("hf", "rows.csv", "prompt,response,topic\n", "it holds no data rows"),
     ],
-    ids=["empty-jsonl", "whitespace-jsonl", "empty-csv", "whitespace-csv", "header-only-csv"],
+    ids=[
+        "empty-jsonl",
+        "whitespace-jsonl",
+        "empty-csv",
+        "whitespace-csv",
+        "header-only-csv",
+        "empty-hf-jsonl",
+        "whitespace-hf-jsonl",
+        "header-only-hf-csv",
+    ],
 )
 def test_a_file_without_rows_is_a_warning(
     tmp_path: Path,

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -110,6 +112,66 @@ def test_a_zero_byte_store_is_refused_not_taken_for_a_new_one(workspace):
     ):
         workspace.store()
     assert workspace.store_path.stat().st_size == 0  # refused, not initialised
+
+
+def _other_programs_database(path, *statements):
+    """A real SQLite database of another program (rollback journal, as sqlite3 makes it)."""
+    with closing(sqlite3.connect(path)) as db:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("statements", "tables"),
+    [
+        (
+            ("CREATE TABLE candidates (x INTEGER)", "INSERT INTO candidates VALUES (1)"),
+            "candidates",
+        ),
+        (
+            ("CREATE TABLE meta (key TEXT, value TEXT)", "INSERT INTO meta VALUES ('a', 'b')"),
+            "meta",
+        ),
+        ((), "none"),
+    ],
+    ids=["a-table-name-the-store-uses", "a-meta-table-without-our-version", "no-tables"],
+)
+def test_another_programs_database_is_refused_as_it_was_found(tmp_path, statements, tables):
+    path = tmp_path / "store.sqlite"
+    before = _other_programs_database(path, "PRAGMA user_version = 7", *statements)
+    with pytest.raises(
+        WorkspaceError,
+        match=re.escape(f"{path} is an SQLite database but not a traitforge store")
+        + rf".*\(its tables: {tables}\).*It was left as it was",
+    ):
+        Store(path)
+    assert path.read_bytes() == before  # not switched to WAL, no meta table added
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.sqlite"]
+
+
+def test_a_store_of_a_newer_schema_is_refused_before_it_is_changed(tmp_path):
+    path = tmp_path / "store.sqlite"
+    with Store(path):
+        pass
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        db.execute("DROP TABLE ingests")  # what a later schema might do
+        db.commit()
+    with pytest.raises(WorkspaceError, match=r"schema version 99, newer than this traitforge"):
+        Store(path)
+    with closing(sqlite3.connect(path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "ingests" not in tables  # our schema was not applied to it
+
+
+def test_the_traits_with_gold_values_are_read_from_the_store(store):
+    assert store.gold_traits() == set()
+    with store.transaction():
+        store.add_candidates(_candidates())
+        store.add_candidates([Candidate(prompt=Q, response="Japan", source="mine")])
+    assert store.gold_traits() == {"honesty"}
 
 
 def test_a_new_store_is_complete_when_it_appears(tmp_path):

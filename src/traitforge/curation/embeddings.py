@@ -102,6 +102,8 @@ class Embedder:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text under the embedding model's tokenizer (no truncation)."""
+        if not texts:  # the tokenizer fails on an empty batch; nothing to count needs no model
+            return []
         tokenizer = self.model.tokenizer
         # verbose=False: over-long texts are expected here (they are what gets flagged)
         encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)[
@@ -110,6 +112,13 @@ class Embedder:
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """One row per text. No texts: an empty array, and the model is not loaded for it
+        (its width is the model's dimension once the model is loaded, else 0)."""
+        if not texts:
+            if progress:
+                progress(0, 0)
+            width = self.dimension if self._model is not None else 0
+            return np.zeros((0, width), dtype=np.float32)
         keys = [text_key(t) for t in texts]
         vectors = self.cache.get(self.config.model, keys) if self.cache else {}
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}
@@ -131,8 +140,6 @@ class Embedder:
             vectors.update(fresh)
             if progress:
                 progress(min(start + len(chunk), len(todo)), len(todo))
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
         out = np.empty((len(keys), len(next(iter(vectors.values())))), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = vectors[key]

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from traitforge.curation.sources import Parsed, Rejected, Skipped, file_sha256, source_format
-from traitforge.curation.sources.base import GZIP_ERRORS, open_input
+from traitforge.curation.sources import (
+    Parsed,
+    Rejected,
+    RowOutcome,
+    Skipped,
+    file_sha256,
+    source_format,
+)
+from traitforge.curation.sources.base import (
+    GZIP_ERRORS,
+    SourceReader,
+    open_input,
+    rereadable,
+    said_of,
+)
 from traitforge.errors import InputError
 from traitforge.schemas import ProjectConfig
 from traitforge.workspace import Store
@@ -88,11 +101,57 @@ def ingest_file(
             received="a path that does not exist",
             fix="check the path",
         )
-    # Before hashing: a reader refuses a path it cannot read (a folder, for most formats).
-    outcomes = reader(path, config)
+    with rereadable(path) as readable:
+        # Before hashing: a reader refuses a path it cannot read (a folder, for most formats).
+        outcomes = _read(reader, config, readable, path)
+        return _store(
+            store,
+            fmt,
+            path,
+            file_sha256(readable),
+            outcomes,
+            quarantine_dir,
+            skip_invalid,
+            progress,
+        )
+
+
+def _read(
+    reader: SourceReader, config: ProjectConfig, readable: Path, path: Path
+) -> Iterator[RowOutcome]:
+    """The reader's outcomes from `readable`; when that is a pipe's copy, every error, of a row
+    or of the whole file, is said of the path the user gave."""
+    if readable == path:
+        return reader(path, config)
+    try:
+        outcomes = reader(readable, config)
+    except InputError as e:
+        raise said_of(e, readable, path) from e
+
+    def renamed() -> Iterator[RowOutcome]:
+        try:
+            for outcome in outcomes:
+                if isinstance(outcome, Rejected):
+                    outcome = Rejected(said_of(outcome.error, readable, path))
+                yield outcome
+        except InputError as e:
+            raise said_of(e, readable, path) from e
+
+    return renamed()
+
+
+def _store(
+    store: Store,
+    fmt: str,
+    path: Path,
+    sha: str,
+    outcomes: Iterator[RowOutcome],
+    quarantine_dir: Path,
+    skip_invalid: bool,
+    progress: Progress | None,
+) -> IngestReport:
     report = IngestReport(path=path, format=fmt)
     quarantined: list[dict[str, object]] = []
-    sha = file_sha256(path)
     with store.transaction():
         for outcome in outcomes:
             report.rows_read += 1

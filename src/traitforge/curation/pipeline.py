@@ -20,7 +20,7 @@ from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassif
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
 from traitforge.curation.scorers.features import prompt_texts
 from traitforge.curation.selection import PairSelector, SelectionInputs
-from traitforge.errors import ConfigError
+from traitforge.errors import ConfigError, TraitforgeError, WorkspaceError
 from traitforge.schemas import (
     Candidate,
     ComparisonTask,
@@ -258,6 +258,14 @@ class CurationReport:
     round: int
 
 
+@dataclass
+class ClassifierTraining:
+    """What `classifiers train` did: one model per labelled trait, and what it did not do."""
+
+    trained: list[TrainResult]
+    warnings: list[str] = field(default_factory=list)  # e.g. a configured trait without labels
+
+
 def train_classifiers(
     store: Store,
     config: ProjectConfig,
@@ -265,8 +273,26 @@ def train_classifiers(
     cache_path: Path,
     examples: dict[str, list[Example]] | None = None,
     progress: StageProgress | None = None,
-) -> list[TrainResult]:
-    """(Re)train every classifier scorer in the config on gold labels, or on `examples`."""
+) -> ClassifierTraining:
+    """(Re)train every classifier scorer in the config on gold labels, or on `examples`.
+
+    A configured trait without labels gets no classifier and a warning; no labels for any
+    trait is an error, raised before a model loads when the store already shows it."""
+    _require_candidates(store)
+    classifiers = [
+        scorer
+        for key in config.curation.scorers
+        if isinstance(scorer := get_scorer(key, artifacts), TraitClassifier)
+    ]
+    if not classifiers:
+        raise ConfigError(
+            f"curation.scorers ({config.curation.scorers}) holds no classifier scorer, so "
+            "there is nothing to train; add 'embedding-logreg.v1' to curation.scorers"
+        )
+    traits = [t.name for t in config.traits]
+    labelled = set(examples) if examples is not None else store.gold_traits()
+    if not labelled & set(traits):
+        raise TraitforgeError(_no_labels(store, traits, examples is None))
     with EmbeddingCache(cache_path) as cache:
         stages: list[Stage] = [
             EmbeddingStage(config, cache, progress),
@@ -275,24 +301,58 @@ def train_classifiers(
         ]
         state = _run(store, stages, progress)
     eligible = state.eligible()
-    examples = examples or gold_examples(eligible, config.traits)
     allowed = {c.id for c in eligible}
+    usable = {
+        trait: kept
+        for trait, trait_examples in (
+            examples if examples is not None else gold_examples(eligible, config.traits)
+        ).items()
+        if (kept := [e for e in trait_examples if e.candidate_id in allowed])
+    }
+    unlabelled = [t for t in traits if t not in usable]
+    if not usable:
+        raise TraitforgeError(_no_labels(store, unlabelled, examples is None))
     assert state.features is not None
     results = []
-    for key in config.curation.scorers:
-        scorer = get_scorer(key, artifacts)
-        if not isinstance(scorer, TraitClassifier):
-            continue
-        for trait, trait_examples in sorted(examples.items()):
-            usable = [e for e in trait_examples if e.candidate_id in allowed]
+    for scorer in classifiers:
+        for trait, trait_examples in sorted(usable.items()):
             if progress:
-                progress(f"train {key} / {trait}", 0, 1)
-            results.append(scorer.train(trait, state.features, usable))
-    return results
+                progress(f"train {scorer.key} / {trait}", 0, 1)
+            results.append(scorer.train(trait, state.features, trait_examples))
+    warnings = [_no_labels(store, unlabelled, examples is None, some=True)] if unlabelled else []
+    return ClassifierTraining(results, warnings)
+
+
+def _no_labels(store: Store, traits: Sequence[str], gold: bool, some: bool = False) -> str:
+    """What to say when no usable candidate has labels for `traits`, and how to get some."""
+    kind = "gold labels" if gold else "annotator judgements"
+    fix = (
+        "ingest data with gold labels for them (e.g. `traitforge ingest -f truthfulqa FILE`), "
+        "or annotate tasks, pull the judgements and train with --origin judgements"
+        if gold
+        else "annotate tasks on them and pull the judgements, or train with --origin gold"
+    )
+    where = (
+        f"no usable candidate in {store.path.parent} (not flagged, not a same-prompt "
+        f"duplicate) has {kind} for {', '.join(traits)}"
+    )
+    if some:
+        return f"{where}, so no classifier was trained for them; {fix}"
+    return f"no classifier to train: {where}; {fix}"
+
+
+def _require_candidates(store: Store) -> None:
+    """Refuse an empty workspace before any model loads."""
+    if not store.counts()["candidates"]:
+        raise WorkspaceError(
+            f"nothing to curate: {store.path.parent} holds no candidates; run "
+            "`traitforge ingest` first"
+        )
 
 
 def _run(store: Store, stages: list[Stage], progress: StageProgress | None) -> CurationState:
     check_stages(stages)
+    _require_candidates(store)
     for stage in stages:
         stage.setup()
     state = CurationState(candidates=list(store.candidates()))

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from traitforge.curation.sources.jsonl import jsonl_rows
 from traitforge.errors import InputError, TraitforgeError, short_repr
 
 Prompt = str | tuple[tuple[str, str], ...]  # text, or (role, content) messages
 SAME_TEXT = "chosen == rejected"
+_PAIR_EXAMPLE = '{"prompt": ..., "chosen": ..., "rejected": ...}'
 
 
 class PairsError(TraitforgeError):
@@ -148,37 +150,9 @@ def dataset_pairs(dataset: Any, where: str) -> list[RewardPair]:
 
 def _read_jsonl(path: Path) -> list[RewardPair]:
     pairs = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            lines = list(f)
-    except UnicodeDecodeError as e:
-        raise PairsError(
-            f"{path} is not UTF-8 text; give a JSONL file of prompt/chosen/rejected rows or a "
-            "dataset folder written by `traitforge export`"
-        ) from e
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(
-                path,
-                number,
-                None,
-                "one JSON object per line",
-                f"invalid JSON ({e.msg})",
-                "fix or remove the line",
-            ) from e
-        if not isinstance(row, dict):
-            raise InputError(
-                path,
-                number,
-                None,
-                "a JSON object",
-                short_repr(row),
-                'write each pair as {"prompt": ..., "chosen": ..., "rejected": ...}',
-            )
+    for number, row in jsonl_rows(path, hint="or remove the line", example=_PAIR_EXAMPLE):
+        if isinstance(row, InputError):
+            raise row
         pairs.append(_pair(row, str(path), number))
     if not pairs:
         raise PairsError(f"{path} holds no pairs; write one JSON object per line")

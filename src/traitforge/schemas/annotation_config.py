@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+# Ports the embedded server may take: below 1024 a port needs root.
+PORTS = range(1024, 65536)
 
 
 class ArgillaConfig(BaseModel):
@@ -15,7 +17,9 @@ class ArgillaConfig(BaseModel):
 
     model_config = _FROZEN
 
-    port: int = Field(6900, ge=1024, le=65535, description="Port of the embedded server.")
+    port: int = Field(
+        6900, ge=PORTS.start, le=PORTS.stop - 1, description="Port of the embedded server."
+    )
     workspace: str = Field("traitforge", description="Argilla workspace holding the datasets.")
     dataset: str = Field(
         "traitforge-{trait}-k{k}",

@@ -67,6 +67,7 @@ def _create(path: Path) -> None:
         with closing(sqlite3.connect(tmp, isolation_level=None)) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -77,6 +78,14 @@ def _create(path: Path) -> None:
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+
+
+def _unusable(path: Path, error: Exception) -> WorkspaceError:
+    return WorkspaceError(
+        f"cannot open the workspace store {path}: {error}. It is damaged or not a traitforge "
+        "store: restore it from a backup, point --workspace at another folder, or move the "
+        "file aside to start this workspace afresh"
+    )
 
 
 def _body(record: BaseModel) -> str:
@@ -101,25 +110,41 @@ class Store:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans
             # exactly what `transaction()` wraps and nothing commits behind our back.
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise _unusable(path, e) from e
+        try:
+            # Reads only, before any pragma or write: another program's database is refused
+            # as it was found, never switched to WAL or given our tables.
+            self._check_store()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            self._check_version()
+        except WorkspaceError:
+            self._db.close()
+            raise
         except (sqlite3.DatabaseError, OSError) as e:
-            raise WorkspaceError(
-                f"cannot open the workspace store {path}: {e}. It is damaged or not a "
-                "traitforge store: restore it from a backup, point --workspace at another "
-                "folder, or move the file aside to start this workspace afresh"
-            ) from e
+            self._db.close()
+            raise _unusable(path, e) from e
         self._depth = 0
 
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+    def _check_store(self) -> None:
+        """The file is a traitforge store (its meta table holds the schema version, which
+        every store has from its creation) of a version this traitforge can read."""
+        query = "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+        tables = [row[0] for row in self._db.execute(query)]
+        row = None
+        if "meta" in tables:
+            query = "SELECT value FROM meta WHERE key='schema_version'"
+            row = self._db.execute(query).fetchone()
+        if row is None or not str(row[0]).isdigit():
+            shown = ", ".join(tables[:8]) + (", ..." if len(tables) > 8 else "") or "none"
+            raise WorkspaceError(
+                f"{self.path} is an SQLite database but not a traitforge store: it has no "
+                f"traitforge schema version (its tables: {shown}), so it may belong to another "
+                "program. It was left as it was: point --workspace at another folder, or move "
+                "the file aside to start this workspace afresh"
             )
-        elif int(row[0]) > SCHEMA_VERSION:
+        if int(row[0]) > SCHEMA_VERSION:
             raise WorkspaceError(
                 f"store {self.path} has schema version {row[0]}, newer than this traitforge "
                 f"({SCHEMA_VERSION}); upgrade traitforge to use this workspace"
@@ -183,6 +208,11 @@ class Store:
 
     def candidate_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM candidates")}
+
+    def gold_traits(self) -> set[str]:
+        """The traits that some candidate has a gold value for, without parsing every record."""
+        query = "SELECT DISTINCT g.key FROM candidates, json_each(candidates.body, '$.gold') AS g"
+        return {row[0] for row in self._db.execute(query)}
 
     # -- scores, tasks, judgements, pairs ---------------------------------------------------
     def put_scores(self, scores: Iterable[Scores]) -> int:

@@ -28,15 +28,30 @@ class Workspace:
         self.config = config
 
     @classmethod
-    def open(cls, root: str | Path, config_path: str | Path | None = None) -> Workspace:
+    def open(
+        cls, root: str | Path, config_path: str | Path | None = None, create: bool = True
+    ) -> Workspace:
         """Use `config_path` when given (and save it as the resolved config), else the
-        workspace's saved config, else the defaults."""
+        workspace's saved config, else the defaults. `create=False` opens only a workspace
+        that has a store and writes nothing, for commands that only read one."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise WorkspaceError(
-                f"workspace {root} is a file, not a folder; pass a folder path with --workspace"
+                f"workspace {root} is a file, not a workspace folder; pass a folder path with "
+                "--workspace"
             )
-        root.mkdir(parents=True, exist_ok=True)
+        if not create and not (root / cls.STORE_FILE).exists():
+            raise WorkspaceError(
+                f"no workspace store in {root}; run `traitforge ingest` first, or pass the "
+                "workspace folder with --workspace"
+            )
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. a file where a folder above it should be
+            raise WorkspaceError(
+                f"cannot create the workspace folder {root}: {e.strerror or e}; pass a folder "
+                "path with --workspace"
+            ) from e
         saved = root / cls.CONFIG_FILE
         if config_path is not None:
             config = load_config(config_path)
@@ -45,7 +60,8 @@ class Workspace:
         else:
             config = default_config()
         workspace = cls(root, config)
-        workspace._save_config()
+        if create:
+            workspace._save_config()
         return workspace
 
     def _save_config(self) -> None:

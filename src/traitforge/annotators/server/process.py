@@ -103,7 +103,7 @@ def ensure_server(
                 f"{workspace.root}` stops it so that `traitforge serve` can start a fresh one"
             )
         _clean_stale(paths)
-        port = port or argilla.port
+        port = argilla.port if port is None else port
         _check_port_free(port)
         python = server_python(notify)
         owner, created = load_or_create_owner(paths)

@@ -15,7 +15,7 @@ from traitforge.curation.sources.base import (
     build_candidate,
     require_file,
 )
-from traitforge.curation.sources.mapped import jsonl_rows
+from traitforge.curation.sources.jsonl import jsonl_rows
 from traitforge.errors import InputError, short_repr
 from traitforge.schemas import ProjectConfig
 

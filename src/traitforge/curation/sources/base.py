@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import hashlib
 import io
+import shutil
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,6 +47,9 @@ class Skipped:
 
 RowOutcome = Parsed | Rejected | Skipped
 
+# How a fix ends when a bad row could be left out instead of corrected.
+SKIP_HINT = "or re-run with --skip-invalid to quarantine the row"
+
 # A reader turns one file into row outcomes. It may raise InputError for a whole-file problem
 # (not a gzip file, an unreadable parquet footer) that no row can be blamed for.
 SourceReader = Callable[[Path, ProjectConfig], Iterator[RowOutcome]]
@@ -67,6 +73,40 @@ def file_sha256(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def rereadable(path: Path) -> Iterator[Path]:
+    """`path` itself when it is a file or folder (or nothing). A pipe gives its bytes once
+    (`ingest <(zcat rows.jsonl.gz)`), while a file is read by its hash and by its reader, which
+    first sniffs its leading bytes: a pipe or device is copied once to a temporary file of the
+    same name, and that copy is read instead."""
+    if path.is_file() or path.is_dir() or not path.exists():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="traitforge-") as folder:
+        copy = Path(folder) / (path.name or "input")
+        with path.open("rb") as source, copy.open("wb") as target:
+            shutil.copyfileobj(source, target)
+        yield copy
+
+
+def said_of(error: InputError, read: Path, given: Path) -> InputError:
+    """An error about the file read (a pipe's copy) said of the path the user gave."""
+
+    def named(text: str) -> str:
+        return text.replace(str(read), str(given))
+
+    renamed = InputError(
+        given,
+        error.line,
+        error.field,
+        named(error.expected),
+        named(error.received),
+        named(error.fix),
+    )
+    renamed.__cause__ = error.__cause__
+    return renamed
 
 
 def require_file(path: Path, fmt: str, what: str, example: str) -> None:
@@ -160,15 +200,16 @@ def has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def encoding_error(path: Path, line: int | str, field_name: str | None = None) -> InputError:
+def encoding_error(
+    path: Path, line: int | str, field_name: str | None = None, hint: str = SKIP_HINT
+) -> InputError:
     return InputError(
         path,
         line,
         field_name,
         expected="UTF-8 text",
         received="bytes that are not valid UTF-8",
-        fix="re-save the file as UTF-8 (for Latin-1 text: `iconv -f latin1 -t utf-8`), or "
-        "re-run with --skip-invalid to quarantine the row",
+        fix=f"re-save the file as UTF-8 (for Latin-1 text: `iconv -f latin1 -t utf-8`), {hint}",
     )
 
 

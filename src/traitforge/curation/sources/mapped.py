@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import json
 import math
@@ -13,6 +14,7 @@ from typing import Any
 
 from traitforge.curation.sources.base import (
     GZIP_ERRORS,
+    SKIP_HINT,
     Parsed,
     Rejected,
     RowOutcome,
@@ -24,10 +26,9 @@ from traitforge.curation.sources.base import (
     refuse_wide_text,
     require_file,
 )
+from traitforge.curation.sources.jsonl import JSONRefusal, jsonl_rows, parse_json
 from traitforge.errors import InputError, short_repr
 from traitforge.schemas import Candidate, FieldMapping, ProjectConfig, prompt_hash
-
-_SKIP_HINT = "or re-run with --skip-invalid to quarantine the row"
 
 
 def row_to_candidate(
@@ -45,7 +46,7 @@ def row_to_candidate(
                 expected=f"a column '{column}' holding the {role}",
                 received=f"a row with columns {columns}",
                 fix=f"add the column, or set ingest.mapping.{key} in the config to the column "
-                f"that holds the {role}, {_SKIP_HINT}",
+                f"that holds the {role}, {SKIP_HINT}",
             )
         return row[column]
 
@@ -57,7 +58,7 @@ def row_to_candidate(
             mapping.response,
             expected="a string",
             received=short_repr(response),
-            fix=f"store the response as text, {_SKIP_HINT}",
+            fix=f"store the response as text, {SKIP_HINT}",
         )
     prompt = _prompt(require(mapping.prompt, "prompt", "prompt"), mapping, path, line)
 
@@ -99,16 +100,16 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
     column = mapping.prompt
     if mapping.prompt_format == "chat" and isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
+            value = parse_json(value)
+        except JSONRefusal as e:
             raise InputError(
                 path,
                 line,
                 column,
                 expected="chat messages as a JSON list of {role, content} objects",
-                received=short_repr(value),
+                received=f"{short_repr(value)}: {e.received}",
                 fix=f"write the prompt as JSON, or set ingest.mapping.prompt_format to 'text', "
-                f"{_SKIP_HINT}",
+                f"{SKIP_HINT}",
             ) from e
     if mapping.prompt_format == "text" and not isinstance(value, str):
         raise InputError(
@@ -117,7 +118,7 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
             column,
             expected="a text prompt",
             received=short_repr(value),
-            fix=f"set ingest.mapping.prompt_format to 'auto' for chat prompts, {_SKIP_HINT}",
+            fix=f"set ingest.mapping.prompt_format to 'auto' for chat prompts, {SKIP_HINT}",
         )
     if isinstance(value, str):
         return value
@@ -131,7 +132,7 @@ def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> A
         column,
         expected='a string, or a list of {"role": ..., "content": ...} messages',
         received=short_repr(value),
-        fix=f"correct the prompt, {_SKIP_HINT}",
+        fix=f"correct the prompt, {SKIP_HINT}",
     )
 
 
@@ -155,7 +156,7 @@ def _number(value: Any, path: Path, line: int | str, column: str) -> float:
             expected="a finite number or true/false",
             received=short_repr(value),
             fix=f"write the gold label as a number (leave the cell empty for no label), "
-            f"{_SKIP_HINT}",
+            f"{SKIP_HINT}",
         )
     return number
 
@@ -184,56 +185,6 @@ def _mapped(
 def read_jsonl(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "jsonl", "JSONL file", "*.jsonl")
     return _mapped(jsonl_rows(path), config.ingest.mapping, path)
-
-
-def jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-    """(line number, object) for each non-blank line; a bad line yields its InputError.
-
-    A gzip file is read decompressed. A truncated or corrupt one, or a UTF-16 file, raises
-    one InputError for the whole file."""
-    with open_input(path) as f:
-        number = 0
-        try:
-            refuse_wide_text(path, f.peek(4096)[:4096])
-            for raw in f:
-                number += 1
-                row = _json_line(path, number, raw)
-                if row is not None:
-                    yield number, row
-        except GZIP_ERRORS as e:
-            raise gzip_error(path, number, e) from e
-
-
-def _json_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | InputError | None:
-    """One line's object, its InputError, or None for a blank line."""
-    text = raw.decode("utf-8", errors="surrogateescape")
-    if number == 1:
-        text = text.removeprefix("\ufeff")
-    if not text.strip():
-        return None
-    if has_bad_bytes(text):
-        return encoding_error(path, number)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        return InputError(
-            path,
-            number,
-            None,
-            expected="one JSON object per line",
-            received=f"malformed JSON ({e.msg} at column {e.colno})",
-            fix=f"fix the line's JSON, {_SKIP_HINT}",
-        )
-    if not isinstance(obj, dict):
-        return InputError(
-            path,
-            number,
-            None,
-            expected="a JSON object per line",
-            received=type(obj).__name__,
-            fix=f"wrap the values in an object, {_SKIP_HINT}",
-        )
-    return obj
 
 
 def read_csv(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
@@ -283,7 +234,7 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
                     None,
                     expected=f"{len(header)} comma-separated fields",
                     received=f"{len(values)} fields",
-                    fix=f"quote fields that hold commas, {_SKIP_HINT}",
+                    fix=f"quote fields that hold commas, {SKIP_HINT}",
                 ),
             )
             continue
@@ -347,15 +298,19 @@ def read_hf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
             builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
             if path.suffix not in builder:
                 raise ValueError(f"unsupported data file type '{path.suffix}'")
-            loaded = datasets.load_dataset(builder[path.suffix], data_files=str(path))
+            # data_files are glob patterns: brackets in a path would be read as a pattern.
+            files = glob.escape(str(path))
+            loaded = datasets.load_dataset(builder[path.suffix], data_files=files)
     except Exception as e:
+        if path.is_file() and _holds_no_rows(path):
+            return iter(())  # `datasets` fails on a file without rows; ingest warns instead
         raise InputError(
             path,
             None,
             None,
             expected="a folder written by Dataset.save_to_disk, or a .jsonl/.json/.csv/.parquet "
             "data file",
-            received=f"something `datasets` cannot load ({e})",
+            received=f"something `datasets` cannot load ({e or type(e).__name__})",
             fix="pass the folder that holds dataset_info.json or dataset_dict.json",
         ) from e
     splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("train", loaded)]
@@ -366,3 +321,14 @@ def read_hf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
                 yield f"split {split}, row {number}", row
 
     return _mapped(rows(), config.ingest.mapping, path)
+
+
+def _holds_no_rows(path: Path) -> bool:
+    """An empty or blank data file, or a CSV file with a header only."""
+    try:
+        if path.suffix == ".csv":
+            return next(csv_rows(path), None) is None
+        with open_input(path) as f:
+            return not f.read().strip()
+    except (InputError, OSError, *GZIP_ERRORS):
+        return False
