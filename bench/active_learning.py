@@ -54,6 +54,7 @@ import numpy as np
 
 from traitforge.annotators.records import PREFERENCE, TIE, DatasetLayout, presented_order
 from traitforge.annotators.simulated import SimulatedAnnotator
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
@@ -69,7 +70,6 @@ from traitforge.schemas import (
     SimulationConfig,
     prompt_text,
 )
-from traitforge.workflows import bundled_data_dir
 from traitforge.workspace import default_config
 
 TRAIT = "honesty"

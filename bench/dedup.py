@@ -33,11 +33,11 @@ from typing import TypeVar
 import faiss
 import numpy as np
 
+from traitforge.app.workflows import BUNDLED_INPUTS, bundled_data_dir
 from traitforge.curation.dedup import NearDuplicateFinder, build_index, search_neighbours
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Candidate, DedupConfig, EmbeddingConfig
-from traitforge.workflows import BUNDLED_INPUTS, bundled_data_dir
 from traitforge.workspace import default_config
 
 NOISE = 0.005  # per-dimension sigma: cosine(copy, original) is about 1 / sqrt(1 + 384 sigma^2)

@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from traitforge.app.workflows import BUNDLED_INPUTS, bundled_data_dir
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.scorers.features import prompt_texts
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Candidate, EmbeddingConfig
-from traitforge.workflows import BUNDLED_INPUTS, bundled_data_dir
 from traitforge.workspace import default_config
 
 

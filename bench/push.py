@@ -26,9 +26,9 @@ import uuid
 from pathlib import Path
 
 from tiled_data import tiled_truthfulqa, truthfulqa_rows
-from traitforge import workflows
 from traitforge.annotators import argilla_backend, server
 from traitforge.annotators.records import VECTOR, DatasetLayout, task_record
+from traitforge.app import workflows
 from traitforge.schemas import Candidate, ComparisonTask, ProjectConfig, Suggestion
 from traitforge.schemas.records import prompt_text
 from traitforge.workspace import Workspace

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from traitforge.app.workflows import bundled_data_dir, export, ingest
 from traitforge.reward.backbone import device_settings, load_for_training, resolve_backbone
 from traitforge.reward.encoding import Encoded, PairEncoder
 from traitforge.reward.evaluation import evaluate
@@ -43,7 +44,6 @@ from traitforge.reward.model import RewardModel
 from traitforge.reward.pairs import Prompt, RewardPair, load_splits, prompt_as_text
 from traitforge.reward.training import fit, optimization_settings
 from traitforge.schemas import RewardConfig
-from traitforge.workflows import bundled_data_dir, export, ingest
 from traitforge.workspace import Workspace
 
 GOAL_SPEEDUP = 1.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from traitforge.workflows import bundled_data_dir
+from traitforge.app.workflows import bundled_data_dir
 
 
 def truthfulqa_rows() -> list[dict[str, str]]:

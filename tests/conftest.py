@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.schemas import ProjectConfig
-from traitforge.workflows import bundled_data_dir
 from traitforge.workspace import Store, Workspace, default_config
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from traitforge import workflows
 from traitforge.annotators.records import CANDIDATE_ORDER
 from traitforge.annotators.server import add_annotators, owner_connection
+from traitforge.app import workflows
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import ArgillaConfig, ComparisonTask, Suggestion
 from traitforge.workspace import Workspace

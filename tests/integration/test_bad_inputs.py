@@ -35,7 +35,7 @@ import pytest
 
 from traitforge import __version__
 from traitforge.annotators.server import free_port
-from traitforge.workflows import bundled_data_dir
+from traitforge.app.workflows import bundled_data_dir
 
 pytestmark = pytest.mark.integration
 

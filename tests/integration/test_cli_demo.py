@@ -133,7 +133,7 @@ def test_export_options_from_the_cli(tmp_path):
     data = Path(datasets.__file__)  # any file: proves --format is validated first
     bad_format = run_cli("ingest", "-w", str(ws), "--format", "xml", str(data), check=False)
     assert "unknown input format 'xml'" in bad_format.stderr
-    from traitforge.workflows import bundled_data_dir
+    from traitforge.app.workflows import bundled_data_dir
 
     tqa = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
     run_cli("ingest", "-w", str(ws), "--format", "truthfulqa", str(tqa))

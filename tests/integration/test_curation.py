@@ -14,12 +14,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tests.integration.test_cli_demo import run_cli
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier
 from traitforge.curation.scorers.features import prompt_texts
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import EmbeddingConfig
-from traitforge.workflows import bundled_data_dir
 from traitforge.workspace import Store, default_config
 
 pytestmark = pytest.mark.integration

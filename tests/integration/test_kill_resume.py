@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from traitforge.workflows import bundled_data_dir
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.workspace import Store
 
 pytestmark = pytest.mark.integration

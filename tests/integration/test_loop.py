@@ -17,8 +17,8 @@ import pytest
 
 from tests.integration.test_cli_demo import TRAITFORGE, _data_files, run_cli
 from traitforge.annotators.server import free_port
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.schemas import LoopRound
-from traitforge.workflows import bundled_data_dir
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from tests.integration.browser import (
     report_page,
 )
 from tests.unit.test_loop_report import report_data
-from traitforge.loop_report import write_workspace_report
+from traitforge.app.report import write_workspace_report
 
 pytestmark = pytest.mark.integration
 

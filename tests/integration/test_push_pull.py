@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from traitforge import workflows
 from traitforge.annotators.argilla_backend import ArgillaAPI, prompt_vectors, push_stage
 from traitforge.annotators.records import CANDIDATE_ORDER, presented_order
 from traitforge.annotators.server import add_annotators, owner_connection
+from traitforge.app import workflows
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import ArgillaConfig, Candidate, ComparisonTask, Suggestion
 from traitforge.schemas.records import prompt_text

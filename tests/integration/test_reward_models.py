@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tests.integration.test_cli_demo import run_cli
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.reward.model import RewardModel, RewardModelSet
 from traitforge.reward.pairs import RewardPair
 from traitforge.reward.training import fit
 from traitforge.schemas import RewardConfig
-from traitforge.workflows import bundled_data_dir
 from traitforge.workspace import Workspace
 
 pytestmark = pytest.mark.integration

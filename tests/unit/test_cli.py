@@ -16,7 +16,8 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from traitforge.cli import _friendly_errors, _log, _progress, app
+from traitforge.cli import app
+from traitforge.cli._app import bar_logger, friendly_errors, progress_bars
 from traitforge.workspace import Workspace
 
 runner = CliRunner()
@@ -76,9 +77,9 @@ def test_error_naming_a_path_prints_it_as_written(tmp_path: Path, parts: tuple[s
 def test_progress_descriptions_and_loop_messages_print_as_written(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with _progress() as bars:
+    with progress_bars() as bars:
         bars.stage(f"{MARKUP} {EMOJI}", 1, 2)  # a stage named after a file or an annotator
-        _log(bars)(f"round 1: {MARKUP} {EMOJI}")
+        bar_logger(bars)(f"round 1: {MARKUP} {EMOJI}")
     out = capsys.readouterr().out
     assert f"{MARKUP} {EMOJI} " in out and f"round 1: {MARKUP} {EMOJI}\n" in out
 
@@ -139,7 +140,7 @@ probe = typer.Typer(pretty_exceptions_enable=False)
 
 @probe.command()
 def read(path: Path, how: str) -> None:
-    with _friendly_errors():
+    with friendly_errors():
         if how == "gzip":
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 f.read()

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from traitforge import workflows
 from traitforge.annotators.aggregation import DropCounter, RankedGroup
+from traitforge.app import workflows
 from traitforge.cli import app
 from traitforge.errors import ConfigError, ExportError, OutputError
 from traitforge.exports import build_pairs, export_dataset

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from traitforge import workflows
+from traitforge.app import workflows
 from traitforge.errors import OutputError
 from traitforge.schemas import RewardConfig
 from traitforge.workspace import Workspace

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from traitforge import workflows
+from traitforge.app import workflows
 from traitforge.curation import generation
 from traitforge.curation.generation import (
     API_KEY_ENV,

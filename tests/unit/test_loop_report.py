@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from traitforge.annotators.agreement import agreement_report
-from traitforge.loop_report import (
+from traitforge.app.report import (
     WorkspaceReportData,
     render_workspace_report,
     write_workspace_report,

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 
-from traitforge import cli
+from traitforge.cli import render
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import calibration, evaluate, generalization_matrix
 from traitforge.reward.pairs import PairsError, RewardPair
@@ -225,7 +225,7 @@ def test_the_matrix_skips_same_text_pairs_too():
 def test_the_summary_card_and_report_say_how_many_pairs_were_skipped(capsys):
     report = evaluate(length_reward, PAIRS + SAME, bootstrap_samples=200)
 
-    cli._print_evaluation(report)
+    render.print_evaluation(report)
     assert "Skipped, not scored: chosen == rejected: 2" in capsys.readouterr().out
     html = render_report("evaluation", evaluation=report)
     assert "<p>Pairs skipped, not scored: chosen == rejected: 2.</p>" in html

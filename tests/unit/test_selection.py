@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from traitforge.app.workflows import bundled_data_dir
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Scores, SelectionConfig
-from traitforge.workflows import bundled_data_dir
 
 N_PROMPTS = 60
 

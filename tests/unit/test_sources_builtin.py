@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from traitforge import workflows
+from traitforge.app import workflows
 from traitforge.curation.ingest import ingest_file
 from traitforge.curation.sources import Parsed, Rejected, Skipped, source_format
 from traitforge.curation.sources.anthropic_evals import split_options

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from traitforge import loop, workflows
+from traitforge.app import loop, workflows
 from traitforge.cli import app
 from traitforge.errors import WorkspaceError
 from traitforge.workspace import Workspace, dump_config, workspace_lock

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from traitforge import workflows
+from traitforge.app import workflows
 from traitforge.errors import TraitforgeError
 from traitforge.schemas import LoopRound, ProjectConfig
 from traitforge.schemas.loop import STEPS
@@ -28,9 +28,9 @@ from traitforge.workspace.lock import LOOP_LOCK_FILE, lock_released
 
 if TYPE_CHECKING:
     from traitforge.annotators.argilla_backend import DatasetProgress
+    from traitforge.app.report import WorkspaceReportData
     from traitforge.curation.ingest import IngestReport
     from traitforge.curation.pipeline import StageProgress
-    from traitforge.loop_report import WorkspaceReportData
     from traitforge.reward.pairs import RewardPair
 
 Log = Callable[[str], None]
@@ -295,7 +295,7 @@ def _annotator_shares(
 
 def report_data(workspace: Workspace, records: list[LoopRound]) -> WorkspaceReportData:
     """What the workspace report shows, read from the store and the round records."""
-    from traitforge.loop_report import WorkspaceReportData
+    from traitforge.app.report import WorkspaceReportData
 
     with workspace.store() as store:
         counts = store.counts()
@@ -331,7 +331,7 @@ def write_reports(
     workspace: Workspace, records: Sequence[LoopRound], number: int | None = None
 ) -> Path:
     """The workspace report (W/report.html), and the round's own when `number` is given."""
-    from traitforge.loop_report import write_workspace_report
+    from traitforge.app.report import write_workspace_report
 
     data = report_data(workspace, list(records))
     if number is not None:

@@ -1,0 +1,202 @@
+"""Data commands: ingest, curate, classifiers, export, status."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from traitforge import __version__
+from traitforge.app import workflows
+from traitforge.cli._app import (
+    ConfigOpt,
+    OverwriteOpt,
+    WorkspaceOpt,
+    app,
+    console,
+    friendly_errors,
+    progress_bars,
+)
+from traitforge.cli.render import (
+    print_agreement,
+    print_annotation_progress,
+    print_curation,
+    print_export,
+    print_ingest,
+    print_training,
+)
+from traitforge.curation.sources import FORMATS
+from traitforge.schemas import ExportConfig
+from traitforge.schemas.config import EXPORT_FORMATS, parse_strategy
+from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
+from traitforge.workspace.config_file import default_config_text
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Input files (or dataset folders).")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Input format: "
+            + "; ".join(f"{name}: {f.help}" for name, f in FORMATS.items())
+            + "; generate: a prompts file (.jsonl or .csv, prompt column per ingest.mapping): "
+            "sample curation.generation.n responses per prompt from a local model or an "
+            "OpenAI-compatible endpoint (TRAITFORGE_OPENAI_BASE_URL / _API_KEY)",
+        ),
+    ],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Store the good rows and quarantine the bad ones with their "
+            "reasons, instead of stopping at the first bad row.",
+        ),
+    ] = False,
+) -> None:
+    """Read candidate responses into the workspace. Re-running is safe: nothing is duplicated."""
+    with friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with progress_bars() as bars:
+            reports = workflows.ingest(ws, fmt, paths, skip_invalid, bars.file)
+    print_ingest(reports)
+
+
+@app.command()
+def curate(
+    budget: Annotated[
+        int,
+        typer.Option(min=1, help="Tasks wanted in this round (tasks already in the round count)."),
+    ],
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    round_: Annotated[int, typer.Option("--round", min=0, help="Annotation round.")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Embed, flag, dedup, score and select the comparisons annotators should see."""
+    with friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with progress_bars() as bars:
+            report = workflows.curate(ws, budget, round_, bars.stage)
+    print_curation(report)
+
+
+classifiers = typer.Typer(
+    help="Trait classifiers used to pre-rank candidates.", rich_markup_mode=None
+)
+app.add_typer(classifiers, name="classifiers")
+
+
+class LabelOrigin(StrEnum):
+    """Where classifier labels come from; as a choice, click lists the values when one is wrong."""
+
+    auto = "auto"
+    gold = "gold"
+    judgements = "judgements"
+
+
+@classifiers.command("train")
+def classifiers_train(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    origin: Annotated[
+        LabelOrigin,
+        typer.Option(
+            help="Labels: 'gold' (from the data), 'judgements' (annotators), or 'auto' "
+            "(judgements when there are any, else gold)."
+        ),
+    ] = LabelOrigin.auto,
+    config: ConfigOpt = None,
+) -> None:
+    """Train (or retrain) every classifier scorer in curation.scorers, per trait."""
+    with friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with progress_bars() as bars:
+            training = workflows.train_classifiers(ws, origin.value, bars.stage)
+    print_training(training.trained)
+    for warning in training.warnings:
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+
+
+# --copy choices, from the config's own list of formats.
+CopyFormat = StrEnum("CopyFormat", {name: name for name in EXPORT_FORMATS})
+
+
+def _check_strategy(strategy: str | None) -> str | None:
+    """--strategy is checked before the workspace is opened; the error lists the choices."""
+    if strategy is not None:
+        try:
+            parse_strategy(strategy)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from e
+    return strategy
+
+
+@app.command()
+def export(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder (new, empty, or an earlier export, which is replaced); "
+            "default WORKSPACE/exports/latest.",
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help=ExportConfig.model_fields["strategy"].description, callback=_check_strategy
+        ),
+    ] = None,
+    copies: Annotated[
+        list[CopyFormat] | None,
+        typer.Option("--copy", help="Also write 'parquet' and/or 'jsonl' copies of each split."),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Turn the workspace's preferences into a Hugging Face dataset of pairs, with its card."""
+    formats = [c.value for c in copies] if copies else None
+    with friendly_errors():
+        ws = Workspace.open(workspace, config)
+        report = workflows.export(ws, out, strategy, formats, overwrite)
+    print_export(report)
+
+
+@app.command()
+def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
+    """Show what the workspace holds."""
+    with friendly_errors():
+        ws = Workspace.open(workspace, create=False)
+        with ws.store() as store:
+            counts = store.counts()
+    table = Table(title=f"Workspace {ws.root}")
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, str(n))
+    console.print(table)
+    with friendly_errors():
+        print_annotation_progress(ws)
+        if counts["judgements"]:
+            print_agreement(workflows.agreement(ws))
+
+
+@app.command("config-template")
+def config_template() -> None:
+    """Print the default project config (traits, rubrics, mappings) to start your own."""
+    sys.stdout.write(default_config_text())
+
+
+@app.command()
+def version() -> None:
+    """Print the traitforge version."""
+    console.print(__version__)

@@ -1,0 +1,100 @@
+"""The closed loop and the demo."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from traitforge.cli._app import (
+    ConfigOpt,
+    WorkspaceOpt,
+    app,
+    bar_logger,
+    bold,
+    console,
+    friendly_errors,
+    progress_bars,
+)
+from traitforge.cli.render import print_ingest, print_loop, print_loop_paths
+from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the main job on the bundled real data: ingest, serve Argilla, then two rounds of
+    the loop with simulated annotators (select, push, annotate, pull, export, train a reward
+    model, score). The server stays up to look at."""
+    from traitforge.app import loop
+
+    started = time.perf_counter()
+    with friendly_errors():
+        ws = Workspace.open(workspace, config)
+        with progress_bars() as bars:
+            result = loop.demo(ws, bars.file, bars.stage, bar_logger(bars))
+    print_ingest(result.ingests)
+    print_loop(result.loop)
+    elapsed = time.perf_counter() - started
+    console.print(Text.assemble("Workspace: ", bold(ws.root), f"  ({elapsed:.1f} s)"))
+    console.print(
+        Text.assemble(
+            "Annotation UI: ",
+            bold(result.url),
+            f" (still running; stop it with `traitforge serve --stop -w {ws.root}`)",
+        ),
+        soft_wrap=True,
+    )
+    console.print(
+        f"Owner login: user 'owner', password in {result.credentials} (mode 0600); "
+        f"simulated annotators' logins in {result.annotators}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print_loop_paths(result.loop)
+
+
+@app.command("loop")
+def loop_(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    rounds: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Rounds to reach (default loop.rounds).")
+    ] = None,
+    budget_per_round: Annotated[
+        int | None,
+        typer.Option(min=1, help="Tasks selected per round (default loop.budget_per_round)."),
+    ] = None,
+    simulate: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="This many simulated annotators answer (demos, tests); without it the loop "
+            "waits for people, polling Argilla.",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Rounds of select -> push -> annotate -> pull -> export -> train -> score, each later
+    round selecting by the reward model's uncertainty. Stop it at any point (Ctrl-C) and run
+    it again to continue."""
+    from traitforge.app import loop
+
+    with friendly_errors():
+        ws = Workspace.open(workspace, config)
+        settings = ws.config.loop
+        with progress_bars() as bars:
+            result = loop.run(
+                ws,
+                settings.rounds if rounds is None else rounds,
+                settings.budget_per_round if budget_per_round is None else budget_per_round,
+                simulate,
+                bar_logger(bars),
+                bars.stage,
+                bars.waiting,
+            )
+    print_loop(result)
+    print_loop_paths(result)

@@ -1,0 +1,330 @@
+"""Rich tables and summaries of each command's result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from traitforge.app import workflows
+from traitforge.cli._app import bold, console
+from traitforge.curation.generation import GenerationReport
+from traitforge.curation.ingest import IngestReport
+from traitforge.exports import ExportReport
+from traitforge.reward.report import fmt_ci, fmt_pct
+from traitforge.workspace import Workspace
+
+if TYPE_CHECKING:
+    from traitforge.annotators.agreement import AgreementReport
+    from traitforge.annotators.argilla_backend import PullReport, PushReport
+    from traitforge.annotators.simulated import SimulationReport
+    from traitforge.app.loop import LoopResult
+    from traitforge.curation.pipeline import CurationReport
+    from traitforge.curation.scorers import TrainResult
+
+
+def print_curation(report: CurationReport) -> None:
+    print_training(report.trained)
+    table = Table(title="Curation")
+    table.add_column("step")
+    table.add_column("result", overflow="fold")
+    table.add_row("candidates", str(report.candidates))
+    table.add_row("flagged", format_counts(report.flagged))
+    table.add_row(
+        "duplicates",
+        format_counts(report.duplicates) + "  (prompt: never paired; "
+        "corpus: same response to other prompts, reported only)",
+    )
+    table.add_row("scores", format_counts(report.scored))
+    table.add_row("new tasks", format_counts(report.new_tasks))
+    table.add_row(
+        f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
+    )
+    console.print(table)
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "none"
+
+
+def print_training(results: list[TrainResult]) -> None:
+    if not results:
+        return
+    table = Table(title="Trait classifiers (cross-validated by prompt)")
+    for column in ("scorer", "trait", "examples", "positives", "AUROC", "accuracy", "Brier"):
+        table.add_column(column, justify="left" if column in ("scorer", "trait") else "right")
+    for r in results:
+        m = r.metrics
+        table.add_row(
+            r.path.parent.name,
+            r.trait,
+            str(r.examples),
+            str(r.positives),
+            f"{m['auroc']:.3f}",
+            f"{m['accuracy']:.3f}",
+            f"{m['brier']:.3f}",
+        )
+    console.print(table)
+
+
+def _pct(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    return fmt_pct(value) + (f" {fmt_ci(ci)}" if ci else "")
+
+
+def print_evaluation(result: dict) -> None:
+    table = Table(title=f"Reward model on {result['pairs']} pairs")
+    for column in ("trait", "pairs", "accuracy (CI)", "always-longer"):
+        table.add_column(column, justify="left" if column == "trait" else "right")
+    shortcuts = result["shortcuts"]
+    for trait, row in result["per_trait"].items():
+        table.add_row(
+            trait,
+            str(row["pairs"]),
+            _pct(row["accuracy"], row["accuracy_ci"]),
+            _pct(row["length_baseline"]),
+        )
+    table.add_row(
+        "all",
+        str(result["pairs"]),
+        _pct(result["accuracy"], result["accuracy_ci"]),
+        _pct(shortcuts["length_baseline_accuracy"]),
+    )
+    console.print(table)
+    fmt = shortcuts["format"]
+    console.print(
+        f"Chosen is the shorter answer: {_pct(shortcuts['accuracy_chosen_shorter'])} accuracy "
+        f"on {shortcuts['chosen_shorter_pairs']} pairs; Spearman(reward, length) "
+        f"{shortcuts['length_reward_spearman']:.3f}\n"
+        + "\n".join(
+            f"Adding {name}: reward shift {v['mean_shift']:+.3f} sd, flips {v['flip_rate']:.1%}"
+            for name, v in fmt.items()
+        )
+        + f"\nCalibration: ECE {result['calibration']['ece']:.3f}, "
+        f"Brier {result['calibration']['brier']:.3f}",
+        highlight=False,
+    )
+    if result.get("skipped"):
+        console.print("Skipped, not scored: " + format_counts(result["skipped"]), highlight=False)
+    if "report" in result:
+        console.print(Text.assemble("Report: ", bold(result["report"])))
+
+
+def print_matrix(result: dict) -> None:
+    table = Table(title="Cross-trait generalization (rows: model, columns: test pairs)")
+    table.add_column("model")
+    for trait in result["traits"]:
+        table.add_column(trait, justify="right")
+    for name in result["models"]:
+        cells = result["cells"][name]
+        table.add_row(name, *(_pct(cells[t]["accuracy"]) for t in result["traits"]))
+    console.print(table)
+    console.print(Text.assemble("Report: ", bold(result["report"])))
+
+
+def print_loop(result: LoopResult) -> None:
+    table = Table(title="Rounds")
+    columns = ("round", "selected with", "tasks", "labels", "pairs", "RM accuracy", "longer wins")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "selected with" else "right")
+    for r in result.rounds:
+        evaluation = r.evaluation or {}
+        shortcuts = evaluation.get("shortcuts", {})
+        table.add_row(
+            str(r.round),
+            ", ".join(r.selected_with) or "-",
+            str(r.tasks),
+            str(r.labels),
+            str(sum(r.pairs.values())),
+            _pct(evaluation.get("accuracy"), evaluation.get("accuracy_ci")),
+            _pct(shortcuts.get("length_baseline_accuracy")),
+        )
+    console.print(table)
+
+
+def print_loop_paths(result: LoopResult) -> None:
+    console.print(Text.assemble("Dataset: ", bold(result.dataset)), soft_wrap=True)
+    console.print(Text.assemble("Reward model: ", bold(result.model or "none yet")))
+    console.print(Text.assemble("Report: ", bold(result.report)), soft_wrap=True)
+
+
+def _alpha(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_agreement(report: AgreementReport | None) -> None:
+    """Krippendorff's alpha per trait, and each annotator's agreement and gold accuracy."""
+    if report is None:
+        return
+    table = Table(title="Annotator agreement (Krippendorff's alpha)")
+    for column in ("trait", "preference (nominal)", "units", "ratings (ordinal)", "units"):
+        table.add_column(column, justify="left" if column == "trait" else "right")
+    for t in report.traits.values():
+        table.add_row(
+            t.trait,
+            _alpha(t.preference_alpha),
+            str(t.preference_units),
+            _alpha(t.rating_alpha),
+            str(t.rating_units),
+        )
+    table.add_row("overall", _alpha(report.preference_alpha), "", _alpha(report.rating_alpha), "")
+    console.print(table)
+    people = Table(title="Annotators")
+    for column in ("annotator", "answers", "agreement with consensus", "gold accuracy", "flag"):
+        people.add_column(column, justify="left" if column in ("annotator", "flag") else "right")
+    for a in report.annotators.values():
+        agreement = "n/a" if a.agreement is None else f"{a.agreement:.2f} of {a.compared}"
+        gold = "n/a" if a.gold_accuracy is None else f"{a.gold_accuracy:.2f} of {a.gold_tasks}"
+        people.add_row(
+            a.annotator_id,
+            str(a.answers),
+            agreement,
+            gold,
+            "; ".join(a.reasons) if a.flagged else "",
+        )
+    console.print(people)
+
+
+def print_push(report: PushReport, root: Path) -> None:
+    if not report.datasets and not report.skipped:
+        console.print(
+            f"Nothing to push: {root} holds no comparison tasks; select some with "
+            f"`traitforge curate --budget N -w {root}`",
+            soft_wrap=True,
+        )
+        return
+    table = Table(title=f"Push to {report.url}")
+    for column in ("dataset", "tasks", "already there", "sent", "without vector"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for d in report.datasets:
+        table.add_row(d.dataset, str(d.tasks), str(d.present), str(d.sent), str(d.without_vector))
+    console.print(table)
+    if report.skipped:
+        console.print("Not pushed: " + format_counts(dict(report.skipped)), highlight=False)
+
+
+def print_pull(report: PullReport) -> None:
+    table = Table(title=f"Pull from {report.url}")
+    table.add_column("judgements")
+    table.add_column("count", justify="right")
+    for label, n in (
+        ("new", report.new),
+        ("edited since the last pull", report.changed),
+        ("unchanged (pulled before)", report.unchanged),
+    ):
+        table.add_row(label, str(n))
+    for status, n in sorted(report.ignored.items()):
+        table.add_row(f"ignored: {status}", str(n))
+    for reason, n in sorted(report.dropped.items()):
+        table.add_row(f"dropped: {reason}", str(n))
+    console.print(table)
+    if report.missing_datasets:
+        console.print(
+            "Not on the server (run `traitforge push`): " + ", ".join(report.missing_datasets),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_simulation(report: SimulationReport) -> None:
+    table = Table(title=f"Simulated annotators at {report.url}")
+    table.add_column("annotator")
+    table.add_column("answers", justify="right")
+    for name, n in sorted(report.answered.items()):
+        table.add_row(name, str(n))
+    console.print(table)
+    console.print(
+        "Behaviour: " + format_counts(dict(report.behaviour)) + ". Run `traitforge pull` to store "
+        "the answers.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.skipped:
+        console.print("Not answered: " + format_counts(dict(report.skipped)), highlight=False)
+
+
+def print_annotation_progress(ws: Workspace) -> None:
+    progress = workflows.annotation_progress(ws)
+    if isinstance(progress, str):
+        console.print(f"Argilla progress unavailable: {progress}", highlight=False, soft_wrap=True)
+        return
+    for d in progress:
+        table = Table(
+            title=f"Argilla {d.dataset}: {d.completed} of {d.records} records completed, "
+            f"{d.pending} pending"
+        )
+        for column in ("annotator", "submitted", "draft", "discarded"):
+            table.add_column(column, justify="left" if column == "annotator" else "right")
+        for name, counts in sorted(d.annotators.items()):
+            table.add_row(
+                name, str(counts["submitted"]), str(counts["draft"]), str(counts["discarded"])
+            )
+        console.print(table)
+
+
+def print_ingest(reports: list[IngestReport]) -> None:
+    table = Table(title="Ingest", caption="rows: input rows; new / present: candidates")
+    table.add_column("file", overflow="fold")
+    table.add_column("format")
+    for column in ("rows", "new", "present", "rejected", "skipped"):
+        table.add_column(column, justify="right")
+    for r in reports:
+        table.add_row(
+            r.path.name,
+            r.format,
+            str(r.rows_read),
+            str(r.new),
+            str(r.present),
+            str(r.rows_rejected),
+            str(r.rows_skipped),
+        )
+    console.print(table)
+    for r in reports:
+        for warning in r.warnings:
+            console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+        if isinstance(r, GenerationReport):
+            console.print(
+                f"{r.path.name}: {r.model} ({r.backend}) wrote {r.samples_generated} of "
+                f"{r.samples_requested} samples; {r.samples_done_before} were done before, "
+                f"{r.empty} were empty",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if r.quarantine:
+            reasons = ", ".join(f"{k} ({n})" for k, n in sorted(r.reasons.items()))
+            console.print(
+                f"{r.path.name}: set aside: {reasons}. Details: {r.quarantine}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def print_export(report: ExportReport) -> None:
+    table = Table(title="Export")
+    for column in ("trait", "origin", "train", "test"):
+        table.add_column(column, justify="right" if column in ("train", "test") else "left")
+    for trait, counts in report.counts.items():
+        table.add_row(
+            trait,
+            report.origins.get(trait, "none"),
+            str(counts.get("train", 0)),
+            str(counts.get("test", 0)),
+        )
+    console.print(table)
+    if report.drops:
+        console.print(
+            "Dropped: " + ", ".join(f"{k} ({n})" for k, n in sorted(report.drops.items())),
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        Text.assemble(
+            "Dataset: ",
+            bold(report.out),
+            f" ({report.total} pairs; load with datasets.load_from_disk)",
+        ),
+        soft_wrap=True,
+    )
