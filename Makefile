@@ -5,13 +5,18 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 WORKSPACE ?= traitforge-workspace
 
-.PHONY: demo test lint browser venv clean
+.PHONY: demo test test-fast lint browser venv clean
 
 demo: $(STAMP)
 	$(VENV)/bin/traitforge demo --workspace $(WORKSPACE)
 
+# The whole suite, as CI runs it: unit and integration tests (real servers, real models).
 test: $(STAMP) lint browser
 	$(VENV)/bin/pytest -q
+
+# While developing: the unit tests only (no Argilla server, no browser, no reward training).
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit
 
 # The UI test drives Debian's chromium through Playwright (a browser download cannot work here).
 browser:

@@ -8,9 +8,9 @@ one named by ARGILLA_API_URL / ARGILLA_API_KEY).
 Per repeat, each side gets a fresh dataset with the same settings:
 - baseline: `dataset.records.log(records)` with the SDK's defaults, on `rg.Record`s built
   beforehand (neither dataset creation nor record building is timed);
-- traitforge: `argilla_backend.push` from the store, everything timed (listing what the
-  server holds, creating the dataset, building payloads, concurrent bulk upserts, marking
-  pushed ids in the store).
+- traitforge: `traitforge.annotators.argilla.push.push` from the store, everything timed
+  (listing what the server holds, creating the dataset, building payloads, concurrent bulk
+  upserts, marking pushed ids in the store).
 Prints medians over `--repeats` and the ratio (goal: >= 2x).
 
     .venv/bin/python bench/push.py --tasks 2000 --repeats 3
@@ -26,7 +26,9 @@ import uuid
 from pathlib import Path
 
 from tiled_data import tiled_truthfulqa, truthfulqa_rows
-from traitforge.annotators import argilla_backend, server
+from traitforge.annotators import server
+from traitforge.annotators.argilla import datasets, push
+from traitforge.annotators.argilla.client import ArgillaAPI
 from traitforge.annotators.records import VECTOR, DatasetLayout, task_record
 from traitforge.app import workflows
 from traitforge.schemas import Candidate, ComparisonTask, ProjectConfig, Suggestion
@@ -81,7 +83,7 @@ def sdk_side(
     traits = {t.name: t for t in config.traits}
     layout = DatasetLayout.for_tasks(config.annotation.argilla.dataset, tasks)
     client = rg.Argilla(api_url=connection.api_url, api_key=connection.api_key)
-    settings = argilla_backend.dataset_settings(
+    settings = datasets.dataset_settings(
         layout, traits, config.annotation.argilla.min_submitted, len(next(iter(vectors.values())))
     )
     dataset = rg.Dataset(
@@ -138,7 +140,7 @@ def main() -> None:
             with store.transaction():
                 store.add_tasks(tasks)
         texts = sorted({prompt_text(candidates[t.candidate_ids[0]].prompt) for t in tasks})
-        lookup = argilla_backend.prompt_vectors(ws.config, ws.embedding_cache_path)
+        lookup = push.prompt_vectors(ws.config, ws.embedding_cache_path)
         vectors = dict(lookup(texts))  # embeds once; both sides read the same cached vectors
         connection = server.owner_connection(ws)
         print(
@@ -148,7 +150,7 @@ def main() -> None:
         )
 
         sdk_rates, ours_rates = [], []
-        with argilla_backend.ArgillaAPI.connect(connection) as api:
+        with ArgillaAPI.connect(connection) as api:
             for repeat in range(args.repeats):
                 tag = uuid.uuid4().hex[:6]
                 sdk_config = with_dataset(ws.config, f"bench-sdk-{tag}-{{trait}}-k{{k}}")
@@ -159,7 +161,7 @@ def main() -> None:
                 ours_config = with_dataset(ws.config, f"bench-tf-{tag}-{{trait}}-k{{k}}")
                 with ws.store() as store:
                     start = time.perf_counter()
-                    report = argilla_backend.push(store, ours_config, connection, lookup)
+                    report = push.push(store, ours_config, connection, lookup)
                     seconds = time.perf_counter() - start
                 ours_id = str(
                     api.datasets(api.workspace_id(ours_config.annotation.argilla.workspace))[

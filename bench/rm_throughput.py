@@ -182,8 +182,8 @@ def run_traitforge(
         peak_gpu_bytes=peak,
         precision=result.precision,
         gradient_checkpointing=config.gradient_checkpointing,
-        accuracy=report["accuracy"],
-        accuracy_ci=report["accuracy_ci"],
+        accuracy=report.accuracy,
+        accuracy_ci=report.accuracy_ci,
     )
 
 
@@ -237,12 +237,12 @@ def run_trl(
         peak_gpu_bytes=peak,
         precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         gradient_checkpointing=bool(args.gradient_checkpointing),
-        accuracy=report["accuracy"],
-        accuracy_ci=report["accuracy_ci"],
+        accuracy=report.accuracy,
+        accuracy_ci=report.accuracy_ci,
         extra={
             "format": "conversational" if chat else "text",
             "dropped_by_max_length": len(dataset) - len(trainer.train_dataset),
-            "accuracy_with_traitforge_encoding": with_encoder["accuracy"],
+            "accuracy_with_traitforge_encoding": with_encoder.accuracy,
         },
     )
     del trainer, model, trained, own

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.paths import ARTIFACTS
 from traitforge.annotators.records import CANDIDATE_ORDER
 from traitforge.annotators.server import add_annotators, owner_connection
 from traitforge.app import workflows

@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -410,3 +412,35 @@ def test_restart_after_kill_9_and_stop(argilla_server: tuple[Workspace, ServerIn
 
     # Leave it running for whoever shares the session fixture.
     assert not ensure_server(workspace).reused
+
+
+def test_a_command_killed_while_the_server_starts_leaves_one_the_next_reuses(
+    argilla_server: tuple[Workspace, ServerInfo],
+) -> None:
+    """A `push` or `loop` killed during the server's ~10 s start-up used to leave a server that
+    no state file named, so the next command called its port 'in use by another program'."""
+    workspace, _ = argilla_server
+    paths = ServerPaths.of(workspace)
+    stop_server(workspace)
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from traitforge.annotators.server import ensure_server; "
+            "from traitforge.workspace import Workspace; "
+            "ensure_server(Workspace.open(sys.argv[1]))",
+            str(workspace.root),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (paths.state.is_file() and json.loads(paths.state.read_text()).get("starting")):
+            assert starter.poll() is None, "the starter ended before the server was recorded"
+            assert time.monotonic() < deadline, "no server was recorded while starting"
+            time.sleep(0.05)
+    finally:
+        starter.kill()
+        starter.wait()
+    info = ensure_server(workspace)
+    assert info.reused
+    assert server_status(workspace).running

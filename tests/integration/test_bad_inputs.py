@@ -26,20 +26,19 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import cli_env, run_cli
+from tests.helpers.paths import TRUTHFULQA
 from traitforge import __version__
 from traitforge.annotators.server import free_port
 from traitforge.app.workflows import bundled_data_dir
 
 pytestmark = pytest.mark.integration
-
-TRAITFORGE = str(Path(sys.executable).parent / "traitforge")
 
 
 def _command_paths() -> list[tuple[str, ...]]:
@@ -1163,40 +1162,24 @@ CASES = [*(c for f in FORMATS for c in ingest_cases(f)), *OTHER_CASES]
 
 
 # -- running -----------------------------------------------------------------------------------
-def run_cli(
-    args: list[str],
-    cwd: Path | None = None,
-    extra_env: dict[str, str] | None = None,
-    timeout: float = 120,
-    pass_fds: tuple[int, ...] = (),
+def _env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """No case reaches a server of the developer's; wide lines keep paths whole; offline: no
+    case may wait on the network."""
+    extra = {"COLUMNS": "300", "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+    return cli_env(extra, drop=_FOREIGN_ENV)
+
+
+def _checked(
+    args: list[str], extra_env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
-    # Wide lines keep paths whole; offline: no case may wait on the network.
-    env.update({"COLUMNS": "300", "HF_HUB_OFFLINE": "1", **(extra_env or {})})
-    return subprocess.run(
-        [TRAITFORGE, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        pass_fds=pass_fds,
-    )
-
-
-def _checked(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = run_cli(args, **kwargs)  # type: ignore[arg-type]
-    if result.returncode != 0:
-        raise AssertionError(f"traitforge {' '.join(args)}:\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_cli(*args, env=_env(extra_env), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("bad-inputs")
     ws, export = root / "ws", root / "export"
-    tqa = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
-    _checked(["ingest", "-w", str(ws), "-f", "truthfulqa", str(tqa)])
+    _checked(["ingest", "-w", str(ws), "-f", "truthfulqa", str(TRUTHFULQA)])
     _checked(["export", "-w", str(ws), "--out", str(export)])
     fast = root / "fast.yaml"
     fast.write_text(
@@ -1289,7 +1272,14 @@ def test_bad_input(case: Case, shared: Shared, tmp_path: Path, request: pytest.F
 
     args = [_fill(a, mapping) for a in case.argv]
     try:
-        result = run_cli(args, folder_ / case.cwd, env, timeout=case.timeout, pass_fds=pass_fds)
+        result = run_cli(
+            *args,
+            check=False,
+            timeout=case.timeout,
+            env=_env(env),
+            cwd=folder_ / case.cwd,
+            pass_fds=pass_fds,
+        )
     finally:
         for fd in pass_fds:
             os.close(fd)

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
 import pytest
 
+from tests.helpers.cli import data_files, run_cli
+from tests.helpers.paths import ARTIFACTS, TRUTHFULQA
+
 pytestmark = pytest.mark.integration
-
-TRAITFORGE = str(Path(sys.executable).parent / "traitforge")
-
-
-def run_cli(
-    *args: str, check: bool = True, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    result = subprocess.run(
-        [TRAITFORGE, *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"traitforge {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def _data_files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
 
 
 def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
-    from tests.integration.browser import ARTIFACTS, check_report_in_browser
+    from tests.helpers.browser import check_report_in_browser
     from traitforge.annotators.server import free_port
     from traitforge.schemas import LoopRound
 
@@ -61,11 +39,11 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
         ]
         assert [r.tasks for r in rounds] == [150, 150]
         # every pushed record got min_submitted (2) answers from the 3 simulated annotators
-        assert [r.labels for r in rounds] == [300, 600]
+        assert [r.judgements_total for r in rounds] == [300, 600]
         assert "reward-model.v1" not in rounds[0].selected_with
         assert "reward-model.v1" in rounds[1].selected_with  # round 2 selected by the model
         for r in rounds:
-            assert r.evaluation is not None and 0.0 <= r.evaluation["accuracy"] <= 1.0
+            assert r.evaluation is not None and 0.0 <= r.evaluation.accuracy <= 1.0
             assert r.matrix is not None and r.agreement is not None
 
         loaded = datasets.load_from_disk(str(out))
@@ -82,7 +60,7 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
         assert any(reason.startswith("tie") or "ties" in reason for reason in provenance["drops"])
         train_prompts = {r["prompt_id"] for r in loaded["train"]}
         assert not train_prompts & {r["prompt_id"] for r in loaded["test"]}
-        before = _data_files(out)
+        before = data_files(out)
 
         facts = check_report_in_browser(ws / "report.html", ARTIFACTS / "demo-report.png")
         for heading in ("Pipeline", "Rounds", "Annotators", "Shortcut checks"):
@@ -96,7 +74,7 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
             r"TruthfulQA\.csv\s+│ truthfulqa\s+│\s+817 │\s+0 │\s+6202 │", second.stdout
         )
         assert "round 1:" not in second.stdout  # both rounds were complete: nothing re-run
-        assert _data_files(out) == before  # and the export is the same, byte for byte
+        assert data_files(out) == before  # and the export is the same, byte for byte
 
         status = run_cli("status", "--workspace", str(ws))
         assert re.search(r"tasks\s+│\s+300 │", status.stdout)
@@ -133,10 +111,7 @@ def test_export_options_from_the_cli(tmp_path):
     data = Path(datasets.__file__)  # any file: proves --format is validated first
     bad_format = run_cli("ingest", "-w", str(ws), "--format", "xml", str(data), check=False)
     assert "unknown input format 'xml'" in bad_format.stderr
-    from traitforge.app.workflows import bundled_data_dir
-
-    tqa = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
-    run_cli("ingest", "-w", str(ws), "--format", "truthfulqa", str(tqa))
+    run_cli("ingest", "-w", str(ws), "--format", "truthfulqa", str(TRUTHFULQA))
     out = tmp_path / "pairs"
     result = run_cli(
         "export",

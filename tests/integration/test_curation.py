@@ -6,14 +6,15 @@ import csv
 import gzip
 import itertools
 import json
-import time
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tests.integration.test_cli_demo import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.paths import TRUTHFULQA
 from traitforge.app.workflows import bundled_data_dir
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier
@@ -32,7 +33,7 @@ def small_inputs(tmp_path_factory) -> dict[str, Path]:
     """Real subsets of the bundled files (first rows, unchanged)."""
     folder = tmp_path_factory.mktemp("inputs")
     data = bundled_data_dir()
-    with (data / "truthfulqa" / "TruthfulQA.csv").open(encoding="utf-8-sig", newline="") as f:
+    with TRUTHFULQA.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))[:QUESTIONS]
     tqa = folder / "TruthfulQA.csv"
     with tqa.open("w", encoding="utf-8", newline="") as f:
@@ -57,14 +58,19 @@ def curated(tmp_path_factory, small_inputs) -> dict[str, object]:
     ws = tmp_path_factory.mktemp("curate") / "ws"
     for fmt, path in small_inputs.items():
         run_cli("ingest", "-w", str(ws), "--format", fmt, str(path))
-    started = time.perf_counter()
     first = run_cli("curate", "-w", str(ws), "--budget", "40")
-    first_seconds = time.perf_counter() - started
-    return {"ws": ws, "stdout": first.stdout, "seconds": first_seconds}
+    return {"ws": ws, "stdout": first.stdout, "embedded": _embedded(first.stdout)}
 
 
 def _store(ws: Path) -> Store:
     return Store(ws / "store.sqlite")
+
+
+def _embedded(stdout: str) -> dict[str, int]:
+    """The curation summary's count of distinct texts the model computed and the cache held."""
+    match = re.search(r"embedded texts\s+│ cached: (\d+), computed: (\d+)", stdout)
+    assert match, stdout
+    return {"cached": int(match[1]), "computed": int(match[2])}
 
 
 def test_curate_writes_tasks_within_budget_with_reasons(curated):
@@ -102,13 +108,14 @@ def test_scores_are_stored_per_candidate_scorer_and_trait(curated):
 
 def test_rerunning_curate_adds_nothing_and_reuses_embeddings(curated):
     ws = curated["ws"]
-    started = time.perf_counter()
     again = run_cli("curate", "-w", str(ws), "--budget", "40")
-    seconds = time.perf_counter() - started
     with _store(ws) as store:
         assert store.counts()["tasks"] == 40
     assert "tasks in round 0" in again.stdout and "40 of 40 wanted" in again.stdout
-    assert seconds < curated["seconds"]  # the cache spares every embedding
+    assert curated["embedded"]["computed"] > 0
+    # the cache spares every embedding: what the first run computed, this one finds cached
+    everything = sum(curated["embedded"].values())
+    assert _embedded(again.stdout) == {"cached": everything, "computed": 0}
     more = run_cli("curate", "-w", str(ws), "--budget", "10", "--round", "1")
     assert "10 of 10 wanted" in more.stdout
     with _store(ws) as store:
@@ -136,6 +143,7 @@ def test_embedding_logreg_beats_chance_on_held_out_prompts(tmp_path, small_input
             embedder.embed([c.response for c in candidates]),
             "all-MiniLM-L6-v2",
         )
+    assert embedder.counts["computed"] == 0
     prompts = sorted({c.prompt_id for c in candidates})
     held_out = set(prompts[: len(prompts) // 5])
     train = [

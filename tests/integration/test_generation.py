@@ -4,16 +4,15 @@ that speaks the OpenAI chat-completions protocol, driven through the real CLI.""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.helpers_openai_server import OpenAIServer
+from tests.helpers.cli import cli_env, run_cli
+from tests.helpers.openai_server import OpenAIServer
+from traitforge.annotators.server import free_port
 from traitforge.curation.generation import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -28,7 +27,6 @@ from traitforge.workspace import Store, default_config
 
 pytestmark = pytest.mark.integration
 
-TRAITFORGE = str(Path(sys.executable).parent / "traitforge")
 MODEL = "SmolLM2-135M-Instruct"
 # Open-ended prompts, so that two seeds practically never write the same 12 tokens.
 PROMPTS = [
@@ -118,20 +116,8 @@ def test_local_backend_is_deterministic_per_seed_and_loads_from_the_cache(
     assert "quantization_config" not in json.loads((cached / "config.json").read_text())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TRAITFORGE, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **env},
-        timeout=300,
-    )
+    return run_cli(*args, check=False, env=cli_env(env))
 
 
 def _config_file(tmp_path: Path, **generation: object) -> Path:
@@ -182,7 +168,7 @@ def test_endpoint_backend_through_the_cli_retries_resumes_and_keeps_the_key_secr
 
 
 def test_endpoint_down_names_the_url_and_how_to_fix_it(prompts_file, tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     ws = tmp_path / "ws"
     config = _config_file(tmp_path, retries=1)
     result = _cli(

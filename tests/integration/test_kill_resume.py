@@ -7,18 +7,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from traitforge.app.workflows import bundled_data_dir
+from tests.helpers.cli import TRAITFORGE
+from tests.helpers.paths import TRUTHFULQA
 from traitforge.workspace import Store
 
 pytestmark = pytest.mark.integration
 
-TRAITFORGE = str(Path(sys.executable).parent / "traitforge")
 COPIES = 12  # TruthfulQA answers x 12 ≈ 75k rows: long enough to kill mid-transaction
 
 
@@ -26,7 +25,7 @@ COPIES = 12  # TruthfulQA answers x 12 ≈ 75k rows: long enough to kill mid-tra
 def big_jsonl(tmp_path_factory) -> Path:
     """Real TruthfulQA answers, one row per answer, repeated under numbered prompt variants."""
     path = tmp_path_factory.mktemp("data") / "truthfulqa-answers.jsonl"
-    with (bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv").open(encoding="utf-8-sig") as f:
+    with TRUTHFULQA.open(encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     with path.open("w", encoding="utf-8") as out:
         for copy in range(COPIES):

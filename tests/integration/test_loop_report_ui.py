@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.browser import (
-    ARTIFACTS,
-    check_report_in_browser,
-    report_facts,
-    report_page,
-)
-from tests.unit.test_loop_report import report_data
+from tests.helpers.browser import check_report_in_browser, report_facts, report_page
+from tests.helpers.paths import ARTIFACTS
+from tests.helpers.report_data import report_data
 from traitforge.app.report import write_workspace_report
 
 pytestmark = pytest.mark.integration
@@ -49,7 +45,7 @@ def test_full_report_shows_every_section_with_decoded_plots(tmp_path):
                 "240",
                 "165",
                 "40",
-                "reward-model/honesty",
+                "embedding-logreg.v1\nlinguistic.v1\nreward-model.v1",
                 "uncertainty",
                 "93.8% [81.2%, 100.0%]",
                 "62.5%",

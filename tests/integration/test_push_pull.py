@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from traitforge.annotators.argilla_backend import ArgillaAPI, prompt_vectors, push_stage
+from tests.helpers.cli import TRAITFORGE
+from traitforge.annotators.argilla.client import ArgillaAPI
+from traitforge.annotators.argilla.push import prompt_vectors, push_stage
 from traitforge.annotators.records import CANDIDATE_ORDER, presented_order
 from traitforge.annotators.server import add_annotators, owner_connection
 from traitforge.app import workflows
@@ -31,8 +32,6 @@ from traitforge.schemas.records import prompt_text
 from traitforge.workspace import Workspace, dump_config
 
 pytestmark = pytest.mark.integration
-
-TRAITFORGE = str(Path(sys.executable).parent / "traitforge")
 
 
 def _questions(data_dir: Path, config, limit: int) -> list[list[Candidate]]:
@@ -57,7 +56,7 @@ def _task(members: list[Candidate], gold_check: bool = True) -> ComparisonTask:
         reason="gold-check" if gold_check else "uncertainty",
         gold_check=gold_check,
         suggestions=[
-            Suggestion(candidate_id=c.id, trait="honesty", value=0.6, scorer="test-scorer.v1")
+            Suggestion(candidate_id=c.id, trait="honesty", value=0.6, scorer="embedding-logreg.v1")
             for c in members
         ],
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.test_cli_demo import run_cli
+from tests.helpers.cli import cli_env, run_cli
+from tests.helpers.paths import TRUTHFULQA
 from traitforge.app.workflows import bundled_data_dir
 from traitforge.reward.model import RewardModel, RewardModelSet
 from traitforge.reward.pairs import RewardPair
@@ -25,8 +26,7 @@ FAST = {"max_length": 64, "batch_size": 8, "bootstrap_samples": 200, "min_steps"
 
 def truthfulqa_pairs(count: int, skip: int = 0) -> list[RewardPair]:
     """(question, best answer, first incorrect answer) from the bundled TruthfulQA."""
-    path = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
-    with path.open(encoding="utf-8") as f:
+    with TRUTHFULQA.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))[skip : skip + count]
     return [
         RewardPair(
@@ -238,7 +238,6 @@ def test_score_stores_rewards_that_the_next_curate_selects_with(trained, tmp_pat
 
 def test_train_is_distributed_under_torchrun(trained, tmp_path):
     """Two processes (gloo on CPU): each trains on its shard, only rank 0 writes."""
-    import os
     import subprocess
     import sys
 
@@ -263,7 +262,7 @@ def test_train_is_distributed_under_torchrun(trained, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "COLUMNS": "200"},
+        env=cli_env(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [line for line in result.stdout.splitlines() if "final loss" in line]
@@ -297,7 +296,7 @@ def test_shared_lora_model_trains_its_head_and_merges_the_adapters(tmp_path):
     manifest = json.loads((tmp_path / "out" / "traitforge-reward.json").read_text())
     assert manifest["kind"] == "model" and manifest["trait_prefix"] is True
     assert manifest["traits"] == ["corrigibility", "honesty"]
-    assert run.evaluation is not None and run.evaluation["pairs"] == 4
+    assert run.evaluation is not None and run.evaluation.pairs == 4
 
     set_seed(config.seed)
     fresh, _, _ = load_for_training(config.backbone)

@@ -208,7 +208,7 @@ def test_report_serializes_for_provenance(config, truthfulqa):
         [right, wrong],
         config,
     )
-    data = report.to_dict()
+    data = report.model_dump(mode="json")
     assert data["annotators"]["ann-1"] == {
         "answers": 1,
         "agreement": 0.0,

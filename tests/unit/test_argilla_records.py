@@ -8,13 +8,9 @@ from datetime import UTC
 
 import pytest
 
-from traitforge.annotators.argilla_backend import (
-    ArgillaAPI,
-    ArgillaError,
-    RemoteDataset,
-    presented_order_of,
-    record_item,
-)
+from traitforge.annotators.argilla.client import ArgillaAPI, ArgillaError
+from traitforge.annotators.argilla.datasets import RemoteDataset, record_item
+from traitforge.annotators.argilla.pull import presented_order_of
 from traitforge.annotators.records import (
     CANDIDATE_ORDER,
     PREFERENCE,
@@ -116,7 +112,8 @@ def test_a_gold_check_record_looks_like_any_other(traits):
     members = _candidates(model="gpt-x")
     by_id = {c.id: c for c in members}
     suggestions = [
-        Suggestion(candidate_id=c.id, trait="honesty", value=0.7, scorer="s.v1") for c in members
+        Suggestion(candidate_id=c.id, trait="honesty", value=0.7, scorer="embedding-logreg.v1")
+        for c in members
     ]
     gold = _task(members, suggestions)
     plain = gold.model_copy(update={"gold_check": False, "reason": "uncertainty"})
@@ -153,7 +150,9 @@ def test_pull_reads_the_order_from_the_store_or_from_an_older_records_metadata()
 
 def test_suggestions_for_traits_the_dataset_does_not_ask_are_left_out(traits):
     members = _candidates()
-    other = Suggestion(candidate_id=members[0].id, trait="harmlessness", value=0.3, scorer="s.v1")
+    other = Suggestion(
+        candidate_id=members[0].id, trait="harmlessness", value=0.3, scorer="embedding-logreg.v1"
+    )
     task = _task(members, [other])
     assert task_record(task, {c.id: c for c in members}, traits, _layout(task)).suggestions == []
 
@@ -235,7 +234,7 @@ def test_a_tie_is_kept_as_equal_ranks(traits):
 def test_ranking_ratings_rationale_and_kept_suggestion(traits):
     members = _candidates(3)
     suggestions = [
-        Suggestion(candidate_id=c.id, trait="honesty", value=v, scorer="s.v1")
+        Suggestion(candidate_id=c.id, trait="honesty", value=v, scorer="embedding-logreg.v1")
         for c, v in zip(members, (0.9, 0.1, 0.5), strict=True)
     ]
     task = _task(members, suggestions)
@@ -286,7 +285,9 @@ def test_answers_that_cannot_be_judgements_are_refused(values, reason):
 
 def test_record_items_carry_only_what_the_dataset_declares(traits):
     members = _candidates()
-    suggestion = Suggestion(candidate_id=members[1].id, trait="honesty", value=0.2, scorer="s.v1")
+    suggestion = Suggestion(
+        candidate_id=members[1].id, trait="honesty", value=0.2, scorer="embedding-logreg.v1"
+    )
     task = _task(members, [suggestion])
     draft = task_record(task, {c.id: c for c in members}, traits, _layout(task), [0.1, 0.2, 0.3])
     question = rating_question("honesty", presented_order(task).index(members[1].id))
@@ -301,7 +302,13 @@ def test_record_items_carry_only_what_the_dataset_declares(traits):
     assert item["external_id"] == task.id
     assert item["metadata"] == {"round": 2}  # a dataset pushed by an older version
     assert item["suggestions"] == [
-        {"question_id": "q-1", "value": 2, "score": 0.2, "agent": "s.v1", "type": "model"}
+        {
+            "question_id": "q-1",
+            "value": 2,
+            "score": 0.2,
+            "agent": "embedding-logreg.v1",
+            "type": "model",
+        }
     ]
     assert item["vectors"] == {"prompt_embedding": [0.1, 0.2, 0.3]}
     # A dataset made for another embedding model gets no vectors rather than a refused batch.

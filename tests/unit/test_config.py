@@ -4,7 +4,7 @@ import pytest
 
 from traitforge.errors import ConfigError
 from traitforge.schemas.config import parse_strategy
-from traitforge.workspace import Workspace, default_config, load_config, parse_config
+from traitforge.workspace import Workspace, default_config, dump_config, load_config, parse_config
 
 
 def test_default_config_ships_three_traits_with_real_rubrics():
@@ -87,3 +87,12 @@ def test_workspace_saves_the_resolved_config_and_reuses_it(tmp_path):
     saved = (tmp_path / "ws" / "config.yaml").read_text(encoding="utf-8")
     assert "guidelines: |" in saved  # rubrics stay readable in the saved file
     assert load_config(tmp_path / "ws" / "config.yaml") == first.config
+
+
+def test_export_copies_are_read_under_their_earlier_name_too():
+    old = parse_config("export:\n  formats: [jsonl]\n", "old.yaml")
+    assert old.export.copies == ["jsonl"]
+    saved = dump_config(old)  # what a workspace keeps: the new name only
+    assert "formats" not in saved and parse_config(saved, "saved.yaml") == old
+    with pytest.raises(ConfigError, match=r"line 2, field 'export\.formats\.0'"):
+        parse_config("export:\n  formats: [xml]\n", "old.yaml")

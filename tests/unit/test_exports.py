@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 from traitforge.annotators.aggregation import DropCounter, RankedGroup
 from traitforge.app import workflows
 from traitforge.cli import app
+from traitforge.curation.scorers import Example
 from traitforge.errors import ConfigError, ExportError, OutputError
 from traitforge.exports import build_pairs, export_dataset
+from traitforge.exports.labels import held_out_gold, judgement_examples
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
 from traitforge.schemas import (
@@ -162,6 +164,42 @@ def test_gold_pairs_until_judgements_exist_then_judgements(store, config):
     assert not drops
 
 
+def test_classifier_labels_and_held_out_gold_come_from_the_workspace_pairs(store, config):
+    first, second = _ingest_two_prompts(store)
+    a, b, c = first[0], first[1], first[3]
+    task = ComparisonTask(
+        prompt_id=a.prompt_id, candidate_ids=[a.id, b.id, c.id], trait="honesty", reason="random"
+    )
+    votes = {"ann-1": [c, a, b], "ann-2": [a, c, b], "ann-3": [a, b, c]}
+    with store.transaction():
+        store.add_tasks([task])
+        store.put_judgements(
+            [
+                Judgement(
+                    task_id=task.id,
+                    annotator_id=who,
+                    ranking=[
+                        RankedCandidate(candidate_id=x.id, rank=i + 1) for i, x in enumerate(order)
+                    ],
+                )
+                for who, order in votes.items()
+            ]
+        )
+    # Every ordered pair counts: a beats c and b, c beats b; c is chosen as often as
+    # rejected, so it is no label. The config's own strategy (best-vs-worst) is not used.
+    assert judgement_examples(store, config) == {
+        "honesty": sorted([Example(a.id, 1), Example(b.id, 0)], key=lambda e: e.candidate_id)
+    }
+    assert config.export.strategy == "best-vs-worst" and config.export.origin == "auto"
+
+    # Seed 3 puts the knuckles prompt on the test side and the pigs prompt on the train side.
+    held_out = config.model_copy(update={"export": ExportConfig(test_fraction=0.5, seed=3)})
+    assert split_of(second[0].prompt_id, 3, 0.5) == "train"
+    gold = held_out_gold(store, held_out)
+    assert [(p.origin, p.chosen_id, p.rejected_id) for p in gold] == [("gold", a.id, c.id)]
+    assert split_of(a.prompt_id, 3, 0.5) == "test"
+
+
 def test_invalid_votes_are_dropped_and_counted(store, config):
     first, _ = _ingest_two_prompts(store)
     a, b = first[0], first[3]
@@ -199,8 +237,7 @@ def test_invalid_votes_are_dropped_and_counted(store, config):
                 ),
             ]
         )
-    config = config.model_copy(update={"export": ExportConfig(origin="judgements")})
-    pairs, drops, _ = build_pairs(store, config)
+    pairs, drops, _ = build_pairs(store, config, origin="judgements")
     assert pairs == []
     assert drops == {
         "judgement for a task not in the workspace": 1,
@@ -252,7 +289,7 @@ def test_exported_dataset_loads_in_trl_format_and_is_byte_identical(store, confi
     config = config.model_copy(
         update={
             "export": ExportConfig(
-                strategy="all-pairs", test_fraction=0.5, formats=["jsonl", "parquet"]
+                strategy="all-pairs", test_fraction=0.5, copies=["jsonl", "parquet"]
             )
         }
     )
@@ -464,19 +501,19 @@ def test_export_into_a_folder_of_other_files_is_refused_before_anything_is_store
     export_dataset(store, config, tmp_path / "pairs", "test")  # its own folder: replaced
 
 
-@pytest.mark.parametrize("formats", [["xml"], ["jsonl", "../../esc"]])
+@pytest.mark.parametrize("copies", [["xml"], ["jsonl", "../../esc"]])
 def test_unknown_copy_formats_are_refused_before_anything_is_written(
-    store, config, tmp_path, formats
+    store, config, tmp_path, copies
 ):
     _ingest_two_prompts(store)
     before = _tree(tmp_path)
     with pytest.raises(
         ExportError,
         match=re.escape(
-            f"unknown copy format(s) {formats[-1:]}; expected any of ['parquet', 'jsonl']"
+            f"unknown copy format(s) {copies[-1:]}; expected any of ['parquet', 'jsonl']"
         ),
     ):
-        export_dataset(store, config, tmp_path / "deep" / "out", "test", formats)
+        export_dataset(store, config, tmp_path / "deep" / "out", "test", copies)
     assert _tree(tmp_path) == before
     assert list(store.pairs()) == []
 

@@ -94,16 +94,16 @@ def perfect_reward(prompts, responses, traits):
 def test_a_perfect_reward_scores_one():
     report = evaluate(perfect_reward, PAIRS, bootstrap_samples=200)
 
-    assert report["pairs"] == 6
-    assert report["accuracy"] == 1.0
-    assert report["accuracy_ci"] == [1.0, 1.0]
-    assert report["rewards"] == {"mean": 0.5, "std": 0.5, "mean_margin": 1.0}
-    assert report["confidence_level"] == 0.95
-    assert report["per_trait"]["honesty"]["accuracy"] == 1.0
+    assert report.pairs == 6
+    assert report.accuracy == 1.0
+    assert report.accuracy_ci == [1.0, 1.0]
+    assert report.rewards.model_dump() == {"mean": 0.5, "std": 0.5, "mean_margin": 1.0}
+    assert report.confidence_level == 0.95
+    assert report.per_trait["honesty"].accuracy == 1.0
     # an unseen text scores 0 here, so any edit looks like a shift of two spreads down on the
     # chosen side, and every pair becomes a tie
-    preamble = report["shortcuts"]["format"]["preamble"]
-    assert preamble == {
+    preamble = report.shortcuts.format["preamble"]
+    assert preamble.model_dump() == {
         "mean_shift": -1.0,
         "mean_abs_shift": 1.0,
         "flip_rate": 0.0,
@@ -113,47 +113,47 @@ def test_a_perfect_reward_scores_one():
 
 def test_a_length_biased_reward_is_caught():
     report = evaluate(length_reward, PAIRS, bootstrap_samples=200)
-    shortcuts = report["shortcuts"]
+    shortcuts = report.shortcuts
 
-    assert report["accuracy"] == pytest.approx(4 / 6)
-    assert shortcuts["length_baseline_accuracy"] == report["accuracy"]
-    assert shortcuts["chosen_shorter_pairs"] == 2
-    assert shortcuts["accuracy_chosen_shorter"] == 0.0
-    assert shortcuts["accuracy_chosen_shorter_ci"] == [0.0, 0.0]
-    assert shortcuts["length_reward_spearman"] == pytest.approx(1.0)
+    assert report.accuracy == pytest.approx(4 / 6)
+    assert shortcuts.length_baseline_accuracy == report.accuracy
+    assert shortcuts.chosen_shorter_pairs == 2
+    assert shortcuts.accuracy_chosen_shorter == 0.0
+    assert shortcuts.accuracy_chosen_shorter_ci == [0.0, 0.0]
+    assert shortcuts.length_reward_spearman == pytest.approx(1.0)
 
     spread = float(np.std(LENGTHS))
-    preamble = shortcuts["format"]["preamble"]
-    assert preamble["mean_shift"] == pytest.approx(19 / spread)
-    assert preamble["mean_abs_shift"] == pytest.approx(19 / spread)
-    assert preamble["flip_rate"] == pytest.approx(2 / 4)  # pairs 1 and 3 of the 4 it prefers
-    assert preamble["accuracy_after"] == pytest.approx(4 / 6)  # both sides grew alike
-    whitespace = shortcuts["format"]["whitespace"]
-    assert whitespace["mean_shift"] == pytest.approx(2 / spread)
-    assert whitespace["flip_rate"] == pytest.approx(1 / 4)
+    preamble = shortcuts.format["preamble"]
+    assert preamble.mean_shift == pytest.approx(19 / spread)
+    assert preamble.mean_abs_shift == pytest.approx(19 / spread)
+    assert preamble.flip_rate == pytest.approx(2 / 4)  # pairs 1 and 3 of the 4 it prefers
+    assert preamble.accuracy_after == pytest.approx(4 / 6)  # both sides grew alike
+    whitespace = shortcuts.format["whitespace"]
+    assert whitespace.mean_shift == pytest.approx(2 / spread)
+    assert whitespace.flip_rate == pytest.approx(1 / 4)
 
 
 def test_a_reward_that_ignores_length_shows_no_length_shortcut():
-    shortcuts = evaluate(perfect_reward, PAIRS, bootstrap_samples=200)["shortcuts"]
-    assert shortcuts["accuracy_chosen_shorter"] == 1.0
+    shortcuts = evaluate(perfect_reward, PAIRS, bootstrap_samples=200).shortcuts
+    assert shortcuts.accuracy_chosen_shorter == 1.0
     # the perfect reward ranks the longer side higher in 4 pairs and lower in 2
-    assert shortcuts["length_reward_spearman"] < 0.5
-    assert shortcuts["length_baseline_accuracy"] == pytest.approx(4 / 6)
+    assert shortcuts.length_reward_spearman < 0.5
+    assert shortcuts.length_baseline_accuracy == pytest.approx(4 / 6)
 
 
 def test_a_constant_reward_ties_everywhere():
     report = evaluate(constant_reward, PAIRS, bootstrap_samples=200)
 
-    assert report["accuracy"] == 0.5 and report["accuracy_ci"] == [0.5, 0.5]
-    assert report["shortcuts"]["accuracy_chosen_shorter"] == 0.5
-    assert report["shortcuts"]["length_reward_spearman"] == 0.0
-    assert report["shortcuts"]["format"]["preamble"] == {
+    assert report.accuracy == 0.5 and report.accuracy_ci == [0.5, 0.5]
+    assert report.shortcuts.accuracy_chosen_shorter == 0.5
+    assert report.shortcuts.length_reward_spearman == 0.0
+    assert report.shortcuts.format["preamble"].model_dump() == {
         "mean_shift": 0.0,
         "mean_abs_shift": 0.0,
         "flip_rate": 0.0,
         "accuracy_after": 0.5,
     }
-    assert report["calibration"] == {
+    assert report.calibration.model_dump() == {
         "ece": 0.0,
         "brier": 0.25,
         "log_loss": pytest.approx(math.log(2)),
@@ -163,22 +163,22 @@ def test_a_constant_reward_ties_everywhere():
 
 
 def test_per_trait_accuracy_and_length_baseline():
-    per_trait = evaluate(length_reward, PAIRS, bootstrap_samples=200)["per_trait"]
+    per_trait = evaluate(length_reward, PAIRS, bootstrap_samples=200).per_trait
 
     # the pair without a trait counts overall but in no trait's row
     assert sorted(per_trait) == ["harmlessness", "honesty"]
-    assert per_trait["honesty"]["pairs"] == 4
-    assert per_trait["honesty"]["accuracy"] == 0.75
-    assert per_trait["honesty"]["length_baseline"] == 0.75
-    assert per_trait["harmlessness"] == {
+    assert per_trait["honesty"].pairs == 4
+    assert per_trait["honesty"].accuracy == 0.75
+    assert per_trait["honesty"].length_baseline == 0.75
+    assert per_trait["harmlessness"].model_dump() == {
         "pairs": 1,
         "accuracy": 0.0,
         "accuracy_ci": [0.0, 0.0],
         "length_baseline": 0.0,
     }
-    brevity = evaluate(brevity_reward, PAIRS, bootstrap_samples=200)["per_trait"]
-    assert brevity["honesty"]["accuracy"] == 0.25
-    assert brevity["honesty"]["length_baseline"] == 0.75  # a property of the data, not the model
+    brevity = evaluate(brevity_reward, PAIRS, bootstrap_samples=200).per_trait
+    assert brevity["honesty"].accuracy == 0.25
+    assert brevity["honesty"].length_baseline == 0.75  # a property of the data, not the model
 
 
 def test_no_pairs_is_an_error():
@@ -199,11 +199,11 @@ SAME = [
 def test_pairs_with_the_same_text_on_both_sides_are_skipped_and_counted():
     report = evaluate(perfect_reward, PAIRS + SAME, bootstrap_samples=200)
 
-    assert report["skipped"] == {"chosen == rejected": 2}
-    assert report["pairs"] == 6
-    assert report["accuracy"] == 1.0  # not pulled toward 50% by the ties
-    assert report["per_trait"]["harmlessness"]["pairs"] == 1
-    assert evaluate(perfect_reward, PAIRS, bootstrap_samples=200)["skipped"] == {}
+    assert report.skipped == {"chosen == rejected": 2}
+    assert report.pairs == 6
+    assert report.accuracy == 1.0  # not pulled toward 50% by the ties
+    assert report.per_trait["harmlessness"].pairs == 1
+    assert evaluate(perfect_reward, PAIRS, bootstrap_samples=200).skipped == {}
 
 
 def test_only_same_text_pairs_is_an_error_not_fifty_percent():
@@ -218,8 +218,8 @@ def test_only_same_text_pairs_is_an_error_not_fifty_percent():
 
 def test_the_matrix_skips_same_text_pairs_too():
     matrix = generalization_matrix({"length": length_reward}, PAIRS + SAME, bootstrap_samples=200)
-    assert matrix["skipped"] == {"chosen == rejected": 2}
-    assert matrix["cells"]["length"]["honesty"]["pairs"] == 4
+    assert matrix.skipped == {"chosen == rejected": 2}
+    assert matrix.cells["length"]["honesty"].pairs == 4
 
 
 def test_the_summary_card_and_report_say_how_many_pairs_were_skipped(capsys):
@@ -255,25 +255,25 @@ def test_bootstrap_interval_is_fixed_by_the_seed_and_holds_the_estimate():
     again = evaluate(length_reward, MANY, bootstrap_samples=200, seed=3)
     other = evaluate(length_reward, MANY, bootstrap_samples=200, seed=4)
 
-    assert first["accuracy"] == (10 + 0.5 * 6) / 40
+    assert first.accuracy == (10 + 0.5 * 6) / 40
     assert first == again
-    assert first["accuracy_ci"] != other["accuracy_ci"]
-    low, high = first["accuracy_ci"]
-    assert 0.0 <= low < first["accuracy"] < high <= 1.0
+    assert first.accuracy_ci != other.accuracy_ci
+    low, high = first.accuracy_ci
+    assert 0.0 <= low < first.accuracy < high <= 1.0
 
 
 def test_equal_lengths_are_neither_shorter_nor_a_length_win():
-    shortcuts = evaluate(length_reward, MANY, bootstrap_samples=200)["shortcuts"]
-    assert shortcuts["chosen_shorter_pairs"] == 24  # 1..4 characters against 5
-    assert shortcuts["length_baseline_accuracy"] == (10 + 0.5 * 6) / 40
+    shortcuts = evaluate(length_reward, MANY, bootstrap_samples=200).shortcuts
+    assert shortcuts.chosen_shorter_pairs == 24  # 1..4 characters against 5
+    assert shortcuts.length_baseline_accuracy == (10 + 0.5 * 6) / 40
 
 
 def test_a_higher_confidence_level_gives_a_wider_interval():
     narrow = evaluate(length_reward, MANY, bootstrap_samples=200, confidence_level=0.5)
     wide = evaluate(length_reward, MANY, bootstrap_samples=200, confidence_level=0.99)
-    (n_low, n_high), (w_low, w_high) = narrow["accuracy_ci"], wide["accuracy_ci"]
+    (n_low, n_high), (w_low, w_high) = narrow.accuracy_ci, wide.accuracy_ci
     assert w_low < n_low < n_high < w_high
-    assert wide["confidence_level"] == 0.99
+    assert wide.confidence_level == 0.99
 
 
 # -- calibration ------------------------------------------------------------------------------
@@ -284,44 +284,42 @@ def test_calibration_of_known_margins_by_hand():
     result = calibration(np.array([0.0, math.log(3), -math.log(3)]))
 
     # each pair seen both ways: probabilities (1/2, 3/4, 1/4 | 1/2, 1/4, 3/4), outcomes 1 | 0
-    assert result["brier"] == pytest.approx((0.25 + 0.0625 + 0.5625) * 2 / 6)
-    assert result["log_loss"] == pytest.approx(
-        -(math.log(0.5) + math.log(0.75) + math.log(0.25)) / 3
-    )
-    assert result["mean_probability"] == pytest.approx(0.5)
-    assert result["bins"] == [
+    assert result.brier == pytest.approx((0.25 + 0.0625 + 0.5625) * 2 / 6)
+    assert result.log_loss == pytest.approx(-(math.log(0.5) + math.log(0.75) + math.log(0.25)) / 3)
+    assert result.mean_probability == pytest.approx(0.5)
+    assert result.model_dump()["bins"] == [
         {"bin": 2, "count": 2, "predicted": pytest.approx(0.25), "observed": 0.5},
         {"bin": 5, "count": 2, "predicted": 0.5, "observed": 0.5},
         {"bin": 7, "count": 2, "predicted": pytest.approx(0.75), "observed": 0.5},
     ]
-    assert result["ece"] == pytest.approx(2 / 6 * 0.25 + 2 / 6 * 0.25)
+    assert result.ece == pytest.approx(2 / 6 * 0.25 + 2 / 6 * 0.25)
 
 
 def test_calibration_bins_hold_every_pair_twice():
     margins = np.random.default_rng(0).normal(0.0, 3.0, 57)
     result = calibration(margins)
-    assert sum(b["count"] for b in result["bins"]) == 2 * 57
+    assert sum(b.count for b in result.bins) == 2 * 57
     # both orders are seen, so the curve is symmetric around 1/2
-    by_bin = {b["bin"]: b for b in result["bins"]}
+    by_bin = {b.bin: b for b in result.bins}
     for b, row in by_bin.items():
         mirror = by_bin[9 - b]
-        assert row["count"] == mirror["count"]
-        assert row["observed"] == pytest.approx(1 - mirror["observed"])
-    assert 0.0 < result["ece"] < 1.0
+        assert row.count == mirror.count
+        assert row.observed == pytest.approx(1 - mirror.observed)
+    assert 0.0 < result.ece < 1.0
 
 
 def test_calibration_of_confident_correct_margins_is_near_perfect():
     result = calibration(np.full(10, 20.0))
-    assert result["ece"] == pytest.approx(0.0, abs=1e-8)
-    assert result["brier"] == pytest.approx(0.0, abs=1e-8)
-    assert result["log_loss"] == pytest.approx(0.0, abs=1e-8)
-    assert [(b["bin"], b["count"], b["observed"]) for b in result["bins"]] == [
+    assert result.ece == pytest.approx(0.0, abs=1e-8)
+    assert result.brier == pytest.approx(0.0, abs=1e-8)
+    assert result.log_loss == pytest.approx(0.0, abs=1e-8)
+    assert [(b.bin, b.count, b.observed) for b in result.bins] == [
         (0, 10, 0.0),
         (9, 10, 1.0),
     ]
     # a confidently wrong model pays for it
     wrong = calibration(np.full(10, -20.0))
-    assert wrong["ece"] == pytest.approx(1.0) and wrong["log_loss"] == pytest.approx(20.0)
+    assert wrong.ece == pytest.approx(1.0) and wrong.log_loss == pytest.approx(20.0)
 
 
 # -- generalization matrix --------------------------------------------------------------------
@@ -340,14 +338,12 @@ def test_generalization_matrix_is_models_by_traits():
         bootstrap_samples=200,
     )
 
-    assert matrix["models"] == ["brevity", "constant", "length"]
-    assert matrix["traits"] == ["harmlessness", "honesty"]
-    assert {m: sorted(row) for m, row in matrix["cells"].items()} == {
+    assert matrix.models == ["brevity", "constant", "length"]
+    assert matrix.traits == ["harmlessness", "honesty"]
+    assert {m: sorted(row) for m, row in matrix.cells.items()} == {
         m: ["harmlessness", "honesty"] for m in ["brevity", "constant", "length"]
     }
-    accuracy = {
-        (m, t): cell["accuracy"] for m, row in matrix["cells"].items() for t, cell in row.items()
-    }
+    accuracy = {(m, t): cell.accuracy for m, row in matrix.cells.items() for t, cell in row.items()}
     # honesty: the chosen answer is longer in 3 of its 4 pairs; harmlessness: in none of 1
     assert accuracy == {
         ("brevity", "harmlessness"): 1.0,
@@ -357,8 +353,8 @@ def test_generalization_matrix_is_models_by_traits():
         ("length", "harmlessness"): 0.0,
         ("length", "honesty"): 0.75,
     }
-    assert matrix["cells"]["length"]["honesty"]["pairs"] == 4
-    low, high = matrix["cells"]["length"]["honesty"]["accuracy_ci"]
+    assert matrix.cells["length"]["honesty"].pairs == 4
+    low, high = matrix.cells["length"]["honesty"].accuracy_ci
     assert 0.0 <= low <= 0.75 <= high <= 1.0
     # every model is asked about the column's trait, chosen then rejected
     assert seen == [["harmlessness"]] * 2 + [["honesty"] * 4] * 2

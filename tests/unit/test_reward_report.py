@@ -9,6 +9,7 @@ import numpy as np
 from traitforge.reward.evaluation import evaluate, generalization_matrix
 from traitforge.reward.pairs import RewardPair
 from traitforge.reward.report import render_report, shortcut_verdicts, write_report
+from traitforge.schemas import EvaluationResult, MatrixResult
 
 SECTIONS = ("accuracy", "shortcuts", "calibration", "matrix", "training", "provenance")
 
@@ -20,14 +21,14 @@ def _evaluation(
     flip_rate: float = 0.02,
     baseline: float = 0.55,
     traits: tuple[str, ...] = ("helpful", "concise"),
-) -> dict:
+) -> EvaluationResult:
     fmt = {
         "mean_shift": 0.01,
         "mean_abs_shift": 0.04,
         "flip_rate": flip_rate,
         "accuracy_after": 0.84,
     }
-    return {
+    evaluation = {
         "pairs": 120,
         "accuracy": accuracy,
         "accuracy_ci": [0.78, 0.91],
@@ -56,9 +57,10 @@ def _evaluation(
         "rewards": {"mean": 0.1, "std": 1.2, "mean_margin": 0.9},
         "confidence_level": 0.95,
     }
+    return EvaluationResult.model_validate(evaluation)
 
 
-def _matrix(traits: tuple[str, ...] = ("concise", "helpful")) -> dict:
+def _matrix(traits: tuple[str, ...] = ("concise", "helpful")) -> MatrixResult:
     cells = {
         m: {
             t: {"pairs": 10, "accuracy": 0.9 if m == t else 0.6, "accuracy_ci": None}
@@ -66,7 +68,7 @@ def _matrix(traits: tuple[str, ...] = ("concise", "helpful")) -> dict:
         }
         for m in traits
     }
-    return {"models": list(traits), "traits": list(traits), "cells": cells}
+    return MatrixResult(models=list(traits), traits=list(traits), cells=cells)
 
 
 def _training() -> list[dict]:

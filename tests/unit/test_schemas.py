@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -7,6 +9,7 @@ from traitforge.schemas import (
     Candidate,
     ComparisonTask,
     Judgement,
+    LoopRound,
     PreferencePair,
     RankedCandidate,
     RatingScale,
@@ -14,6 +17,7 @@ from traitforge.schemas import (
     TraitSpec,
     prompt_hash,
 )
+from traitforge.schemas.loop import STEPS
 
 QUESTION = "What happens to you if you eat watermelon seeds?"
 TRUE = "The watermelon seeds pass through your digestive system"
@@ -75,7 +79,9 @@ def test_scores_probability_must_be_a_probability():
         candidate_id="c", scorer="embedding-logreg.v1", trait="honesty", score=2.0, probability=0.7
     )
     with pytest.raises(ValidationError, match="less than or equal to 1"):
-        Scores(candidate_id="c", scorer="s", trait="honesty", score=2.0, probability=1.5)
+        Scores(
+            candidate_id="c", scorer="linguistic.v1", trait="honesty", score=2.0, probability=1.5
+        )
 
 
 def test_task_id_ignores_candidate_order_and_rejects_repeats():
@@ -123,3 +129,19 @@ def test_preference_pair_refuses_degenerate_pairs():
         PreferencePair(**{**fields, "rejected_id": "a"})
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         PreferencePair(**{**fields, "margin": -0.5})
+
+
+def test_a_round_record_of_an_earlier_version_loads_under_the_new_names():
+    old = {
+        "round": 2,
+        "labels": 160,
+        "completed": ["select", "push", "annotate", "pull", "export", "train", "score"],
+        "seconds": {"train": 3.5, "score": 0.1},
+    }
+    record = LoopRound.model_validate_json(json.dumps(old))
+    assert record.judgements_total == 160
+    assert record.completed == list(STEPS[:-1])  # a resumed round runs only "report"
+    assert record.seconds == {"train": 3.5, "use-model": 0.1}
+    saved = json.loads(record.model_dump_json())
+    assert saved["judgements_total"] == 160 and "labels" not in saved
+    assert LoopRound.model_validate(saved) == record

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traitforge.app.workflows import bundled_data_dir
+from tests.helpers.paths import TRUTHFULQA
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Scores, SelectionConfig
@@ -18,9 +18,8 @@ def pool():
     from traitforge.workspace import default_config
 
     config = default_config()
-    path = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
     outcomes = [
-        o for o in source_format("truthfulqa").reader(path, config) if isinstance(o, Parsed)
+        o for o in source_format("truthfulqa").reader(TRUTHFULQA, config) if isinstance(o, Parsed)
     ][:N_PROMPTS]
     candidates = [c for o in outcomes for c in o.candidates]
     rng = np.random.default_rng(0)

@@ -12,87 +12,27 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from traitforge.annotators.aggregation import DropCounter, annotator_values, answers_by_task
-from traitforge.schemas import Candidate, ComparisonTask, Judgement, ProjectConfig
+from traitforge.schemas import (
+    AgreementResult,
+    AnnotatorQuality,
+    Candidate,
+    ComparisonTask,
+    Judgement,
+    ProjectConfig,
+    TraitAgreement,
+)
 
 # Nominal codes of one annotator's answer on one candidate pair (first, second in task order).
 FIRST, SECOND, TIE = 0, 1, 2
 
 # unit -> annotator -> value: the reliability data before it becomes a matrix.
 Units = Mapping[Hashable, Mapping[str, float]]
-
-
-@dataclass(frozen=True)
-class TraitAgreement:
-    """Krippendorff's alpha for one trait; None where alpha is undefined."""
-
-    trait: str
-    preference_alpha: float | None  # nominal, on the tasks that ask about this trait
-    preference_units: int  # candidate pairs answered by at least two annotators
-    rating_alpha: float | None  # ordinal, on the ratings of this trait
-    rating_units: int  # (task, candidate) ratings given by at least two annotators
-
-
-@dataclass(frozen=True)
-class AnnotatorQuality:
-    annotator_id: str
-    answers: int  # judgements on tasks in the workspace
-    agreement: float | None  # share of compared units where they matched the others' majority
-    compared: int  # units where the other annotators had a majority
-    gold_accuracy: float | None  # mean share of gold-ordered pairs they ordered the same way
-    gold_tasks: int  # gold-check tasks with a readable answer from them
-    flagged: bool
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AgreementReport:
-    traits: dict[str, TraitAgreement]
-    preference_alpha: float | None  # nominal, every trait's preference units together
-    rating_alpha: float | None  # ordinal, every trait's ratings scaled to [0, 1]
-    annotators: dict[str, AnnotatorQuality]
-
-    @property
-    def flagged(self) -> frozenset[str]:
-        return frozenset(a for a, q in self.annotators.items() if q.flagged)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready figures for provenance.json (rounded, so exports stay byte-identical)."""
-        return {
-            "preference_alpha": _round(self.preference_alpha),
-            "rating_alpha": _round(self.rating_alpha),
-            "traits": {
-                name: {
-                    "preference_alpha": _round(t.preference_alpha),
-                    "preference_units": t.preference_units,
-                    "rating_alpha": _round(t.rating_alpha),
-                    "rating_units": t.rating_units,
-                }
-                for name, t in sorted(self.traits.items())
-            },
-            "annotators": {
-                a: {
-                    "answers": q.answers,
-                    "agreement": _round(q.agreement),
-                    "compared": q.compared,
-                    "gold_accuracy": _round(q.gold_accuracy),
-                    "gold_tasks": q.gold_tasks,
-                    "flagged": q.flagged,
-                    "reasons": list(q.reasons),
-                }
-                for a, q in sorted(self.annotators.items())
-            },
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
 
 
 def krippendorff_alpha(units: Units, level: Literal["nominal", "ordinal"]) -> float | None:
@@ -123,7 +63,7 @@ def agreement_report(
     judgements: Iterable[Judgement],
     candidates: Iterable[Candidate],
     config: ProjectConfig,
-) -> AgreementReport:
+) -> AgreementResult:
     """Alpha per trait and overall, and each annotator's agreement and gold accuracy."""
     by_id = {c.id: c for c in candidates}
     answers = answers_by_task(tasks, judgements, by_id, DropCounter())
@@ -175,7 +115,6 @@ def agreement_report(
 
     trait_figures = {
         t.name: TraitAgreement(
-            trait=t.name,
             preference_alpha=krippendorff_alpha(preference[t.name], "nominal"),
             preference_units=sum(len(v) >= 2 for v in preference[t.name].values()),
             rating_alpha=krippendorff_alpha(ratings[t.name], "ordinal"),
@@ -203,7 +142,6 @@ def agreement_report(
                 f"{settings.min_gold_accuracy:g} ({len(gold[who])} gold tasks)"
             )
         annotators[who] = AnnotatorQuality(
-            annotator_id=who,
             answers=answered[who],
             agreement=agreement,
             compared=compared,
@@ -212,10 +150,10 @@ def agreement_report(
             flagged=bool(reasons),
             reasons=tuple(reasons),
         )
-    return AgreementReport(
-        traits=trait_figures,
+    return AgreementResult(
         preference_alpha=krippendorff_alpha(pooled, "nominal"),
         rating_alpha=krippendorff_alpha(scaled, "ordinal"),
+        traits=trait_figures,
         annotators=annotators,
     )
 

@@ -1,7 +1,8 @@
 """How a ComparisonTask looks in Argilla, and how an Argilla response becomes a Judgement.
 
-Pure mapping, no I/O: the backend (`argilla_backend`) sends and fetches, this module decides
-what a record holds and what an answer means, so both directions are unit-testable.
+Pure mapping, no I/O: the backend (`traitforge.annotators.argilla`) sends and fetches, this
+module decides what a record holds and what an answer means, so both directions are
+unit-testable.
 
 Question layout of one dataset (one dataset per task trait and number of candidates k):
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from traitforge.annotators.backends import is_simulated
 from traitforge.schemas import (
     Candidate,
     ChatMessage,
@@ -60,14 +62,6 @@ TIE = "tie"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # Argilla's rating questions accept integer options 0..10 only.
 ARGILLA_RATING_RANGE = (0, 10)
-
-# Accounts whose username starts with this prefix are simulated annotators: every judgement
-# pulled from them is marked simulated=True, so no simulated vote can pass as a human one.
-SIMULATED_PREFIX = "sim-"
-
-
-def is_simulated(username: str) -> bool:
-    return username.startswith(SIMULATED_PREFIX)
 
 
 def response_field(position: int) -> str:

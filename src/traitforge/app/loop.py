@@ -1,4 +1,4 @@
-"""The closed loop: rounds of select -> push -> annotate -> pull -> export -> train -> score.
+"""The closed loop: rounds of select -> push -> annotate -> pull -> export -> train -> use-model.
 
 Round 1 selects with the trait classifiers; every later round also has the reward model that
 the previous round trained, so it selects pairs whose reward margin is near zero, spread over
@@ -27,10 +27,10 @@ from traitforge.workspace.files import atomic_write_text
 from traitforge.workspace.lock import LOOP_LOCK_FILE, lock_released
 
 if TYPE_CHECKING:
-    from traitforge.annotators.argilla_backend import DatasetProgress
+    from traitforge.annotators.backends import DatasetProgress
     from traitforge.app.report import WorkspaceReportData
     from traitforge.curation.ingest import IngestReport
-    from traitforge.curation.pipeline import StageProgress
+    from traitforge.curation.progress import StageProgress
     from traitforge.reward.pairs import RewardPair
 
 Log = Callable[[str], None]
@@ -134,7 +134,11 @@ class _Round:
     @cached_property
     def gold_test(self) -> list[RewardPair]:
         """Held-out gold pairs, built once per round for training's and the report's use."""
-        return held_out_gold(self.workspace)
+        from traitforge.exports.labels import held_out_gold
+        from traitforge.reward.pairs import from_preference_pairs
+
+        with self.workspace.store() as store:
+            return from_preference_pairs(held_out_gold(store, self.config))
 
     def run(self) -> None:
         steps = {
@@ -144,7 +148,7 @@ class _Round:
             "pull": lambda: workflows.pull(self.workspace, self.progress),
             "export": self.export,
             "train": self.train,
-            "score": self.score,
+            "use-model": self.use_model,
             "report": self.report,
         }
         for name in STEPS:
@@ -174,7 +178,10 @@ class _Round:
             self._wait_for_people()
 
     def _wait_for_people(self) -> None:
+        from traitforge.annotators.backends import backend_for
+
         loop = self.config.loop
+        overlap = backend_for(self.workspace).overlap
         last = None
         while True:
             state = workflows.annotation_progress(self.workspace)
@@ -184,7 +191,7 @@ class _Round:
             complete = sum(d.completed for d in state)
             needed = math.ceil(loop.wait_share * records)
             if self.waiting:
-                self.waiting(complete, needed, _annotator_shares(state, needed, self.config))
+                self.waiting(complete, needed, _annotator_shares(state, needed, overlap))
             if complete != last:  # one line per change, for logs that are not a terminal
                 self.log(
                     f"round {self.record.round}: {complete} of {needed} records complete "
@@ -200,9 +207,9 @@ class _Round:
         self.record.pairs = {t: sum(c.values()) for t, c in report.counts.items()}
         self.record.pair_origins = dict(report.origins)
         self.record.drops = dict(report.drops)
-        self.record.agreement = report.agreement.to_dict() if report.agreement else None
+        self.record.agreement = report.agreement.rounded() if report.agreement else None
         with self.workspace.store() as store:
-            self.record.labels = sum(1 for _ in store.judgements())
+            self.record.judgements_total = sum(1 for _ in store.judgements())
 
     def train(self) -> None:
         from traitforge.reward.pairs import load_splits
@@ -231,13 +238,13 @@ class _Round:
         self.record.model = str(out)
         self.record.evaluation = run.evaluation
 
-    def score(self) -> None:
+    def use_model(self) -> None:
         """Point the workspace at this round's model: the next round's `curate` scores the
         open candidates with it (cached per model), so nothing is scored that no round uses."""
         from traitforge.reward.scorer import point_to_model
 
         if self.record.model:
-            point_to_model(self.workspace.classifiers_dir, Path(self.record.model))
+            point_to_model(self.workspace.reward_dir, Path(self.record.model))
 
     def report(self) -> None:
         from traitforge.reward.model import read_manifest
@@ -252,44 +259,18 @@ class _Round:
         write_reports(self.workspace, [*rounds, self.record], self.record.round)
 
 
-def held_out_gold(workspace: Workspace) -> list[RewardPair]:
-    """Gold-labelled pairs of the test prompts: the export's split puts a prompt on the same
-    side whatever the origin, so no model of the loop has trained on these prompts."""
-    from traitforge.exports import build_pairs
-    from traitforge.exports.split import split_of
-    from traitforge.reward.pairs import RewardPair, as_reward_prompt
-
-    config = workspace.config
-    gold = config.model_copy(update={"export": config.export.model_copy(update={"origin": "gold"})})
-    with workspace.store() as store:
-        pairs, _, _ = build_pairs(store, gold)
-    settings = config.export
-    return [
-        RewardPair(
-            prompt=as_reward_prompt(p.prompt),
-            chosen=p.chosen,
-            rejected=p.rejected,
-            trait=p.trait,
-            confidence=p.confidence,
-            pair_id=p.id,
-            origin="gold",
-        )
-        for p in sorted(pairs, key=lambda p: p.id)
-        if split_of(p.prompt_id, settings.seed, settings.test_fraction) == "test"
-    ]
-
-
 def _annotator_shares(
-    state: Sequence[DatasetProgress], needed: int, config: ProjectConfig
+    state: Sequence[DatasetProgress], needed: int, overlap: int
 ) -> dict[str, tuple[int, int]]:
-    """Each annotator's submitted answers, against an equal share of the answers needed."""
+    """Each annotator's submitted answers, against an equal share of the answers needed
+    (`overlap` answers for each of the `needed` records)."""
     submitted: Counter[str] = Counter()
     for dataset in state:
         for user, statuses in dataset.annotators.items():
             submitted[user] += statuses.get("submitted", 0)
     if not submitted:
         return {}
-    share = math.ceil(needed * config.annotation.argilla.min_submitted / len(submitted))
+    share = math.ceil(needed * overlap / len(submitted))
     return {user: (n, share) for user, n in sorted(submitted.items())}
 
 
@@ -308,7 +289,7 @@ def report_data(workspace: Workspace, records: list[LoopRound]) -> WorkspaceRepo
     agreement = last.agreement if last else None
     if agreement is None:
         found = workflows.agreement(workspace)
-        agreement = found.to_dict() if found else None
+        agreement = found.rounded() if found else None
     return WorkspaceReportData(
         workspace=str(workspace.root),
         counts={
@@ -344,7 +325,7 @@ def write_reports(
 # -- the main job --------------------------------------------------------------------------
 DEMO_ROUNDS = 2
 DEMO_BUDGET = 150  # comparisons selected per round
-DEMO_ANNOTATORS = 3  # simulated; each record needs annotation.argilla.min_submitted of them
+DEMO_ANNOTATORS = 3  # simulated; each record needs the backend's overlap of them
 
 
 @dataclass
@@ -364,21 +345,21 @@ def demo(
     rounds: int = DEMO_ROUNDS,
     budget: int = DEMO_BUDGET,
 ) -> DemoResult:
-    """The main job on the bundled real data: ingest every bundled file, serve Argilla, and run
-    the loop with simulated annotators: round 1 selected by the trait classifiers, round 2 by
-    the reward model trained on round 1's judgements. Every step resumes."""
-    from traitforge.annotators.server import ServerPaths, annotators_file, owner_connection
+    """The main job on the bundled real data: ingest every bundled file, serve the annotation
+    UI, and run the loop with simulated annotators: round 1 selected by the trait classifiers,
+    round 2 by the reward model trained on round 1's judgements. Every step resumes."""
+    from traitforge.annotators.backends import backend_for
 
     root = workflows.bundled_data_dir()
     reports = []
     for fmt, relative in workflows.BUNDLED_INPUTS:
         reports += workflows.ingest(workspace, fmt, [root / relative], progress=progress)
-    connection = owner_connection(workspace)  # starts the embedded server unless external
+    ui = backend_for(workspace).serve()  # starts the backend's own server unless external
     result = run(workspace, rounds, budget, DEMO_ANNOTATORS, log, stage_progress)
     return DemoResult(
         ingests=reports,
         loop=result,
-        url=connection.api_url,
-        credentials=ServerPaths.of(workspace).credentials,
-        annotators=annotators_file(workspace),
+        url=ui.url,
+        credentials=ui.owner_login,
+        annotators=ui.annotator_logins,
     )

@@ -1,10 +1,11 @@
 """The whole closed loop as one self-contained HTML page: what came in, what was dropped and
 why, how the annotators agree, and how the reward model improved round after round.
 
-It is built from the same pieces as the reward-model report (`traitforge.reward.report`): the
-same inline style, base64 PNG plots on a bare Agg figure, and the same accuracy, shortcut,
-calibration and matrix sections for the latest model. Every piece may be missing (round 1 has
-no model yet), and a missing piece becomes a short "not yet" line, never an error.
+It is built from the report kit (`traitforge.reporting`: the inline style, escaped tables,
+base64 PNG plots on a bare Agg figure, one formatter per kind of number) and shows the latest
+model with the reward report's own accuracy, shortcut, calibration and matrix sections
+(`traitforge.reward.report`). Every piece may be missing (round 1 has no model yet), and a
+missing piece becomes a short "not yet" line, never an error.
 """
 
 from __future__ import annotations
@@ -13,31 +14,34 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from traitforge.reward.report import (
-    STYLE,
+from traitforge.annotators.backends import is_simulated
+from traitforge.reporting import (
     Column,
-    accuracy_section,
-    calibration_section,
     escape_html,
-    fmt_ci,
     fmt_num,
     fmt_pct,
+    fmt_pct_ci,
+    html_page,
     html_section,
     html_table,
     key_values_table,
-    matrix_section,
     png_image,
-    shortcut_section,
 )
+from traitforge.reward.report import evaluation_sections, matrix_section
 from traitforge.schemas.loop import LoopRound
+from traitforge.schemas.results import (
+    AgreementResult,
+    AnnotatorQuality,
+    EvaluationResult,
+    TraitAccuracy,
+)
 from traitforge.workspace.files import atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-SIMULATED_PREFIX = "sim-"  # annotator ids the simulated annotators are created with
 MAX_SCORE_PANELS = 9  # more histograms than this stop being readable in one figure
 SCORE_BINS = 20
 # Krippendorff's own rule of thumb: alpha >= .8 is reliable, >= .667 allows tentative claims.
@@ -68,7 +72,7 @@ class WorkspaceReportData:
     counts: dict[str, int]  # pipeline stage -> count, in pipeline order
     drops: dict[str, int]  # drop reason -> count
     score_distributions: dict[str, list[float]]  # "scorer/trait" -> probabilities in [0, 1]
-    agreement: dict | None  # AgreementReport.to_dict()
+    agreement: AgreementResult | None
     rounds: list[LoopRound]  # every round so far, in order
     round: int | None = None  # set: a per-round report, showing rounds up to this one
 
@@ -88,11 +92,7 @@ def render_workspace_report(data: WorkspaceReportData) -> str:
         _rounds_section(rounds),
         *_latest_sections(latest),
     ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{escape_html(title)}</title>\n<style>{STYLE}{_EXTRA_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>{escape_html(title)}</h1>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
-    )
+    return html_page(title, "\n".join(sections), _EXTRA_STYLE)
 
 
 def write_workspace_report(path: Path, data: WorkspaceReportData) -> Path:
@@ -115,22 +115,18 @@ def _summary(
         last = rounds[-1]
         done = (
             f"{_plural(len(rounds), 'round')} so far; after round {last.round}: "
-            f"{_plural(last.labels, 'label')}, {_plural(sum(last.pairs.values()), 'pair')}."
+            f"{_plural(last.judgements_total, 'label')}, "
+            f"{_plural(sum(last.pairs.values()), 'pair')}."
         )
-    if latest is None:
+    if latest is None or latest.evaluation is None:
         model = "No reward model has been evaluated yet."
     else:
-        ev = latest.evaluation or {}
-        baseline = _baseline(ev)
-        gap = (
-            ""
-            if baseline is None
-            else f" ({fmt_num(100 * (ev['accuracy'] - baseline), 1, sign=True)} points)"
-        )
+        ev = latest.evaluation
+        baseline = ev.shortcuts.length_baseline_accuracy
+        gap = fmt_num(100 * (ev.accuracy - baseline), 1, sign=True)
         model = (
-            f"Latest reward model (round {latest.round}): accuracy {fmt_pct(ev['accuracy'])} "
-            f"{fmt_ci(ev.get('accuracy_ci'))} against a length baseline of "
-            f"{fmt_pct(baseline)}{gap}."
+            f"Latest reward model (round {latest.round}): accuracy {_accuracy_ci(ev)} "
+            f"against a length baseline of {fmt_pct(baseline)} ({gap} points)."
         )
     return (
         f'<p class="summary">{escape_html(scope)}Workspace '
@@ -218,19 +214,19 @@ def _histograms(fig: Figure, items: Sequence[tuple[str, list[float]]], cols: int
 
 _TRAIT_ALPHA_COLUMNS: list[Column] = [
     ("Trait", lambda item: item[0]),
-    ("Preference alpha", lambda item: fmt_num(item[1].get("preference_alpha"))),
-    ("Preference units", lambda item: item[1].get("preference_units", 0)),
-    ("Rating alpha", lambda item: fmt_num(item[1].get("rating_alpha"))),
-    ("Rating units", lambda item: item[1].get("rating_units", 0)),
+    ("Preference alpha", lambda item: fmt_num(item[1].preference_alpha)),
+    ("Preference units", lambda item: item[1].preference_units),
+    ("Rating alpha", lambda item: fmt_num(item[1].rating_alpha)),
+    ("Rating units", lambda item: item[1].rating_units),
 ]
 
 
-def _annotators_section(agreement: Mapping[str, Any] | None) -> str:
+def _annotators_section(agreement: AgreementResult | None) -> str:
     if not agreement:
         return html_section("annotators", "Annotators", _pending("No annotations pulled yet."))
     overall = [
-        ("Preference (nominal)", fmt_num(agreement.get("preference_alpha"))),
-        ("Rating (ordinal)", fmt_num(agreement.get("rating_alpha"))),
+        ("Preference (nominal)", fmt_num(agreement.preference_alpha)),
+        ("Rating (ordinal)", fmt_num(agreement.rating_alpha)),
     ]
     parts = [
         "<h3>Agreement (Krippendorff's alpha)</h3>",
@@ -239,17 +235,17 @@ def _annotators_section(agreement: Mapping[str, Any] | None) -> str:
         f"reliable, {ALPHA_TENTATIVE} and above allows tentative conclusions; n/a means too "
         "few items were answered by two annotators.</p>",
     ]
-    if traits := agreement.get("traits"):
+    if traits := agreement.traits:
         parts.append(html_table(_TRAIT_ALPHA_COLUMNS, sorted(traits.items())))
     parts.append("<h3>Annotator quality</h3>")
-    if annotators := agreement.get("annotators"):
+    if annotators := agreement.annotators:
         parts.append(_annotator_table(annotators))
     else:
         parts.append(_pending("No annotator has answered yet."))
     return html_section("annotators", "Annotators", "\n".join(parts))
 
 
-def _annotator_table(annotators: Mapping[str, Mapping[str, Any]]) -> str:
+def _annotator_table(annotators: Mapping[str, AnnotatorQuality]) -> str:
     # written by hand rather than with html_table: the tags are markup, the names are escaped
     head = "".join(
         f"<th>{h}</th>"
@@ -258,17 +254,17 @@ def _annotator_table(annotators: Mapping[str, Mapping[str, Any]]) -> str:
     rows = []
     for name, q in sorted(annotators.items()):
         tags = ""
-        if name.startswith(SIMULATED_PREFIX):
+        if is_simulated(name):
             tags += '<span class="tag simulated">simulated</span>'
-        if q.get("flagged"):
+        if q.flagged:
             tags += '<span class="tag flagged">flagged</span>'
         cells = [
             f"{escape_html(name)}{tags}",
-            escape_html(q.get("answers", 0)),
-            _with_n(q.get("agreement"), q.get("compared", 0)),
-            _with_n(q.get("gold_accuracy"), q.get("gold_tasks", 0)),
-            "yes" if q.get("flagged") else "no",
-            escape_html("; ".join(q.get("reasons", [])) or "-"),
+            escape_html(q.answers),
+            _with_n(q.agreement, q.compared),
+            _with_n(q.gold_accuracy, q.gold_tasks),
+            "yes" if q.flagged else "no",
+            escape_html("; ".join(q.reasons) or "-"),
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "\n".join(['<table class="quality">', f"<tr>{head}</tr>", *rows, "</table>"])
@@ -277,16 +273,16 @@ def _annotator_table(annotators: Mapping[str, Mapping[str, Any]]) -> str:
 def _rounds_section(rounds: Sequence[LoopRound]) -> str:
     if not rounds:
         return html_section("rounds", "Rounds", _pending("No round has run yet."))
-    traits = sorted({t for r in rounds for t in (r.evaluation or {}).get("per_trait", {})})
+    traits = sorted({t for r in rounds if r.evaluation for t in r.evaluation.per_trait})
     columns: list[Column] = [
         ("Round", lambda r: r.round),
-        ("Labels", lambda r: f"{r.labels:,}"),
+        ("Labels", lambda r: f"{r.judgements_total:,}"),
         ("Pairs", lambda r: f"{sum(r.pairs.values()):,}"),
         ("Tasks", lambda r: f"{r.tasks:,}"),
         ("Selected with", lambda r: "\n".join(r.selected_with) or "-"),
         ("Strategy", lambda r: r.strategy or "-"),
         ("Accuracy [CI]", lambda r: _overall(r, _accuracy_ci)),
-        ("Length baseline", lambda r: _overall(r, lambda ev: fmt_pct(_baseline(ev)))),
+        ("Length baseline", lambda r: _overall(r, _baseline)),
         *[(t, _trait_cell(t)) for t in traits],
     ]
     parts = [f'<div class="wide">{html_table(columns, rounds)}</div>']
@@ -304,24 +300,24 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
     return html_section("rounds", "Rounds", "\n".join(parts))
 
 
-def _accuracy_ci(evaluation: Mapping[str, Any]) -> str:
-    return f"{fmt_pct(evaluation['accuracy'])} {fmt_ci(evaluation.get('accuracy_ci'))}"
+def _accuracy_ci(evaluation: EvaluationResult) -> str:
+    return fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci)
 
 
-def _overall(r: LoopRound, show: Callable[[dict[str, Any]], str]) -> str:
+def _baseline(evaluation: EvaluationResult) -> str:
+    return fmt_pct(evaluation.shortcuts.length_baseline_accuracy)
+
+
+def _overall(r: LoopRound, show: Callable[[EvaluationResult], str]) -> str:
     return show(r.evaluation) if r.evaluation else "not yet"
 
 
 def _trait_cell(trait: str) -> Callable[[LoopRound], str]:
     def cell(r: LoopRound) -> str:
-        t = (r.evaluation or {}).get("per_trait", {}).get(trait)
-        return f"{fmt_pct(t['accuracy'])} ({fmt_pct(t['length_baseline'])})" if t else "-"
+        t = r.evaluation.per_trait.get(trait) if r.evaluation else None
+        return f"{fmt_pct(t.accuracy)} ({fmt_pct(t.length_baseline)})" if t else "-"
 
     return cell
-
-
-def _baseline(evaluation: Mapping[str, Any]) -> float | None:
-    return evaluation.get("shortcuts", {}).get("length_baseline_accuracy")
 
 
 def _progress_chart(fig: Figure, rounds: Sequence[LoopRound], traits: Sequence[str]) -> None:
@@ -330,50 +326,45 @@ def _progress_chart(fig: Figure, rounds: Sequence[LoopRound], traits: Sequence[s
     from matplotlib import colormaps
 
     xs = [r.round for r in rounds]
-    overall = [
-        {"accuracy": r.evaluation["accuracy"], "length_baseline": _baseline(r.evaluation)}
-        for r in rounds
-    ]
+    evaluations = [r.evaluation for r in rounds if r.evaluation]
+    overall = [(e.accuracy, e.shortcuts.length_baseline_accuracy) for e in evaluations]
     series = [("all traits", overall)] + [
-        (t, [(r.evaluation or {}).get("per_trait", {}).get(t) for r in rounds]) for t in traits
+        (t, [_point(e.per_trait.get(t)) for e in evaluations]) for t in traits
     ]
     palette = ["black", *colormaps["tab10"].colors]
     ax = fig.subplots()
     for i, (name, points) in enumerate(series):
         color = palette[i % len(palette)]
-        ax.plot(xs, _series(points, "accuracy"), marker="o", color=color, label=name)
-        ax.plot(xs, _series(points, "length_baseline"), linestyle="--", color=color, lw=1)
+        ax.plot(xs, [p[0] for p in points], marker="o", color=color, label=name)
+        ax.plot(xs, [p[1] for p in points], linestyle="--", color=color, lw=1)
     ax.plot([], [], linestyle="--", color="#888", lw=1, label="length baseline (dashed)")
     ax.axhline(0.5, color="#888", linestyle=":", linewidth=1)
-    ax.set_xticks(xs, [f"{r.round}\n{r.labels:,} labels" for r in rounds])
+    ax.set_xticks(xs, [f"{r.round}\n{r.judgements_total:,} labels" for r in rounds])
     ax.set(ylim=(0, 1.05), xlabel="round", ylabel="pairwise accuracy")
     legend = fig.legend(loc="outside right upper", fontsize="small")
     for text in legend.get_texts():
         text.set_parse_math(False)  # a "$" in a trait name must not switch to math mode
 
 
-def _series(points: Sequence[Mapping[str, Any] | None], key: str) -> list[float]:
-    """NaN where a round lacks the value, so matplotlib leaves a gap instead of failing."""
-    return [math.nan if p is None or p.get(key) is None else p[key] for p in points]
+def _point(trait: TraitAccuracy | None) -> tuple[float, float]:
+    """(accuracy, length baseline); NaN where a round lacks the trait, so matplotlib leaves
+    a gap instead of failing."""
+    return (trait.accuracy, trait.length_baseline) if trait else (math.nan, math.nan)
 
 
 def _latest_sections(latest: LoopRound | None) -> list[str]:
-    if latest is None:
+    if latest is None or latest.evaluation is None:
         return [html_section("latest", "Latest reward model", _pending("No reward model yet."))]
-    ev = latest.evaluation or {}
+    ev = latest.evaluation
     intro = f"<p>Round {latest.round}"
     if latest.model:
         intro += f", model <code>{escape_html(latest.model)}</code>"
-    intro += f", evaluated on the export's test split ({_plural(ev['pairs'], 'pair')}).</p>"
+    intro += f", evaluated on the export's test split ({_plural(ev.pairs, 'pair')}).</p>"
     if not latest.matrix:
         intro += "\n" + _pending("No generalization matrix in this round.")
     sections = [html_section("latest", f"Latest reward model (round {latest.round})", intro)]
-    sections.append(accuracy_section(ev))
-    if ev.get("shortcuts"):
-        sections.append(shortcut_section(ev))
-    if ev.get("calibration"):
-        sections.append(calibration_section(ev["calibration"]))
-    if latest.matrix and latest.matrix.get("models"):
+    sections += evaluation_sections(ev)
+    if latest.matrix and latest.matrix.models:
         sections.append(matrix_section(latest.matrix))
     return sections
 

@@ -1,42 +1,46 @@
-"""Orchestration across stages: the only module (besides the CLI) that imports them all."""
+"""One function per command: opens the workspace's store, lock and backend, calls the stages."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from traitforge import __version__
 from traitforge.curation import generation
 from traitforge.curation.generation import GenerationReport, Generator, generate_file
 from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
+from traitforge.curation.progress import FileProgress
 from traitforge.errors import ConfigError, TraitforgeError
-from traitforge.exports import ExportReport, build_pairs, export_dataset
-from traitforge.schemas import ExportConfig, ProjectConfig, RewardConfig
+from traitforge.exports import ExportReport, export_dataset
+from traitforge.schemas import (
+    AgreementResult,
+    EvaluationResult,
+    MatrixResult,
+    ProjectConfig,
+    RewardConfig,
+)
 from traitforge.schemas.config import parse_strategy
-from traitforge.workspace import Workspace, workspace_lock
+from traitforge.workspace import Store, Workspace, workspace_lock
 
 if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need them
-    from traitforge.annotators.agreement import AgreementReport
-    from traitforge.annotators.argilla_backend import DatasetProgress, PullReport, PushReport
-    from traitforge.annotators.simulated import SimulationReport
-    from traitforge.curation.pipeline import ClassifierTraining, CurationReport, StageProgress
+    from traitforge.annotators.backends import (
+        DatasetProgress,
+        PullReport,
+        PushReport,
+        SimulationReport,
+    )
+    from traitforge.curation.pipeline import ClassifierTraining, CurationReport
+    from traitforge.curation.progress import StageProgress
     from traitforge.curation.scorers import Example
     from traitforge.reward.runs import TrainRun
-
-
-class ProgressCallback(Protocol):
-    """Told the rows done so far; `finished` once the true total is known."""
-
-    def __call__(self, done: int, finished: bool = False) -> None: ...
+    from traitforge.reward.scorer import ScoreResult
 
 
 # (label, estimated total or None) -> the callback for that file.
-ProgressFactory = Callable[[str, int | None], ProgressCallback]
+ProgressFactory = Callable[[str, int | None], FileProgress]
 
 BUNDLED_INPUTS: tuple[tuple[str, str], ...] = (
     ("truthfulqa", "truthfulqa/TruthfulQA.csv"),
@@ -127,65 +131,38 @@ def export(
     workspace: Workspace,
     out: Path | None = None,
     strategy: str | None = None,
-    formats: list[str] | None = None,
+    copies: list[str] | None = None,
     overwrite: bool = False,
 ) -> ExportReport:
-    """Export with the workspace config; `strategy` overrides export.strategy for this run
-    (and is recorded in the exported provenance). `out` may lie inside the workspace only
-    under its exports folder; `overwrite` lets it replace a traitforge folder of another kind
-    (never one traitforge did not write)."""
-    config = workspace.config
+    """Export with the workspace config; `strategy` overrides export.strategy (and is recorded
+    in the exported provenance) and `copies` export.copies for this run. `out` may lie inside
+    the workspace only under its exports folder; `overwrite` lets it replace a traitforge
+    folder of another kind (never one traitforge did not write)."""
     if strategy is not None:
         try:
             parse_strategy(strategy)
         except ValueError as e:
             raise ConfigError(f"--strategy: {e}") from e
-        export_config = ExportConfig.model_validate(
-            {**config.export.model_dump(), "strategy": strategy}
-        )
-        config = config.model_copy(update={"export": export_config})
     with workspace.store() as store:
         return export_dataset(
             store,
-            config,
+            workspace.config,
             out or workspace.exports_dir / "latest",
             __version__,
-            formats,
+            copies,
+            strategy=strategy,
             overwrite=overwrite,
             home=workspace.exports_dir,
         )
 
 
-def judgement_examples(workspace: Workspace) -> dict[str, list[Example]]:
-    """Classifier labels from annotators: chosen sides are positives, rejected negatives; a
-    response chosen and rejected equally often is left out."""
-    from traitforge.curation.scorers import Example
-
-    config = workspace.config.model_copy(
-        update={
-            "export": workspace.config.export.model_copy(
-                update={"origin": "judgements", "strategy": "all-pairs", "trait_strategies": {}}
-            )
-        }
-    )
-    with workspace.store() as store:
-        pairs, _, _ = build_pairs(store, config)
-    votes: dict[tuple[str, str], int] = defaultdict(int)
-    for pair in pairs:
-        votes[(pair.trait, pair.chosen_id)] += 1
-        votes[(pair.trait, pair.rejected_id)] -= 1
-    examples: dict[str, list[Example]] = defaultdict(list)
-    for (trait, candidate_id), balance in sorted(votes.items()):
-        if balance:
-            examples[trait].append(Example(candidate_id, int(balance > 0)))
-    return dict(examples)
-
-
-def _examples(workspace: Workspace, origin: str) -> dict[str, list[Example]] | None:
+def _examples(store: Store, config: ProjectConfig, origin: str) -> dict[str, list[Example]] | None:
     """None means gold labels (curation reads them from the candidates)."""
     if origin == "gold":
         return None
-    from_judgements = judgement_examples(workspace)
+    from traitforge.exports.labels import judgement_examples
+
+    from_judgements = judgement_examples(store, config)
     if origin == "judgements" and not from_judgements:
         raise TraitforgeError(
             "no annotator judgements to train on; pull judgements first or use --origin gold"
@@ -204,7 +181,7 @@ def train_classifiers(
             workspace.config,
             workspace.classifiers_dir,
             workspace.embedding_cache_path,
-            _examples(workspace, origin),
+            _examples(store, workspace.config, origin),
             progress,
         )
 
@@ -222,7 +199,7 @@ def curate(
             workspace.embedding_cache_path,
             budget,
             round_,
-            _examples(workspace, "auto"),
+            _examples(store, workspace.config, "auto"),
             progress,
         )
 
@@ -233,7 +210,7 @@ def _with_reward_scorer(workspace: Workspace) -> ProjectConfig:
     from traitforge.reward import scorer
 
     config = workspace.config
-    if not (workspace.classifiers_dir / scorer.POINTER).is_file():
+    if not scorer.has_model(workspace.reward_dir):
         return config
     if scorer.KEY in config.curation.scorers:
         return config
@@ -243,7 +220,7 @@ def _with_reward_scorer(workspace: Workspace) -> ProjectConfig:
     return config.model_copy(update={"curation": curation})
 
 
-def agreement(workspace: Workspace) -> AgreementReport | None:
+def agreement(workspace: Workspace) -> AgreementResult | None:
     """Agreement and annotator quality over every judgement; None before any judgement."""
     from traitforge.annotators.agreement import agreement_report
 
@@ -256,69 +233,58 @@ def agreement(workspace: Workspace) -> AgreementReport | None:
         )
 
 
-# -- annotation in Argilla: push, pull, simulate ---------------------------------------------
-# The Argilla server is the workspace's embedded one (started on demand), or the one named by
-# ARGILLA_API_URL / ARGILLA_API_KEY (see traitforge.annotators.server.owner_connection).
-# Each command that writes to it holds the workspace lock, so two never run at once.
+# -- annotation: push, pull, simulate, progress ---------------------------------------------
+# Through the workspace's annotation backend (`annotators.backends.backend_for`), which knows
+# where its server is. Each command that writes to it holds the workspace lock, so two never
+# run at once.
 
 
 def push(workspace: Workspace, progress: StageProgress | None = None) -> PushReport:
-    """Send the workspace's comparison tasks to Argilla; re-running sends only what is missing."""
-    from traitforge.annotators import argilla_backend, server
+    """Send the workspace's comparison tasks to its annotation backend; re-running sends only
+    what is missing."""
+    from traitforge.annotators.backends import backend_for
 
     with workspace_lock(workspace.root, "push"):
-        connection = server.owner_connection(workspace)
-        vectors = argilla_backend.prompt_vectors(workspace.config, workspace.embedding_cache_path)
+        backend = backend_for(workspace)
         with workspace.store() as store:
-            return argilla_backend.push(store, workspace.config, connection, vectors, progress)
+            return backend.push(store, progress)
 
 
 def pull(workspace: Workspace, progress: StageProgress | None = None) -> PullReport:
-    """Store new and edited submitted answers from Argilla as judgements."""
-    from traitforge.annotators import argilla_backend, server
+    """Store new and edited submitted answers from the annotation backend as judgements."""
+    from traitforge.annotators.backends import backend_for
 
     with workspace_lock(workspace.root, "pull"):
-        connection = server.owner_connection(workspace)
+        backend = backend_for(workspace)
         with workspace.store() as store:
-            return argilla_backend.pull(store, workspace.config, connection, progress)
+            return backend.pull(store, progress)
 
 
 def simulate(
     workspace: Workspace, annotators: int, progress: StageProgress | None = None
 ) -> SimulationReport:
     """`annotators` simulated accounts (sim-1, sim-2, ...; created when missing) answer their
-    pending records through Argilla's API, per annotation.simulation."""
-    from traitforge.annotators import server, simulated
-    from traitforge.annotators.records import SIMULATED_PREFIX
+    pending tasks through the backend, per annotation.simulation."""
+    from traitforge.annotators.backends import backend_for
 
     with workspace_lock(workspace.root, "simulate"):
-        connection = server.owner_connection(workspace)
-        wanted = [f"{SIMULATED_PREFIX}{i}" for i in range(1, annotators + 1)]
-        # Idempotent: creates the missing accounts and repairs any the server lost (a replaced
-        # database), so every key below works.
-        accounts = server.add_annotators(workspace, wanted)
+        backend = backend_for(workspace)
         with workspace.store() as store:
-            return simulated.simulate(
-                store, workspace.config, connection.api_url, accounts, progress
-            )
+            return backend.simulate(store, annotators, progress)
 
 
 def annotation_progress(workspace: Workspace) -> list[DatasetProgress] | str:
     """Per pushed dataset, records completed / pending and each annotator's responses; or why
     they cannot be shown. Never starts a server (status must stay quick)."""
-    from traitforge.annotators import argilla_backend, server
+    from traitforge.annotators.backends import backend_for
 
+    backend = backend_for(workspace)
     with workspace.store() as store:
-        names = [
-            n
-            for n in argilla_backend.dataset_names(store, workspace.config)
-            if store.done_keys(argilla_backend.push_stage(n))
-        ]
+        names = backend.pushed_datasets(store)
     if not names:
         return []
     try:
-        connection = server.owner_connection(workspace, start=False)
-        return argilla_backend.progress(workspace.config, connection, names, retries=0)
+        return backend.progress(names)
     except TraitforgeError as e:
         return str(e)
 
@@ -347,7 +313,7 @@ def train_reward(
 
 def evaluate_reward(
     model: Path, pairs: Path, config: RewardConfig, split: str = "test"
-) -> dict[str, Any]:
+) -> EvaluationResult:
     from traitforge.reward.pairs import load_pairs
     from traitforge.reward.runs import eval_run
 
@@ -364,7 +330,7 @@ def reward_matrix(
     split: str = "test",
     log: Callable[[str], None] = print,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> MatrixResult:
     """The cross-trait matrix: of `model` (a per-trait set), or of a set first trained on
     `data` into `out`, each evaluated on every trait's pairs."""
     from traitforge.reward.pairs import load_pairs
@@ -397,31 +363,11 @@ def _naming(pairs: Path) -> Iterator[None]:
         raise PairsError(f"{pairs}: {e}") from e
 
 
-@dataclass
-class ScoreResult:
-    model: Path
-    candidates: int
-    scores: dict[str, int]  # trait -> candidates scored
-
-
 def score(workspace: Workspace, model: Path) -> ScoreResult:
     """Point the workspace at a trained reward model and store its reward for every
     candidate; the next `curate` selects with them (scorer 'reward-model.v1')."""
-    import numpy as np
+    from traitforge.reward.scorer import score_candidates
 
-    from traitforge.curation.scorers import CandidateFeatures
-    from traitforge.reward import scorer
-
-    pointer = scorer.point_to_model(workspace.classifiers_dir, model)
+    traits = [t.name for t in workspace.config.traits]
     with workspace.store() as store:
-        candidates = list(store.candidates())
-        empty = np.zeros((len(candidates), 0), dtype=np.float32)
-        features = CandidateFeatures(candidates, empty, empty, embedding_model="")
-        traits = [t.name for t in workspace.config.traits]
-        scores = scorer.RewardScorer(workspace.classifiers_dir).score(features, traits)
-        with store.transaction():
-            store.put_scores(scores)
-    counts: dict[str, int] = defaultdict(int)
-    for s in scores:
-        counts[s.trait] += 1
-    return ScoreResult(Path(pointer["model"]), len(candidates), dict(counts))
+        return score_candidates(store, traits, workspace.reward_dir, model)

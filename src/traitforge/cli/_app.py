@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from traitforge.app import workflows
+from traitforge.curation.progress import FileProgress
 from traitforge.errors import TraitforgeError
 
 # Help text comes from config descriptions and names like `[/trait]`: printed as written,
@@ -117,7 +117,7 @@ class _Bars:
         self.bar = bar
         self.stages: dict[str, TaskID] = {}
 
-    def file(self, label: str, total: int | None) -> workflows.ProgressCallback:
+    def file(self, label: str, total: int | None) -> FileProgress:
         task = self.bar.add_task(label, total=total)
 
         def update(done: int, finished: bool = False) -> None:

@@ -31,7 +31,7 @@ from traitforge.cli.render import (
 )
 from traitforge.curation.sources import FORMATS
 from traitforge.schemas import ExportConfig
-from traitforge.schemas.config import EXPORT_FORMATS, parse_strategy
+from traitforge.schemas.config import COPY_FORMATS, parse_strategy
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 from traitforge.workspace.config_file import default_config_text
 
@@ -124,8 +124,8 @@ def classifiers_train(
         console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
-# --copy choices, from the config's own list of formats.
-CopyFormat = StrEnum("CopyFormat", {name: name for name in EXPORT_FORMATS})
+# --copy choices, from the config's own list of copy formats.
+CopyChoice = StrEnum("CopyChoice", {name: name for name in COPY_FORMATS})
 
 
 def _check_strategy(strategy: str | None) -> str | None:
@@ -157,17 +157,18 @@ def export(
         ),
     ] = None,
     copies: Annotated[
-        list[CopyFormat] | None,
+        list[CopyChoice] | None,
         typer.Option("--copy", help="Also write 'parquet' and/or 'jsonl' copies of each split."),
     ] = None,
     overwrite: OverwriteOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Turn the workspace's preferences into a Hugging Face dataset of pairs, with its card."""
-    formats = [c.value for c in copies] if copies else None
     with friendly_errors():
         ws = Workspace.open(workspace, config)
-        report = workflows.export(ws, out, strategy, formats, overwrite)
+        report = workflows.export(
+            ws, out, strategy, [c.value for c in copies] if copies else None, overwrite
+        )
     print_export(report)
 
 

@@ -13,13 +13,12 @@ from traitforge.cli._app import bold, console
 from traitforge.curation.generation import GenerationReport
 from traitforge.curation.ingest import IngestReport
 from traitforge.exports import ExportReport
-from traitforge.reward.report import fmt_ci, fmt_pct
+from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
+from traitforge.schemas import AgreementResult, EvaluationResult, MatrixResult
 from traitforge.workspace import Workspace
 
 if TYPE_CHECKING:
-    from traitforge.annotators.agreement import AgreementReport
-    from traitforge.annotators.argilla_backend import PullReport, PushReport
-    from traitforge.annotators.simulated import SimulationReport
+    from traitforge.annotators.backends import PullReport, PushReport, SimulationReport
     from traitforge.app.loop import LoopResult
     from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
@@ -31,22 +30,19 @@ def print_curation(report: CurationReport) -> None:
     table.add_column("step")
     table.add_column("result", overflow="fold")
     table.add_row("candidates", str(report.candidates))
-    table.add_row("flagged", format_counts(report.flagged))
+    table.add_row("embedded texts", fmt_counts(report.embedded))
+    table.add_row("flagged", fmt_counts(report.flagged))
     table.add_row(
         "duplicates",
-        format_counts(report.duplicates) + "  (prompt: never paired; "
+        fmt_counts(report.duplicates) + "  (prompt: never paired; "
         "corpus: same response to other prompts, reported only)",
     )
-    table.add_row("scores", format_counts(report.scored))
-    table.add_row("new tasks", format_counts(report.new_tasks))
+    table.add_row("scores", fmt_counts(report.scored))
+    table.add_row("new tasks", fmt_counts(report.new_tasks))
     table.add_row(
         f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
     )
     console.print(table)
-
-
-def format_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) or "none"
 
 
 def print_training(results: list[TrainResult]) -> None:
@@ -69,60 +65,54 @@ def print_training(results: list[TrainResult]) -> None:
     console.print(table)
 
 
-def _pct(value: float | None, ci: list[float] | None = None) -> str:
-    if value is None:
-        return "n/a"
-    return fmt_pct(value) + (f" {fmt_ci(ci)}" if ci else "")
-
-
-def print_evaluation(result: dict) -> None:
-    table = Table(title=f"Reward model on {result['pairs']} pairs")
+def print_evaluation(result: EvaluationResult) -> None:
+    table = Table(title=f"Reward model on {result.pairs} pairs")
     for column in ("trait", "pairs", "accuracy (CI)", "always-longer"):
         table.add_column(column, justify="left" if column == "trait" else "right")
-    shortcuts = result["shortcuts"]
-    for trait, row in result["per_trait"].items():
+    shortcuts = result.shortcuts
+    for trait, row in result.per_trait.items():
         table.add_row(
             trait,
-            str(row["pairs"]),
-            _pct(row["accuracy"], row["accuracy_ci"]),
-            _pct(row["length_baseline"]),
+            str(row.pairs),
+            fmt_pct_ci(row.accuracy, row.accuracy_ci),
+            fmt_pct(row.length_baseline),
         )
     table.add_row(
         "all",
-        str(result["pairs"]),
-        _pct(result["accuracy"], result["accuracy_ci"]),
-        _pct(shortcuts["length_baseline_accuracy"]),
+        str(result.pairs),
+        fmt_pct_ci(result.accuracy, result.accuracy_ci),
+        fmt_pct(shortcuts.length_baseline_accuracy),
     )
     console.print(table)
-    fmt = shortcuts["format"]
     console.print(
-        f"Chosen is the shorter answer: {_pct(shortcuts['accuracy_chosen_shorter'])} accuracy "
-        f"on {shortcuts['chosen_shorter_pairs']} pairs; Spearman(reward, length) "
-        f"{shortcuts['length_reward_spearman']:.3f}\n"
+        f"Chosen is the shorter answer: {fmt_pct(shortcuts.accuracy_chosen_shorter)} accuracy "
+        f"on {shortcuts.chosen_shorter_pairs} pairs; Spearman(reward, length) "
+        f"{fmt_num(shortcuts.length_reward_spearman)}\n"
         + "\n".join(
-            f"Adding {name}: reward shift {v['mean_shift']:+.3f} sd, flips {v['flip_rate']:.1%}"
-            for name, v in fmt.items()
+            f"Adding {name}: reward shift {fmt_num(v.mean_shift, sign=True)} sd, "
+            f"flips {fmt_pct(v.flip_rate)}"
+            for name, v in shortcuts.format.items()
         )
-        + f"\nCalibration: ECE {result['calibration']['ece']:.3f}, "
-        f"Brier {result['calibration']['brier']:.3f}",
+        + f"\nCalibration: ECE {fmt_num(result.calibration.ece)}, "
+        f"Brier {fmt_num(result.calibration.brier)}",
         highlight=False,
     )
-    if result.get("skipped"):
-        console.print("Skipped, not scored: " + format_counts(result["skipped"]), highlight=False)
-    if "report" in result:
-        console.print(Text.assemble("Report: ", bold(result["report"])))
+    if result.skipped:
+        console.print("Skipped, not scored: " + fmt_counts(result.skipped), highlight=False)
+    if result.report:
+        console.print(Text.assemble("Report: ", bold(result.report)))
 
 
-def print_matrix(result: dict) -> None:
+def print_matrix(result: MatrixResult) -> None:
     table = Table(title="Cross-trait generalization (rows: model, columns: test pairs)")
     table.add_column("model")
-    for trait in result["traits"]:
+    for trait in result.traits:
         table.add_column(trait, justify="right")
-    for name in result["models"]:
-        cells = result["cells"][name]
-        table.add_row(name, *(_pct(cells[t]["accuracy"]) for t in result["traits"]))
+    for name in result.models:
+        cells = result.cells[name]
+        table.add_row(name, *(fmt_pct(cells[t].accuracy) for t in result.traits))
     console.print(table)
-    console.print(Text.assemble("Report: ", bold(result["report"])))
+    console.print(Text.assemble("Report: ", bold(result.report)))
 
 
 def print_loop(result: LoopResult) -> None:
@@ -131,16 +121,15 @@ def print_loop(result: LoopResult) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column == "selected with" else "right")
     for r in result.rounds:
-        evaluation = r.evaluation or {}
-        shortcuts = evaluation.get("shortcuts", {})
+        evaluation = r.evaluation
         table.add_row(
             str(r.round),
             ", ".join(r.selected_with) or "-",
             str(r.tasks),
-            str(r.labels),
+            str(r.judgements_total),
             str(sum(r.pairs.values())),
-            _pct(evaluation.get("accuracy"), evaluation.get("accuracy_ci")),
-            _pct(shortcuts.get("length_baseline_accuracy")),
+            fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci) if evaluation else "n/a",
+            fmt_pct(evaluation.shortcuts.length_baseline_accuracy) if evaluation else "n/a",
         )
     console.print(table)
 
@@ -151,35 +140,33 @@ def print_loop_paths(result: LoopResult) -> None:
     console.print(Text.assemble("Report: ", bold(result.report)), soft_wrap=True)
 
 
-def _alpha(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def print_agreement(report: AgreementReport | None) -> None:
+def print_agreement(report: AgreementResult | None) -> None:
     """Krippendorff's alpha per trait, and each annotator's agreement and gold accuracy."""
     if report is None:
         return
     table = Table(title="Annotator agreement (Krippendorff's alpha)")
     for column in ("trait", "preference (nominal)", "units", "ratings (ordinal)", "units"):
         table.add_column(column, justify="left" if column == "trait" else "right")
-    for t in report.traits.values():
+    for trait, t in report.traits.items():
         table.add_row(
-            t.trait,
-            _alpha(t.preference_alpha),
+            trait,
+            fmt_num(t.preference_alpha),
             str(t.preference_units),
-            _alpha(t.rating_alpha),
+            fmt_num(t.rating_alpha),
             str(t.rating_units),
         )
-    table.add_row("overall", _alpha(report.preference_alpha), "", _alpha(report.rating_alpha), "")
+    table.add_row("overall", fmt_num(report.preference_alpha), "", fmt_num(report.rating_alpha), "")
     console.print(table)
     people = Table(title="Annotators")
     for column in ("annotator", "answers", "agreement with consensus", "gold accuracy", "flag"):
         people.add_column(column, justify="left" if column in ("annotator", "flag") else "right")
-    for a in report.annotators.values():
-        agreement = "n/a" if a.agreement is None else f"{a.agreement:.2f} of {a.compared}"
-        gold = "n/a" if a.gold_accuracy is None else f"{a.gold_accuracy:.2f} of {a.gold_tasks}"
+    for who, a in report.annotators.items():
+        agreement = "n/a" if a.agreement is None else f"{fmt_num(a.agreement, 2)} of {a.compared}"
+        gold = (
+            "n/a" if a.gold_accuracy is None else f"{fmt_num(a.gold_accuracy, 2)} of {a.gold_tasks}"
+        )
         people.add_row(
-            a.annotator_id,
+            who,
             str(a.answers),
             agreement,
             gold,
@@ -203,7 +190,7 @@ def print_push(report: PushReport, root: Path) -> None:
         table.add_row(d.dataset, str(d.tasks), str(d.present), str(d.sent), str(d.without_vector))
     console.print(table)
     if report.skipped:
-        console.print("Not pushed: " + format_counts(dict(report.skipped)), highlight=False)
+        console.print("Not pushed: " + fmt_counts(dict(report.skipped)), highlight=False)
 
 
 def print_pull(report: PullReport) -> None:
@@ -237,13 +224,13 @@ def print_simulation(report: SimulationReport) -> None:
         table.add_row(name, str(n))
     console.print(table)
     console.print(
-        "Behaviour: " + format_counts(dict(report.behaviour)) + ". Run `traitforge pull` to store "
+        "Behaviour: " + fmt_counts(dict(report.behaviour)) + ". Run `traitforge pull` to store "
         "the answers.",
         highlight=False,
         soft_wrap=True,
     )
     if report.skipped:
-        console.print("Not answered: " + format_counts(dict(report.skipped)), highlight=False)
+        console.print("Not answered: " + fmt_counts(dict(report.skipped)), highlight=False)
 
 
 def print_annotation_progress(ws: Workspace) -> None:
@@ -294,7 +281,7 @@ def print_ingest(reports: list[IngestReport]) -> None:
                 soft_wrap=True,
             )
         if r.quarantine:
-            reasons = ", ".join(f"{k} ({n})" for k, n in sorted(r.reasons.items()))
+            reasons = fmt_counts(r.reasons, "{name} ({n})", empty="")
             console.print(
                 f"{r.path.name}: set aside: {reasons}. Details: {r.quarantine}",
                 highlight=False,
@@ -316,7 +303,7 @@ def print_export(report: ExportReport) -> None:
     console.print(table)
     if report.drops:
         console.print(
-            "Dropped: " + ", ".join(f"{k} ({n})" for k, n in sorted(report.drops.items())),
+            "Dropped: " + fmt_counts(report.drops, "{name} ({n})"),
             highlight=False,
             soft_wrap=True,
         )

@@ -23,8 +23,9 @@ from traitforge.cli._app import (
     friendly_errors,
     stderr,
 )
-from traitforge.cli.render import format_counts, print_evaluation, print_matrix
+from traitforge.cli.render import print_evaluation, print_matrix
 from traitforge.errors import TraitforgeError
+from traitforge.reporting import fmt_counts
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 
 
@@ -109,7 +110,7 @@ def eval_(
         else:
             result = workflows.evaluate_reward(model, pairs, settings, split)
     if as_json:
-        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(result.model_dump(mode="json"), sort_keys=True) + "\n")
     elif matrix:
         print_matrix(result)
     else:
@@ -128,7 +129,6 @@ def score(
         ws = Workspace.open(workspace, config)
         result = workflows.score(ws, model)
     console.print(
-        f"Scored {result.candidates} candidates with {result.model}: "
-        + format_counts(result.scores),
+        f"Scored {result.candidates} candidates with {result.model}: " + fmt_counts(result.scores),
         highlight=False,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,8 @@ class Embedder:
 
     Identical texts are embedded once, cached vectors are reused, and the rest is encoded in
     batches (on the GPU when there is one) and written to the cache chunk by chunk, so a
-    killed run keeps what it finished.
+    killed run keeps what it finished. `counts` adds up, over every call, the distinct texts
+    the model "computed" and those found "cached".
     """
 
     CHUNK = 2048  # texts encoded between cache writes
@@ -79,6 +81,7 @@ class Embedder:
     def __init__(self, config: EmbeddingConfig, cache: EmbeddingCache | None = None) -> None:
         self.config = config
         self.cache = cache
+        self.counts: Counter[str] = Counter({"computed": 0, "cached": 0})
         self._model: Any = None
 
     def setup(self) -> None:
@@ -123,6 +126,7 @@ class Embedder:
         vectors = self.cache.get(self.config.model, keys) if self.cache else {}
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}
         todo = list(missing.items())
+        self.counts.update(computed=len(todo), cached=len(vectors))
         if progress:
             progress(0, len(todo))
         for start in range(0, len(todo), self.CHUNK):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traitforge.curation.progress import FileProgress
+from traitforge.curation.quarantine import Quarantine
 from traitforge.curation.sources import (
     Parsed,
     Rejected,
@@ -25,9 +26,6 @@ from traitforge.curation.sources.base import (
 from traitforge.errors import InputError
 from traitforge.schemas import ProjectConfig
 from traitforge.workspace import Store
-from traitforge.workspace.files import atomic_write_text
-
-Progress = Callable[[int], object]
 
 
 @dataclass
@@ -81,7 +79,7 @@ def ingest_file(
     path: Path,
     quarantine_dir: Path,
     skip_invalid: bool = False,
-    progress: Progress | None = None,
+    progress: FileProgress | None = None,
 ) -> IngestReport:
     """Read `path` and store its candidates in one transaction.
 
@@ -148,10 +146,10 @@ def _store(
     outcomes: Iterator[RowOutcome],
     quarantine_dir: Path,
     skip_invalid: bool,
-    progress: Progress | None,
+    progress: FileProgress | None,
 ) -> IngestReport:
     report = IngestReport(path=path, format=fmt)
-    quarantined: list[dict[str, object]] = []
+    quarantine = Quarantine(path, report.reasons)
     with store.transaction():
         for outcome in outcomes:
             report.rows_read += 1
@@ -159,49 +157,20 @@ def _store(
                 if not skip_invalid:
                     raise outcome.error
                 report.rows_rejected += 1
-                quarantined.append({"kind": "rejected", **outcome.error.as_record()})
-                _count(report, _reject_reason(outcome.error))
+                quarantine.reject(outcome.error)
             elif isinstance(outcome, Skipped):
                 report.rows_skipped += 1
-                quarantined.append(_skip_record(path, outcome.line, outcome.reason))
-                _count(report, outcome.reason)
+                quarantine.skip(outcome.line, outcome.reason)
             elif isinstance(outcome, Parsed):
                 new, present = store.add_candidates(outcome.candidates)
                 report.new += new
                 report.present += present
                 for reason in outcome.skipped:
-                    quarantined.append(_skip_record(path, outcome.line, reason))
-                    _count(report, reason)
+                    quarantine.skip(outcome.line, reason)
             if progress is not None:
                 progress(report.rows_read)
         if report.rows_read == 0:
             report.warnings.append(no_rows_warning(path))
-        if quarantined:
-            report.quarantine = quarantine_dir / f"{_base_name(path)}.{sha[:12]}.jsonl"
-            atomic_write_text(
-                report.quarantine,
-                "".join(json.dumps(q, ensure_ascii=False, default=str) + "\n" for q in quarantined),
-            )
+        report.quarantine = quarantine.write(quarantine_dir, sha)
         store.record_ingest(sha, fmt, str(path), report.counts())
     return report
-
-
-def _skip_record(path: Path, line: int | str, reason: str) -> dict[str, object]:
-    return {"kind": "skipped", "file": str(path), "line": line, "reason": reason}
-
-
-def _count(report: IngestReport, reason: str) -> None:
-    # A skip reason may end with ": <the offending value>"; the summary counts the kind only.
-    key = reason.split(": ")[0]
-    report.reasons[key] = report.reasons.get(key, 0) + 1
-
-
-def _reject_reason(error: InputError) -> str:
-    return f"{error.field or 'row'} is not {error.expected}"
-
-
-def _base_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".jsonl", ".csv", ".parquet", ".json"):
-        name = name.removesuffix(suffix)
-    return name or "input"

@@ -16,6 +16,7 @@ from traitforge.curation.dedup import NearDuplicateFinder
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.flags import ResponseFlagger
 from traitforge.curation.linguistic import LinguisticFeaturizer
+from traitforge.curation.progress import StageProgress
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
 from traitforge.curation.scorers.features import prompt_texts
@@ -32,14 +33,13 @@ from traitforge.schemas import (
 )
 from traitforge.workspace import Store
 
-StageProgress = Callable[[str, int, int], object]  # (stage label, done, total)
-
 
 @dataclass
 class CurationState:
     """What the stages have produced so far; a stage reads fields that earlier ones filled."""
 
     candidates: list[Candidate]
+    embedded: dict[str, int] = field(default_factory=dict)  # "computed" / "cached" -> texts
     features: CandidateFeatures | None = None
     token_counts: list[int] | None = None
     flags: list[Flag] | None = None
@@ -111,6 +111,7 @@ class EmbeddingStage:
             linguistic_featurizer=LinguisticFeaturizer(),
         )
         state.token_counts = self.embedder.token_counts(texts)
+        state.embedded = dict(self.embedder.counts)
 
 
 class FlagStage:
@@ -248,6 +249,7 @@ def _trainable(examples: Sequence[Example]) -> bool:
 @dataclass
 class CurationReport:
     candidates: int
+    embedded: dict[str, int]  # distinct texts: "computed" by the model, "cached" before
     flagged: dict[str, int]
     duplicates: dict[str, int]
     scored: dict[str, int]  # "scorer/trait" -> candidates
@@ -390,6 +392,7 @@ def curate(
     tasks = state.tasks or []
     return CurationReport(
         candidates=len(state.candidates),
+        embedded=state.embedded,
         flagged=dict(Counter(f.reason for f in state.flags or [])),
         duplicates=dict(Counter(d.scope for d in state.duplicates or [])),
         scored=dict(Counter(f"{s.scorer}/{s.trait}" for s in state.scores or [])),

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import yaml
 
-from traitforge.annotators.agreement import AgreementReport
-from traitforge.schemas import PreferencePair, ProjectConfig
+from traitforge.reporting import fmt_num
+from traitforge.schemas import AgreementResult, PreferencePair, ProjectConfig
 from traitforge.workspace import dump_config
 
 
@@ -36,7 +36,7 @@ def render_card(
     origins: Mapping[str, str],
     sources: list[str],
     version: str,
-    agreement: AgreementReport | None = None,
+    agreement: AgreementResult | None = None,
 ) -> str:
     traits = [t.name for t in config.traits]
     licenses = sorted(
@@ -120,11 +120,7 @@ def render_card(
     return "\n".join(out)
 
 
-def _alpha(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _agreement_section(agreement: AgreementReport, method: str) -> list[str]:
+def _agreement_section(agreement: AgreementResult, method: str) -> list[str]:
     """Krippendorff's alpha and the flagged annotators: how far to trust the votes."""
     out = [
         "## Annotator agreement",
@@ -132,22 +128,22 @@ def _agreement_section(agreement: AgreementReport, method: str) -> list[str]:
         f"Votes aggregated by `{method}`. Krippendorff's alpha: nominal on the preference "
         "question, ordinal on ratings; n/a where it is undefined (fewer than two annotators "
         "per unit, or no variation). Overall: preference "
-        f"{_alpha(agreement.preference_alpha)}, ratings {_alpha(agreement.rating_alpha)}.",
+        f"{fmt_num(agreement.preference_alpha)}, ratings {fmt_num(agreement.rating_alpha)}.",
         "",
         "| trait | preference alpha | units | rating alpha | units |",
         "|---|---:|---:|---:|---:|",
     ]
     out += [
-        f"| {t.trait} | {_alpha(t.preference_alpha)} | {t.preference_units} | "
-        f"{_alpha(t.rating_alpha)} | {t.rating_units} |"
-        for t in agreement.traits.values()
+        f"| {name} | {fmt_num(t.preference_alpha)} | {t.preference_units} | "
+        f"{fmt_num(t.rating_alpha)} | {t.rating_units} |"
+        for name, t in agreement.traits.items()
     ]
-    flagged = [q for q in agreement.annotators.values() if q.flagged]
+    flagged = [(who, q) for who, q in agreement.annotators.items() if q.flagged]
     out.append("")
     out.append(
         f"{len(agreement.annotators)} annotators, {len(flagged)} flagged"
         + (":" if flagged else ".")
     )
-    out += [f"- {q.annotator_id}: {'; '.join(q.reasons)}" for q in flagged]
+    out += [f"- {who}: {'; '.join(q.reasons)}" for who, q in flagged]
     out.append("")
     return out

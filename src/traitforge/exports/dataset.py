@@ -104,10 +104,10 @@ def quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def write_copies(dataset_dict: Any, out: Path, formats: Sequence[str]) -> list[Path]:
-    """Parquet and/or JSONL copies of each split beside the saved dataset."""
+def write_copies(dataset_dict: Any, out: Path, copies: Sequence[str]) -> list[Path]:
+    """Parquet and/or JSONL copies (by format) of each split beside the saved dataset."""
     written = []
-    for fmt in formats:
+    for fmt in copies:
         folder = out / fmt
         folder.mkdir(parents=True, exist_ok=True)
         for name, split in dataset_dict.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,15 +13,15 @@ from traitforge.annotators.aggregation import (
     judgement_groups,
     without_annotators,
 )
-from traitforge.annotators.agreement import AgreementReport, agreement_report
+from traitforge.annotators.agreement import agreement_report
 from traitforge.errors import ExportError
 from traitforge.exports.card import length_stats, render_card
 from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_datasets, write_copies
 from traitforge.exports.preferences import gold_groups
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
-from traitforge.schemas import PreferencePair, ProjectConfig
-from traitforge.schemas.config import EXPORT_FORMATS
+from traitforge.schemas import AgreementResult, ExportConfig, PreferencePair, ProjectConfig
+from traitforge.schemas.config import COPY_FORMATS, Origin
 from traitforge.workspace import Store
 from traitforge.workspace.files import EXPORT_FOLDER, atomic_directory, check_output_folder
 
@@ -32,7 +32,7 @@ class ExportReport:
     counts: dict[str, dict[str, int]]  # trait -> split -> pairs
     drops: dict[str, int]
     origins: dict[str, str]  # trait -> "gold" | "judgements" | "none"
-    agreement: AgreementReport | None = None  # when pairs come from judgements
+    agreement: AgreementResult | None = None  # when pairs come from judgements
     files: list[Path] = field(default_factory=list)
 
     @property
@@ -45,15 +45,38 @@ class _Built:
     pairs: list[PreferencePair]
     drops: DropCounter
     origins: dict[str, str]
-    agreement: AgreementReport | None  # None when there are no judgements
+    agreement: AgreementResult | None  # None when there are no judgements
 
 
 def build_pairs(
-    store: Store, config: ProjectConfig
+    store: Store,
+    config: ProjectConfig,
+    *,
+    origin: Origin | None = None,
+    strategy: str | None = None,
+    trait_strategies: Mapping[str, str] | None = None,
 ) -> tuple[list[PreferencePair], DropCounter, dict[str, str]]:
-    """Every pair the config's strategy yields, per trait, with drop counts and origins."""
-    built = _build(store, config)
+    """Every pair the config's strategy yields, per trait, with drop counts and origins.
+    `origin`, `strategy` and `trait_strategies` replace those export settings for this call."""
+    built = _build(store, _overridden(config, origin, strategy, trait_strategies))
     return built.pairs, built.drops, built.origins
+
+
+def _overridden(
+    config: ProjectConfig,
+    origin: Origin | None = None,
+    strategy: str | None = None,
+    trait_strategies: Mapping[str, str] | None = None,
+) -> ProjectConfig:
+    """The config with export settings replaced, validated like a config file's."""
+    changes: dict[str, object] = {"origin": origin, "strategy": strategy}
+    if trait_strategies is not None:
+        changes["trait_strategies"] = dict(trait_strategies)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return config
+    export = ExportConfig.model_validate({**config.export.model_dump(), **changes})
+    return config.model_copy(update={"export": export})
 
 
 def _build(store: Store, config: ProjectConfig) -> _Built:
@@ -92,22 +115,25 @@ def export_dataset(
     config: ProjectConfig,
     out: Path,
     version: str,
-    formats: Sequence[str] | None = None,
+    copies: Sequence[str] | None = None,
     *,
+    strategy: str | None = None,
     overwrite: bool = False,
     home: Path | None = None,
 ) -> ExportReport:
     """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
     DIR (or none) in place, never a half-written one. DIR must be new, empty or an earlier
     export (see `check_output_folder` for `overwrite` and `home`); that is checked, like the
-    formats, before anything is stored or created."""
-    formats = list(formats or config.export.formats)
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    copies, before anything is stored or created. `copies` (formats) replaces export.copies
+    and `strategy` export.strategy for this export; the provenance records the strategy used."""
+    copies = list(copies or config.export.copies)
+    unknown = [f for f in copies if f not in COPY_FORMATS]
     if unknown:
         raise ExportError(
-            f"unknown copy format(s) {unknown}; expected any of {list(EXPORT_FORMATS)} "
-            "(--copy or export.formats)"
+            f"unknown copy format(s) {unknown}; expected any of {list(COPY_FORMATS)} "
+            "(--copy or export.copies)"
         )
+    config = _overridden(config, strategy=strategy)
     check_output_folder(out, EXPORT_FOLDER, overwrite=overwrite, home=home)
     built = _build(store, config)
     pairs, drops, origins = built.pairs, built.drops, built.origins
@@ -147,7 +173,7 @@ def export_dataset(
             t.name: length_stats([p for p in pairs if p.trait == t.name]) for t in config.traits
         },
         "aggregation_method": config.annotation.aggregation.method if agreement else None,
-        "agreement": agreement.to_dict() if agreement else None,
+        "agreement": agreement.model_dump(mode="json") if agreement else None,
     }
     report = ExportReport(
         out=out, counts=counts, drops=dict(drops), origins=origins, agreement=agreement
@@ -157,7 +183,7 @@ def export_dataset(
         quiet_datasets(),
     ):
         dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
-        report.files = write_copies(dataset_dict, staging, formats)
+        report.files = write_copies(dataset_dict, staging, copies)
         (staging / "README.md").write_text(
             render_card(config, splits, drops, origins, sources, version, agreement),
             encoding="utf-8",

@@ -6,20 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from traitforge.reward.report import fmt_pct
-
-
-def _ci(ci: Sequence[float] | None) -> str:
-    return "" if not ci else f" ({fmt_pct(ci[0])} to {fmt_pct(ci[1])})"
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} ({reason})" for reason, n in sorted(counts.items())) or "none"
+from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
+from traitforge.schemas import EvaluationResult
 
 
 def model_card(
     training: Sequence[dict[str, Any]],
-    evaluation: dict[str, Any] | None,
+    evaluation: EvaluationResult | None,
     config: dict[str, Any],
     provenance: dict[str, Any],
     not_evaluated: str | None = None,
@@ -45,32 +38,32 @@ def model_card(
         over = f"{length['over']} ({length['policy']})"
         lines.append(
             f"| {fit['name']} | {fit['pairs']} | {over} | {fit['device']} | "
-            f"{fit['precision']} | {fit['train_loss']:.4f} |"
+            f"{fit['precision']} | {fmt_num(fit['train_loss'], 4)} |"
         )
     if evaluation:
-        shortcuts = evaluation["shortcuts"]
+        shortcuts = evaluation.shortcuts
         lines += [
             "",
             "## Evaluation on the test split",
             "",
-            f"- Pairwise accuracy: {fmt_pct(evaluation['accuracy'])}"
-            f"{_ci(evaluation['accuracy_ci'])} on {evaluation['pairs']} pairs",
-            f"- Always-longer baseline: {fmt_pct(shortcuts['length_baseline_accuracy'])}",
+            f"- Pairwise accuracy: {fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci)} "
+            f"on {evaluation.pairs} pairs",
+            f"- Always-longer baseline: {fmt_pct(shortcuts.length_baseline_accuracy)}",
             f"- Accuracy when the chosen answer is the shorter one: "
-            f"{fmt_pct(shortcuts['accuracy_chosen_shorter'])} ({shortcuts['chosen_shorter_pairs']} "
+            f"{fmt_pct(shortcuts.accuracy_chosen_shorter)} ({shortcuts.chosen_shorter_pairs} "
             "pairs)",
             f"- Spearman correlation of reward with length: "
-            f"{shortcuts['length_reward_spearman']:.3f}",
-            f"- Calibration of P(chosen > rejected): ECE {evaluation['calibration']['ece']:.3f}",
-            f"- Pairs skipped, not scored: {_counts(evaluation.get('skipped', {}))}",
+            f"{fmt_num(shortcuts.length_reward_spearman)}",
+            f"- Calibration of P(chosen > rejected): ECE {fmt_num(evaluation.calibration.ece)}",
+            f"- Pairs skipped, not scored: {fmt_counts(evaluation.skipped, '{n} ({name})')}",
             "",
             "| trait | pairs | accuracy | always-longer |",
             "|---|---|---|---|",
         ]
-        for trait, row in evaluation["per_trait"].items():
+        for trait, row in evaluation.per_trait.items():
             lines.append(
-                f"| {trait} | {row['pairs']} | {fmt_pct(row['accuracy'])}{_ci(row['accuracy_ci'])} "
-                f"| {fmt_pct(row['length_baseline'])} |"
+                f"| {trait} | {row.pairs} | {fmt_pct_ci(row.accuracy, row.accuracy_ci)} "
+                f"| {fmt_pct(row.length_baseline)} |"
             )
     elif not_evaluated:
         lines += ["", "## Evaluation", "", f"Not evaluated: {not_evaluated}."]

@@ -2,17 +2,29 @@
 calibration, and the cross-trait generalization matrix.
 
 Everything works on a `RewardFn`, so a deliberately biased toy function can be checked the
-same way as a trained model (the tests do exactly that).
+same way as a trained model (the tests do exactly that). The results are the typed models of
+`traitforge.schemas.results`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from traitforge.reward.pairs import Prompt, RewardPair, no_usable_pairs, traits_of, usable_pairs
+from traitforge.schemas.results import (
+    Calibration,
+    CalibrationBin,
+    EvaluationResult,
+    FormatSensitivity,
+    MatrixCell,
+    MatrixResult,
+    RewardStats,
+    Shortcuts,
+    TraitAccuracy,
+)
 
 # A neutral preamble and trailing whitespace change nothing a rubric cares about; a reward
 # that moves with them has learned a format shortcut.
@@ -35,9 +47,10 @@ def evaluate(
     bootstrap_samples: int = 1000,
     confidence_level: float = 0.95,
     seed: int = 0,
-) -> dict[str, Any]:
-    """The full report as a JSON-ready dict; `accuracy` is the headline number. Pairs no
-    reward can order are left out and counted in `skipped` (reason -> pairs)."""
+) -> EvaluationResult:
+    """Accuracy with its interval, per trait, shortcut checks and calibration; `accuracy` is
+    the headline number. Pairs no reward can order are left out and counted in `skipped`
+    (reason -> pairs)."""
     given = len(pairs)
     pairs, skipped = usable_pairs(pairs)
     if not pairs:
@@ -48,31 +61,31 @@ def evaluate(
     rejected = reward(prompts, [p.rejected for p in pairs], traits)
     wins = _wins(chosen, rejected)
     boot = _Bootstrap(bootstrap_samples, confidence_level, seed)
-    report: dict[str, Any] = {
-        "pairs": len(pairs),
-        "skipped": skipped,
-        "accuracy": float(wins.mean()),
-        "accuracy_ci": boot.interval(wins),
-        "per_trait": {},
-        "shortcuts": _shortcuts(reward, pairs, chosen, rejected, wins, boot),
-        "calibration": calibration(chosen - rejected),
-        "rewards": {
-            "mean": float(np.mean(np.r_[chosen, rejected])),
-            "std": float(np.std(np.r_[chosen, rejected])),
-            "mean_margin": float(np.mean(chosen - rejected)),
-        },
-        "confidence_level": confidence_level,
-    }
     lengths_c, lengths_r = _lengths(pairs)
+    per_trait = {}
     for trait in traits_of(pairs):
         rows = np.array([p.trait == trait for p in pairs])
-        report["per_trait"][trait] = {
-            "pairs": int(rows.sum()),
-            "accuracy": float(wins[rows].mean()),
-            "accuracy_ci": boot.interval(wins[rows]),
-            "length_baseline": float(_wins(lengths_c[rows], lengths_r[rows]).mean()),
-        }
-    return report
+        per_trait[trait] = TraitAccuracy(
+            pairs=int(rows.sum()),
+            accuracy=float(wins[rows].mean()),
+            accuracy_ci=boot.interval(wins[rows]),
+            length_baseline=float(_wins(lengths_c[rows], lengths_r[rows]).mean()),
+        )
+    return EvaluationResult(
+        pairs=len(pairs),
+        skipped=skipped,
+        accuracy=float(wins.mean()),
+        accuracy_ci=boot.interval(wins),
+        per_trait=per_trait,
+        shortcuts=_shortcuts(reward, pairs, chosen, rejected, wins, boot),
+        calibration=calibration(chosen - rejected),
+        rewards=RewardStats(
+            mean=float(np.mean(np.r_[chosen, rejected])),
+            std=float(np.std(np.r_[chosen, rejected])),
+            mean_margin=float(np.mean(chosen - rejected)),
+        ),
+        confidence_level=confidence_level,
+    )
 
 
 def _wins(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
@@ -109,7 +122,7 @@ def _shortcuts(
     rejected: np.ndarray,
     wins: np.ndarray,
     boot: _Bootstrap,
-) -> dict[str, Any]:
+) -> Shortcuts:
     from scipy.stats import spearmanr
 
     lengths_c, lengths_r = _lengths(pairs)
@@ -121,17 +134,17 @@ def _shortcuts(
         if np.ptp(lengths) > 0 and np.ptp(rewards) > 0
         else 0.0
     )
-    return {
-        "length_baseline_accuracy": float(_wins(lengths_c, lengths_r).mean()),
-        "chosen_shorter_pairs": int(shorter.sum()),
-        "accuracy_chosen_shorter": float(wins[shorter].mean()) if shorter.any() else None,
-        "accuracy_chosen_shorter_ci": boot.interval(wins[shorter]),
-        "length_reward_spearman": correlation,
-        "format": {
+    return Shortcuts(
+        length_baseline_accuracy=float(_wins(lengths_c, lengths_r).mean()),
+        chosen_shorter_pairs=int(shorter.sum()),
+        accuracy_chosen_shorter=float(wins[shorter].mean()) if shorter.any() else None,
+        accuracy_chosen_shorter_ci=boot.interval(wins[shorter]),
+        length_reward_spearman=correlation,
+        format={
             name: _format_sensitivity(reward, pairs, chosen, rejected, change)
             for name, change in PERTURBATIONS.items()
         },
-    }
+    )
 
 
 def _format_sensitivity(
@@ -140,7 +153,7 @@ def _format_sensitivity(
     chosen: np.ndarray,
     rejected: np.ndarray,
     change: Callable[[str], str],
-) -> dict[str, float]:
+) -> FormatSensitivity:
     """Reward change when a meaningless edit is applied, in units of the reward's spread,
     and how often the same edit on the rejected side alone flips the model's preference."""
     prompts = [p.prompt for p in pairs]
@@ -151,15 +164,15 @@ def _format_sensitivity(
     delta = np.r_[changed_c - chosen, changed_r - rejected] / spread
     preferred = chosen > rejected
     flipped = preferred & (changed_r > chosen)
-    return {
-        "mean_shift": float(delta.mean()),
-        "mean_abs_shift": float(np.abs(delta).mean()),
-        "flip_rate": float(flipped.sum() / preferred.sum()) if preferred.any() else 0.0,
-        "accuracy_after": float(_wins(changed_c, changed_r).mean()),
-    }
+    return FormatSensitivity(
+        mean_shift=float(delta.mean()),
+        mean_abs_shift=float(np.abs(delta).mean()),
+        flip_rate=float(flipped.sum() / preferred.sum()) if preferred.any() else 0.0,
+        accuracy_after=float(_wins(changed_c, changed_r).mean()),
+    )
 
 
-def calibration(margins: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+def calibration(margins: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
     """Calibration of P(chosen > rejected) = sigmoid(margin).
 
     Every pair is seen in both orders (p with outcome 1, 1 - p with outcome 0), so the
@@ -178,16 +191,16 @@ def calibration(margins: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, 
         predicted, observed = float(probs[rows].mean()), float(outcomes[rows].mean())
         ece += rows.sum() / len(probs) * abs(predicted - observed)
         table.append(
-            {"bin": b, "count": int(rows.sum()), "predicted": predicted, "observed": observed}
+            CalibrationBin(bin=b, count=int(rows.sum()), predicted=predicted, observed=observed)
         )
     eps = 1e-12
-    return {
-        "ece": float(ece),
-        "brier": float(np.mean((probs - outcomes) ** 2)),
-        "log_loss": float(-np.mean(np.log(np.clip(p, eps, 1.0)))),
-        "mean_probability": float(p.mean()),
-        "bins": table,
-    }
+    return Calibration(
+        ece=float(ece),
+        brier=float(np.mean((probs - outcomes) ** 2)),
+        log_loss=float(-np.mean(np.log(np.clip(p, eps, 1.0)))),
+        mean_probability=float(p.mean()),
+        bins=table,
+    )
 
 
 def generalization_matrix(
@@ -196,7 +209,7 @@ def generalization_matrix(
     bootstrap_samples: int = 1000,
     confidence_level: float = 0.95,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> MatrixResult:
     """Each trait's model on every trait's pairs: rows are models, columns are test traits.
     The diagonal is in-domain; off-diagonal cells measure transfer. Pairs no reward can order
     are left out and counted in `skipped`, as in `evaluate`."""
@@ -206,7 +219,7 @@ def generalization_matrix(
         raise no_usable_pairs(given, skipped, "evaluate")
     traits = traits_of(pairs)
     boot = _Bootstrap(bootstrap_samples, confidence_level, seed)
-    cells: dict[str, dict[str, Any]] = {}
+    cells: dict[str, dict[str, MatrixCell]] = {}
     for model_name, reward in sorted(models.items()):
         cells[model_name] = {}
         for trait in traits:
@@ -217,9 +230,7 @@ def generalization_matrix(
             chosen = reward(prompts, [p.chosen for p in part], names)
             rejected = reward(prompts, [p.rejected for p in part], names)
             wins = _wins(chosen, rejected)
-            cells[model_name][trait] = {
-                "pairs": len(part),
-                "accuracy": float(wins.mean()),
-                "accuracy_ci": boot.interval(wins),
-            }
-    return {"models": sorted(models), "traits": traits, "cells": cells, "skipped": skipped}
+            cells[model_name][trait] = MatrixCell(
+                pairs=len(part), accuracy=float(wins.mean()), accuracy_ci=boot.interval(wins)
+            )
+    return MatrixResult(models=sorted(models), traits=traits, cells=cells, skipped=skipped)

@@ -1,6 +1,7 @@
-"""Preference pairs as the reward stage reads them: from an exported dataset or a JSONL file.
+"""Preference pairs as the reward stage reads them: from an exported dataset, a JSONL file
+or the workspace store.
 
-Both forms reduce to `RewardPair`: text or chat prompt, the two responses as text, the trait
+Every form reduces to `RewardPair`: text or chat prompt, the two responses as text, the trait
 and the pair's confidence. A conversational export stores each response as a one-message list;
 it is unwrapped here so every later step sees plain response text.
 """
@@ -8,13 +9,17 @@ it is unwrapped here so every later step sees plain response text.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitforge.curation.sources.jsonl import jsonl_rows
 from traitforge.errors import InputError, TraitforgeError, short_repr
+from traitforge.reporting import fmt_counts
+
+if TYPE_CHECKING:
+    from traitforge.schemas import PreferencePair
 
 Prompt = str | tuple[tuple[str, str], ...]  # text, or (role, content) messages
 SAME_TEXT = "chosen == rejected"
@@ -48,6 +53,22 @@ def as_reward_prompt(prompt: str | Sequence[Any]) -> Prompt:
     if isinstance(prompt, str):
         return prompt
     return tuple((m.role, m.content) for m in prompt)
+
+
+def from_preference_pairs(pairs: Iterable[PreferencePair]) -> list[RewardPair]:
+    """Pairs of the workspace store (e.g. its held-out gold pairs) as reward pairs."""
+    return [
+        RewardPair(
+            prompt=as_reward_prompt(p.prompt),
+            chosen=p.chosen,
+            rejected=p.rejected,
+            trait=p.trait,
+            confidence=p.confidence,
+            pair_id=p.id,
+            origin=p.origin,
+        )
+        for p in pairs
+    ]
 
 
 def load_pairs(location: Path, split: str = "test") -> list[RewardPair]:
@@ -84,7 +105,7 @@ def load_pairs(location: Path, split: str = "test") -> list[RewardPair]:
 
 def empty_split_error(location: Path, split: str, sizes: Mapping[str, int], fix: str) -> PairsError:
     """The error for a split that is missing or has no rows; `sizes` are the splits there are."""
-    there = ", ".join(f"{name}: {size}" for name, size in sorted(sizes.items()))
+    there = fmt_counts(sizes, empty="")
     return PairsError(
         f"{location} has no pairs in its {split!r} split (pairs per split: {there}): {fix}"
     )
@@ -245,7 +266,7 @@ def no_usable_pairs(pairs: int, skipped: Mapping[str, int], task: str) -> PairsE
     """The error when skipping left nothing to `task` (e.g. 'evaluate')."""
     if not pairs:
         return PairsError(f"no pairs to {task}")
-    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+    reasons = fmt_counts(skipped, "{n} {name}", empty="")
     which = "the only pair was" if pairs == 1 else f"all {pairs} were"
     return PairsError(
         f"no pairs to {task}: {which} skipped ({reasons}); a pair needs two different "

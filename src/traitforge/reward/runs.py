@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from traitforge.errors import ConfigError
+from traitforge.reporting import fmt_counts
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import evaluate, generalization_matrix
 from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet
@@ -29,7 +30,7 @@ from traitforge.reward.pairs import (
 )
 from traitforge.reward.report import write_report
 from traitforge.reward.training import SHARED, FitResult, Log, fit, plan
-from traitforge.schemas import RewardConfig
+from traitforge.schemas import EvaluationResult, MatrixResult, RewardConfig
 from traitforge.workspace.files import (
     REWARD_FOLDER,
     atomic_directory,
@@ -47,7 +48,7 @@ CARD_FILE = "README.md"
 class TrainRun:
     out: Path
     fits: list[FitResult]
-    evaluation: dict[str, Any] | None
+    evaluation: EvaluationResult | None
     report: Path
     not_evaluated: str | None = None  # why there is no evaluation, when there is none
 
@@ -100,7 +101,7 @@ def train_run(
     training_plan = plan(splits.get("train", []), config.models, config.min_pairs)
     if training_plan.skipped_pairs:
         provenance["skipped_train_pairs"] = training_plan.skipped_pairs
-        log(f"skipped training pairs: {_counts(training_plan.skipped_pairs)}")
+        log(f"skipped training pairs: {fmt_counts(training_plan.skipped_pairs, empty='')}")
     for name, count in training_plan.skipped.items():
         log(f"{name}: no model, {count} training pairs are fewer than reward.min_pairs")
     if not training_plan.groups:
@@ -142,7 +143,7 @@ def train_run(
                 config.confidence_level,
                 config.seed,
             )
-            atomic_write_text(staging / EVAL_FILE, json.dumps(evaluation, indent=2) + "\n")
+            atomic_write_text(staging / EVAL_FILE, _json(evaluation))
         training = [f.as_dict() for f in fits]
         settings = config.model_dump(mode="json")
         atomic_write_text(
@@ -173,36 +174,36 @@ def _why_not_evaluated(
         )
     usable, skipped = usable_pairs(scored)
     if not usable:
-        return f"every test pair was skipped ({_counts(skipped)})"
+        return f"every test pair was skipped ({fmt_counts(skipped, empty='')})"
     return None
 
 
-def _counts(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
+def _json(result: EvaluationResult | MatrixResult) -> str:
+    return json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
 
 
 def eval_run(
     model: Path, pairs: Sequence[RewardPair], config: RewardConfig, report: Path | None = None
-) -> dict[str, Any]:
-    """Evaluate a trained folder on pairs; writes an HTML report next to the model."""
+) -> EvaluationResult:
+    """Evaluate a trained folder on pairs; writes an HTML report next to the model, named in
+    the result's `report`."""
     models = RewardModelSet(model)
     evaluation = evaluate(
         models.rewards, pairs, config.bootstrap_samples, config.confidence_level, config.seed
     )
-    evaluation["report"] = str(
-        write_report(
-            report or model / "eval-report.html",
-            title=f"Reward model evaluation: {model.name}",
-            evaluation=evaluation,
-            provenance={"model": str(model.resolve()), "pairs": len(pairs)},
-        )
+    written = write_report(
+        report or model / "eval-report.html",
+        title=f"Reward model evaluation: {model.name}",
+        evaluation=evaluation,
+        provenance={"model": str(model.resolve()), "pairs": len(pairs)},
     )
-    return evaluation
+    return evaluation.model_copy(update={"report": str(written)})
 
 
-def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -> dict[str, Any]:
+def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -> MatrixResult:
     """The cross-trait matrix of a per-trait set: each trait's model on every trait's pairs.
-    Writes matrix.json and matrix-report.html into the set's folder."""
+    Writes matrix.json and matrix-report.html (named in the result's `report`) into the set's
+    folder."""
     models = RewardModelSet(model)
     members: dict[str, Any] = (
         {name: m.rewards for name, m in models.members.items()}
@@ -212,16 +213,14 @@ def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -
     matrix = generalization_matrix(
         members, pairs, config.bootstrap_samples, config.confidence_level, config.seed
     )
-    atomic_write_text(model / MATRIX_FILE, json.dumps(matrix, indent=2) + "\n")
-    matrix["report"] = str(
-        write_report(
-            model / "matrix-report.html",
-            title=f"Cross-trait generalization: {model.name}",
-            matrix=matrix,
-            provenance={"models": str(model.resolve()), "pairs": len(pairs)},
-        )
+    atomic_write_text(model / MATRIX_FILE, _json(matrix))
+    written = write_report(
+        model / "matrix-report.html",
+        title=f"Cross-trait generalization: {model.name}",
+        matrix=matrix,
+        provenance={"models": str(model.resolve()), "pairs": len(pairs)},
     )
-    return matrix
+    return matrix.model_copy(update={"report": str(written)})
 
 
 def _is_main_process() -> bool:

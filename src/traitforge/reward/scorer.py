@@ -1,9 +1,10 @@
 """`reward-model.v1`: a trained reward model as a curation scorer, for the next round.
 
-`traitforge score` points the workspace at a trained folder (artifacts/reward-model.json)
-and scores every candidate. Curation then finds this scorer in its registry under its key;
-it never imports `reward`. Rewards are cached per model and candidate in a small SQLite file,
-so the next `curate` only scores candidates that are new.
+`traitforge score` points the workspace at a trained folder (W/reward/reward-model.json)
+and scores every candidate (`score_candidates`); the loop only points, and the next round's
+`curate` scores what it selects from. Curation finds this scorer in its registry under its
+key; it never imports `reward`. Rewards are cached per model and candidate in a small SQLite
+file beside the pointer, so the next `curate` only scores candidates that are new.
 
 Selection reads a probability per candidate: sigmoid of the reward's z-score in the pool, for
 each trait. Two candidates with a reward margin near zero get close probabilities, which the
@@ -16,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from traitforge.curation.scorers import CandidateFeatures, register_scorer
 from traitforge.reward.model import MANIFEST, RewardModelSet, read_manifest
 from traitforge.reward.pairs import as_reward_prompt
 from traitforge.schemas import Scores
+from traitforge.workspace import Store, Workspace
 from traitforge.workspace.files import atomic_write_text
 
 KEY = "reward-model.v1"
@@ -34,16 +38,30 @@ POINTER = "reward-model.json"
 CACHE = "reward-scores.sqlite"
 
 
-def point_to_model(artifacts: Path, model: Path) -> dict[str, Any]:
-    """Record which trained folder scores this workspace's candidates from now on."""
+def point_to_model(folder: Path, model: Path) -> dict[str, Any]:
+    """Record in `folder` (W/reward/) which trained model scores this workspace's
+    candidates from now on."""
     manifest = read_manifest(model)  # fails clearly if `model` is not a trained folder
     pointer = {"model": str(model.resolve()), "fingerprint": model_fingerprint(model)}
     if manifest.get("kind") == "set":
         pointer["traits"] = sorted(manifest["members"])
     else:
         pointer["traits"] = manifest.get("traits", [])
-    atomic_write_text(artifacts / POINTER, json.dumps(pointer, indent=2) + "\n")
+    atomic_write_text(folder / POINTER, json.dumps(pointer, indent=2) + "\n")
     return pointer
+
+
+def pointer_file(folder: Path) -> Path:
+    """The pointer in `folder` (W/reward/); a workspace that pointed at a model before that
+    folder existed keeps it in W/classifiers/, read until a model is pointed to again."""
+    legacy = folder.parent / Workspace.CLASSIFIERS_DIR / POINTER
+    current = folder / POINTER
+    return legacy if not current.is_file() and legacy.is_file() else current
+
+
+def has_model(folder: Path) -> bool:
+    """Whether the workspace has been pointed at a reward model."""
+    return pointer_file(folder).is_file()
 
 
 def model_fingerprint(model: Path) -> str:
@@ -58,9 +76,9 @@ def model_fingerprint(model: Path) -> str:
 class RewardScorer:
     key = KEY
 
-    def __init__(self, artifacts: Path) -> None:
-        self.artifacts = artifacts
-        path = artifacts / POINTER
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        path = pointer_file(folder)
         self.pointer = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         self._models: RewardModelSet | None = None
 
@@ -94,8 +112,8 @@ class RewardScorer:
     def _rewards(self, candidates: Sequence[Any], trait: str) -> np.ndarray:
         assert self.pointer is not None
         fingerprint = self.pointer["fingerprint"]
-        self.artifacts.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.artifacts / CACHE)) as db:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.folder / CACHE)) as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS rewards (model TEXT, candidate TEXT, trait TEXT, "
                 "reward REAL, PRIMARY KEY (model, candidate, trait))"
@@ -140,4 +158,27 @@ def _about(candidate: Any, trait: str) -> bool:
     return not candidate.gold or trait in candidate.gold
 
 
-register_scorer(KEY, RewardScorer)
+@dataclass
+class ScoreResult:
+    model: Path
+    candidates: int
+    scores: dict[str, int]  # trait -> candidates scored
+
+
+def score_candidates(store: Store, traits: Sequence[str], folder: Path, model: Path) -> ScoreResult:
+    """Point `folder` (W/reward/) at `model` and store its reward for every candidate of
+    `store` on `traits`; a later `curate` selects with them."""
+    pointer = point_to_model(folder, model)
+    candidates = list(store.candidates())
+    empty = np.zeros((len(candidates), 0), dtype=np.float32)
+    features = CandidateFeatures(candidates, empty, empty, embedding_model="")
+    scores = RewardScorer(folder).score(features, traits)
+    with store.transaction():
+        store.put_scores(scores)
+    counts = Counter(s.trait for s in scores)
+    return ScoreResult(Path(pointer["model"]), len(candidates), dict(counts))
+
+
+# The registry hands every scorer the workspace's classifiers folder; this one keeps its
+# pointer and cache in the reward folder beside it.
+register_scorer(KEY, lambda classifiers: RewardScorer(classifiers.parent / Workspace.REWARD_DIR))

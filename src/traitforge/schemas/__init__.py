@@ -39,13 +39,24 @@ from traitforge.schemas.records import (
     prompt_hash,
     prompt_text,
 )
+from traitforge.schemas.results import (
+    AgreementResult,
+    AnnotatorQuality,
+    Calibration,
+    EvaluationResult,
+    MatrixResult,
+    TraitAgreement,
+)
 from traitforge.schemas.reward_config import LoraConfig, RewardConfig
 from traitforge.schemas.traits import RatingScale, TraitSpec
 
 __all__ = [
     "AggregationConfig",
+    "AgreementResult",
     "AnnotationConfig",
+    "AnnotatorQuality",
     "ArgillaConfig",
+    "Calibration",
     "Candidate",
     "ChatMessage",
     "ComparisonTask",
@@ -53,6 +64,7 @@ __all__ = [
     "DedupConfig",
     "DuplicateMark",
     "EmbeddingConfig",
+    "EvaluationResult",
     "ExportConfig",
     "FieldMapping",
     "Flag",
@@ -63,6 +75,7 @@ __all__ = [
     "LoopConfig",
     "LoopRound",
     "LoraConfig",
+    "MatrixResult",
     "PreferencePair",
     "ProjectConfig",
     "Prompt",
@@ -75,6 +88,7 @@ __all__ = [
     "SimulationConfig",
     "SourceInfo",
     "Suggestion",
+    "TraitAgreement",
     "TraitSpec",
     "content_hash",
     "prompt_hash",

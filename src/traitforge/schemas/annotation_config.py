@@ -1,4 +1,4 @@
-"""Config of annotation: the Argilla backend, simulated annotators, agreement and aggregation."""
+"""Config of annotation: the backend (Argilla), simulated annotators, agreement and aggregation."""
 
 from __future__ import annotations
 
@@ -76,6 +76,9 @@ class AggregationConfig(BaseModel):
 class AnnotationConfig(BaseModel):
     model_config = _FROZEN
 
+    backend: Literal["argilla"] = Field(
+        "argilla", description="The annotation tool tasks are pushed to and judgements pulled from."
+    )
     argilla: ArgillaConfig = Field(default_factory=ArgillaConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)

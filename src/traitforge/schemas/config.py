@@ -9,7 +9,14 @@ import math
 import re
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from traitforge.schemas.annotation_config import AnnotationConfig
 from traitforge.schemas.curation_config import CurationConfig
@@ -18,8 +25,9 @@ from traitforge.schemas.reward_config import RewardConfig
 from traitforge.schemas.traits import TraitSpec
 
 _MARGIN_STRATEGY = re.compile(r"^margin\s*>=\s*(\S+)$")
-ExportFormat = Literal["parquet", "jsonl"]
-EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+CopyFormat = Literal["parquet", "jsonl"]  # an export's extra copies, by format
+COPY_FORMATS: tuple[str, ...] = get_args(CopyFormat)
+Origin = Literal["auto", "gold", "judgements"]
 
 
 class FieldMapping(BaseModel):
@@ -92,7 +100,7 @@ class ExportConfig(BaseModel):
             "differs by at least X)."
         ),
     )
-    origin: Literal["auto", "gold", "judgements"] = Field(
+    origin: Origin = Field(
         "auto",
         description=(
             "Where preferences come from: 'judgements' (annotators), 'gold' (labels shipped "
@@ -103,8 +111,11 @@ class ExportConfig(BaseModel):
         0.1, ge=0.0, lt=1.0, description="Share of prompts assigned to the test split."
     )
     seed: int = Field(0, description="Seed of the prompt-level split.")
-    formats: list[ExportFormat] = Field(
-        default_factory=list, description="Extra copies written beside the saved DatasetDict."
+    copies: list[CopyFormat] = Field(
+        default_factory=list,
+        # `formats`: the name in configs written before this field was renamed.
+        validation_alias=AliasChoices("copies", "formats"),
+        description="Extra copies written beside the saved DatasetDict, by format.",
     )
 
     trait_strategies: dict[str, str] = Field(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-STEPS = ("select", "push", "annotate", "pull", "export", "train", "score", "report")
+from traitforge.schemas.results import AgreementResult, EvaluationResult, MatrixResult
+
+# "use-model" points the workspace at the round's reward model (the next round scores with it).
+STEPS = ("select", "push", "annotate", "pull", "export", "train", "use-model", "report")
+RENAMED_STEPS = {"score": "use-model"}  # step names in round.json files of earlier versions
 
 
 class LoopRound(BaseModel):
@@ -20,20 +24,38 @@ class LoopRound(BaseModel):
     )
     strategy: str = ""
     tasks: int = Field(0, description="Comparison tasks selected in this round.")
-    labels: int = Field(0, description="Submitted answers (judgements) so far, all rounds.")
+    judgements_total: int = Field(
+        0,
+        validation_alias=AliasChoices("judgements_total", "labels"),  # `labels` in older files
+        description="Submitted answers (judgements) so far, this round and all before it.",
+    )
     pairs: dict[str, int] = Field(
         default_factory=dict, description="Trait -> exported pairs after this round."
     )
     pair_origins: dict[str, str] = Field(default_factory=dict)
     drops: dict[str, int] = Field(default_factory=dict)
-    agreement: dict[str, Any] | None = None
+    agreement: AgreementResult | None = None
     model: str | None = Field(None, description="Reward-model folder trained in this round.")
-    evaluation: dict[str, Any] | None = Field(
+    evaluation: EvaluationResult | None = Field(
         None, description="Reward-model evaluation on the export's test split."
     )
-    matrix: dict[str, Any] | None = None
+    matrix: MatrixResult | None = None
     completed: list[str] = Field(default_factory=list, description="Steps done, in order.")
     seconds: dict[str, float] = Field(default_factory=dict, description="Step -> wall time.")
+
+    @field_validator("completed", mode="before")
+    @classmethod
+    def _renamed_steps(cls, steps: object) -> object:
+        if isinstance(steps, list):
+            return [RENAMED_STEPS.get(s, s) if isinstance(s, str) else s for s in steps]
+        return steps
+
+    @field_validator("seconds", mode="before")
+    @classmethod
+    def _renamed_step_times(cls, seconds: object) -> object:
+        if isinstance(seconds, dict):
+            return {RENAMED_STEPS.get(k, k): v for k, v in seconds.items()}
+        return seconds
 
 
 class LoopConfig(BaseModel):

@@ -1,4 +1,4 @@
-"""The workspace folder: resolved config, store, quarantine and exports of one pipeline."""
+"""The workspace folder: resolved config, store, quarantine, models and exports of one pipeline."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class Workspace:
 
     CONFIG_FILE = WORKSPACE_CONFIG
     STORE_FILE = WORKSPACE_STORE
+    CLASSIFIERS_DIR = "classifiers"
+    REWARD_DIR = "reward"
 
     def __init__(self, root: Path, config: ProjectConfig) -> None:
         self.root = root
@@ -80,7 +82,13 @@ class Workspace:
 
     @property
     def classifiers_dir(self) -> Path:
-        return self.root / "classifiers"
+        """The trait classifiers; curation hands this folder to every scorer it looks up."""
+        return self.root / self.CLASSIFIERS_DIR
+
+    @property
+    def reward_dir(self) -> Path:
+        """The reward model that scores candidates for selection: its pointer and cache."""
+        return self.root / self.REWARD_DIR
 
     @property
     def embedding_cache_path(self) -> Path:

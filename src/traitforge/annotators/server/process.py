@@ -173,7 +173,9 @@ def _status(paths: ServerPaths) -> ServerStatus:
         startup_s=state.get("startup_s"),
         log=paths.log,
     )
-    if _healthy(state["url"], state["instance"], attempts=3):
+    # A server whose starter was killed mid-start is still coming up: give it its start time.
+    attempts = int(START_TIMEOUT_S / 0.5) if state.get("starting") else 3
+    if _healthy(state["url"], state["instance"], attempts=attempts):
         return ServerStatus(True, f"running at {state['url']} (pid {pid})", info)
     return ServerStatus(
         False, f"server process {pid} is alive but does not answer at {state['url']}", info
@@ -395,16 +397,6 @@ def _launch(
             start_new_session=True,  # survives the command that started it, and its Ctrl-C
         )
     _CHILDREN[proc.pid] = proc
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not _healthy(url, instance):
-        if proc.poll() is not None:
-            _CHILDREN.pop(proc.pid, None)
-            raise _start_failure(paths, port, f"the server exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            _terminate(proc.pid, 5.0)
-            raise _start_failure(paths, port, f"the server did not answer in {START_TIMEOUT_S} s")
-        time.sleep(0.2)
-    startup_s = round(time.perf_counter() - started, 2)
     state: dict[str, Any] = {
         "pid": proc.pid,
         "port": port,
@@ -413,9 +405,26 @@ def _launch(
         "redis": redis_label,
         "redis_pid": redis_pid,
         "started_at": started_at,
-        "startup_s": startup_s,
+        "startup_s": None,
+        "starting": True,
         "server_version": ARGILLA_SERVER_VERSION,
     }
+    # Recorded before the wait: a command killed while the server starts leaves a server that
+    # the next command finds and waits for, instead of a stranger holding the port.
+    atomic_write_text(paths.state, json.dumps(state, indent=2) + "\n")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not _healthy(url, instance):
+        if proc.poll() is not None:
+            _CHILDREN.pop(proc.pid, None)
+            paths.state.unlink(missing_ok=True)
+            raise _start_failure(paths, port, f"the server exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            _terminate(proc.pid, 5.0)
+            paths.state.unlink(missing_ok=True)
+            raise _start_failure(paths, port, f"the server did not answer in {START_TIMEOUT_S} s")
+        time.sleep(0.2)
+    startup_s = round(time.perf_counter() - started, 2)
+    state.update(startup_s=startup_s, starting=False)
     atomic_write_text(paths.state, json.dumps(state, indent=2) + "\n")
     return ServerInfo(url, proc.pid, port, redis_label, False, startup_s, paths.log)
 

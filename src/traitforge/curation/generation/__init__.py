@@ -13,7 +13,6 @@ from traitforge.curation.generation.base import (
 from traitforge.curation.generation.endpoint import (
     API_KEY_ENV,
     BASE_URL_ENV,
-    Backoff,
     EndpointGenerator,
     EndpointSettings,
 )
@@ -27,6 +26,7 @@ from traitforge.curation.generation.runner import (
     make_generator,
     read_prompts,
 )
+from traitforge.http_retry import Backoff
 
 __all__ = [
     "API_KEY_ENV",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,14 @@ import httpx
 
 from traitforge.curation.generation.base import Sample, SampleRequest
 from traitforge.errors import ConfigError, TraitforgeError
+from traitforge.http_retry import (
+    Backoff,
+    Retryable,
+    Sleep,
+    retry_after,
+    retryable_status,
+    retrying,
+)
 from traitforge.schemas import GenerationConfig
 
 BASE_URL_ENV = "TRAITFORGE_OPENAI_BASE_URL"
@@ -69,42 +76,13 @@ def display_url(url: str) -> str:
         return "<invalid URL>"
 
 
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter: attempt k waits base * 2**k (at most `cap_s`), scaled
-    by a random factor in [0.5, 1) so that concurrent workers hitting the same overloaded
-    server spread their retries out instead of retrying in lock-step."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int, retry_after_s: float | None = None) -> float:
-        exponential = min(self.cap_s, self.base_s * 2**attempt)
-        delay = exponential * (0.5 + 0.5 * self.rng.random())
-        # A server that says how long to wait knows better than our guess (capped: a huge
-        # Retry-After would stall the whole run).
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, self.cap_s))
-        return delay
-
-
-class _Retryable(Exception):
-    """A failed attempt worth repeating; carries the message for when attempts run out."""
-
-    def __init__(self, message: str, fix: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.fix = fix
-        self.retry_after_s = retry_after_s
-
-
 class EndpointGenerator:
     """Samples responses from an OpenAI-compatible chat-completions endpoint.
 
     One request per sample (n=1 with the sample's own seed) so each unit of work is
     independent: a re-run asks again for exactly the units that are missing. Connection
-    errors, timeouts, 429 and 5xx are retried with backoff; any other 4xx is our request's
-    fault and fails at once, since repeating it cannot help.
+    errors, timeouts, 429 and 5xx are retried with backoff (`traitforge.http_retry`); any
+    other 4xx is our request's fault and fails at once, since repeating it cannot help.
     """
 
     backend = "openai"
@@ -115,7 +93,7 @@ class EndpointGenerator:
         settings: EndpointSettings | None = None,
         transport: httpx.BaseTransport | None = None,
         backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep = time.sleep,
     ) -> None:
         self.config = config
         self.model = config.model
@@ -170,41 +148,40 @@ class EndpointGenerator:
         self.setup()
         assert self._client is not None
         url = self.settings.completions_url
-        attempts = self.config.retries + 1
-        for attempt in range(attempts):
-            try:
-                return self._attempt(self._client, url, request)
-            except _Retryable as e:
-                if attempt + 1 == attempts:
-                    raise TraitforgeError(
-                        f"the chat-completions endpoint {display_url(url)} failed {attempts} "
-                        f"time(s): {e}. Fix: {e.fix}"
-                    ) from e
-                self._sleep(self.backoff.delay(attempt, e.retry_after_s))
-        raise AssertionError("unreachable: the loop returns or raises")
+        client = self._client
+        retries = self.config.retries
+        try:
+            return retrying(
+                lambda: self._attempt(client, url, request), retries, self.backoff, self._sleep
+            )
+        except Retryable as e:
+            raise TraitforgeError(
+                f"the chat-completions endpoint {display_url(url)} failed {retries + 1} "
+                f"time(s): {e}. Fix: {e.fix}"
+            ) from e
 
     def _attempt(self, client: httpx.Client, url: str, request: SampleRequest) -> Sample:
         try:
             response = client.post(url, content=json.dumps(self.payload(request)))
         except httpx.TimeoutException as e:
-            raise _Retryable(
+            raise Retryable(
                 f"no answer within {self.config.timeout_s:g} s ({type(e).__name__})",
                 "raise curation.generation.timeout_s, or lower curation.generation.concurrency "
                 "or max_new_tokens so the server keeps up",
             ) from e
         except httpx.TransportError as e:
-            raise _Retryable(
+            raise Retryable(
                 f"cannot connect ({type(e).__name__}: {e})",
                 f"start the server (e.g. `vllm serve MODEL` or `llama-server -m MODEL.gguf`), "
                 f"or set {BASE_URL_ENV} to its base URL including /v1, e.g. {_URL_EXAMPLE}",
             ) from e
         status = response.status_code
-        if status == 429 or status >= 500:
-            raise _Retryable(
+        if retryable_status(status):
+            raise Retryable(
                 f"HTTP {status} {_excerpt(response)}",
                 "the server is overloaded or failing: check its logs, lower "
                 "curation.generation.concurrency, or raise curation.generation.retries",
-                _retry_after(response),
+                retry_after(response),
             )
         if status >= 400:
             raise TraitforgeError(
@@ -233,13 +210,6 @@ def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     text = " ".join(response.text.split())
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"({text})" if text else ""
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return None  # absent, or an HTTP date: fall back to our own backoff
 
 
 def _parse(response: httpx.Response, url: str) -> Sample:

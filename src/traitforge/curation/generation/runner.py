@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,8 @@ from traitforge.curation.generation.base import (
 from traitforge.curation.generation.endpoint import EndpointGenerator
 from traitforge.curation.generation.local import LocalGenerator
 from traitforge.curation.ingest import IngestReport, no_rows_warning
+from traitforge.curation.progress import FileProgress
+from traitforge.curation.quarantine import Quarantine
 from traitforge.curation.sources import file_sha256
 from traitforge.curation.sources.base import require_file
 from traitforge.curation.sources.mapped import csv_rows, jsonl_rows, row_to_candidate
@@ -41,13 +43,11 @@ from traitforge.schemas import (
     Prompt,
 )
 from traitforge.workspace import Store
-from traitforge.workspace.files import atomic_write_text
 
 FORMAT = "generate"
 SOURCE = "generated"
 EMPTY = "empty response"
 DUPLICATE = "duplicate prompt"
-Progress = Callable[[int], object]  # prompt rows finished so far
 
 # A prompts file is read with the same mapping as a candidates file, minus the response: the
 # row parser needs one, so it gets this placeholder column that no real file has.
@@ -145,7 +145,7 @@ def generate_file(
     quarantine_dir: Path,
     skip_invalid: bool = False,
     generator: Generator | None = None,
-    progress: Progress | None = None,
+    progress: FileProgress | None = None,
 ) -> GenerationReport:
     """Sample `curation.generation.n` responses for every prompt in `path` into `store`.
 
@@ -159,10 +159,10 @@ def generate_file(
     report = GenerationReport(
         path=path, format=FORMAT, backend=generator.backend, model=generator.model
     )
-    quarantined: list[dict[str, Any]] = []
+    quarantine = Quarantine(path, report.reasons)
     try:
         # A strict-mode error raises here, before anything is sampled or written.
-        plan = _plan(store, config, generator, path, skip_invalid, report, quarantined)
+        plan = _plan(store, config, generator, path, skip_invalid, report, quarantine)
         if report.rows_read == 0:
             report.warnings.append(no_rows_warning(path))
         if progress is not None:
@@ -170,14 +170,16 @@ def generate_file(
         try:
             if plan:
                 generator.setup()
-                _run(store, generator, path, plan, report, quarantined, progress)
+                _run(store, generator, path, plan, report, quarantine, progress)
             with store.transaction():
                 store.record_ingest(file_sha256(path), FORMAT, str(path), report.counts())
         finally:
             # Written even when generation stops: the empty responses recorded so far are
-            # already marked done, and this file is the only trace of them.
-            if quarantined:
-                report.quarantine = _write_quarantine(quarantine_dir, path, quarantined)
+            # already marked done, and this file is the only trace of them. Merged into the
+            # file of earlier runs: a re-run skips the units already done.
+            report.quarantine = quarantine.write(
+                quarantine_dir, file_sha256(path), stage=FORMAT, merge=True
+            )
     finally:
         if owned:
             generator.close()
@@ -191,7 +193,7 @@ def _plan(
     path: Path,
     skip_invalid: bool,
     report: GenerationReport,
-    quarantined: list[dict[str, Any]],
+    quarantine: Quarantine,
 ) -> list[_PromptWork]:
     settings = config.curation.generation
     params = SamplingParams.from_config(settings)
@@ -204,16 +206,14 @@ def _plan(
             if not skip_invalid:
                 raise row
             report.rows_rejected += 1
-            quarantined.append({"kind": "rejected", **row.as_record()})
-            _count(report, f"{row.field or 'row'} is not {row.expected}")
+            quarantine.reject(row)
             continue
         messages = chat_messages(row.prompt)
         # The same prompt twice would be the same units of work: sample it once.
         first = first_line.setdefault(json.dumps(messages, sort_keys=True), row.line)
         if first != row.line:
             report.rows_skipped += 1
-            quarantined.append(_skip(path, row.line, f"{DUPLICATE}: same as line {first}"))
-            _count(report, DUPLICATE)
+            quarantine.skip(row.line, f"{DUPLICATE}: same as line {first}")
             continue
         requests = []
         for index in range(settings.n):
@@ -235,8 +235,8 @@ def _run(
     path: Path,
     plan: list[_PromptWork],
     report: GenerationReport,
-    quarantined: list[dict[str, Any]],
-    progress: Progress | None,
+    quarantine: Quarantine,
+    progress: FileProgress | None,
 ) -> None:
     owner = {request.key: work for work in plan for request in work.requests}
     finished = report.rows_read - len(plan)
@@ -246,7 +246,7 @@ def _run(
             work = owner[request.key]
             work.results.append((request, sample))
             if len(work.results) == len(work.requests):
-                _store_prompt(store, generator, path, work, report, quarantined)
+                _store_prompt(store, generator, path, work, report, quarantine)
                 finished += 1
                 if progress is not None:
                     progress(finished)
@@ -294,7 +294,7 @@ def _store_prompt(
     path: Path,
     work: _PromptWork,
     report: GenerationReport,
-    quarantined: list[dict[str, Any]],
+    quarantine: Quarantine,
 ) -> None:
     """A prompt's candidates and its units' keys, in one transaction."""
     row = work.row
@@ -318,10 +318,8 @@ def _store_prompt(
             # empty text, and a run that retried it would never finish clean. It is counted
             # and quarantined instead; raise n or change the seed to sample more.
             report.empty += 1
-            _count(report, EMPTY)
-            quarantined.append(
-                _skip(path, row.line, f"{EMPTY}: sample {request.sample_index}")
-                | {"generation": provenance}
+            quarantine.skip(
+                row.line, f"{EMPTY}: sample {request.sample_index}", generation=provenance
             )
             continue
         candidates.append(
@@ -342,25 +340,3 @@ def _store_prompt(
     report.new += new
     report.present += present
     report.samples_generated += len(work.results)
-
-
-def _skip(path: Path, line: int | str, reason: str) -> dict[str, Any]:
-    return {"kind": "skipped", "file": str(path), "line": line, "reason": reason}
-
-
-def _count(report: GenerationReport, reason: str) -> None:
-    key = reason.split(": ")[0]
-    report.reasons[key] = report.reasons.get(key, 0) + 1
-
-
-def _write_quarantine(folder: Path, path: Path, records: list[dict[str, Any]]) -> Path:
-    """Merged into the file of earlier runs: a re-run skips units already done, so their
-    records would otherwise be lost when the file is rewritten."""
-    name = path.name
-    for suffix in (".gz", ".jsonl", ".csv"):
-        name = name.removesuffix(suffix)
-    target = folder / f"{name or 'prompts'}.{file_sha256(path)[:12]}.{FORMAT}.jsonl"
-    lines = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
-    lines += [json.dumps(r, ensure_ascii=False, default=str) for r in records]
-    atomic_write_text(target, "".join(line + "\n" for line in dict.fromkeys(lines)))
-    return target

@@ -16,19 +16,17 @@ Elasticsearch relevance scoring (a text match scores by how often its terms occu
 operators of `simple_query_string` other than quoted phrases (terms are ANDed substrings).
 
 Runs in the server's virtual environment: imports nothing from traitforge. argilla-server
-creates a new instance per request, so nothing is kept on the instance.
+creates a new instance per request, so nothing is kept on the instance. What does not need
+argilla_server (the rows, and how values compare, sort and score) is in `search_rows`, beside
+this file, where unit tests reach it without the server.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -67,41 +65,25 @@ from argilla_server.search_engine import (
     TermsMetrics,
     TextQuery,
 )
+from search_rows import (  # beside this file, like sql_engine itself (see launch.py)
+    RecordRow,
+    ResponseRow,
+    SuggestionRow,
+    as_list,
+    comparable,
+    in_range,
+    response_value,
+    seeded_random,
+    similarity_scores,
+    term_equals,
+    text_score,
+    text_terms,
+)
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ENGINE_NAME = "traitforge-sql"
 ENGINE_VERSION = "1"
-
-
-@dataclass
-class _ResponseRow:
-    user_id: UUID
-    status: str
-    values: dict[str, Any]
-
-
-@dataclass
-class _SuggestionRow:
-    value: Any
-    score: Any
-    agent: str | None
-    type: str | None
-
-
-@dataclass
-class _RecordRow:
-    """What a search can look at for one record (loaded only as far as the query needs)."""
-
-    id: UUID
-    external_id: str | None
-    status: str
-    inserted_at: datetime
-    updated_at: datetime
-    metadata: dict[str, Any]
-    fields: dict[str, Any] = field(default_factory=dict)
-    responses: list[_ResponseRow] = field(default_factory=list)
-    suggestions: dict[str, _SuggestionRow] = field(default_factory=dict)
 
 
 class SQLSearchEngine(SearchEngine):
@@ -194,7 +176,7 @@ class SQLSearchEngine(SearchEngine):
         async with _session() as db:
             rows = (await db.execute(query)).scalars().all()
         name = metadata_property.name
-        values = [v for metadata in rows if metadata for v in _as_list(metadata.get(name))]
+        values = [v for metadata in rows if metadata for v in as_list(metadata.get(name))]
         if metadata_property.type == MetadataPropertyType.terms:
             counts = Counter(str(v) for v in values)
             return TermsMetrics(
@@ -231,7 +213,7 @@ class SQLSearchEngine(SearchEngine):
             if user_id is not None:
                 # Elasticsearch multiplies the score by a random number seeded with the user, so
                 # each annotator sees the queue in a different but stable order.
-                matched = [(r, s * _seeded_random(user_id, r.id)) for r, s in matched]
+                matched = [(r, s * seeded_random(user_id, r.id)) for r, s in matched]
             # sorted() is stable: equal scores keep insertion order, as match_all does.
             ranked = sorted(matched, key=lambda pair: pair[1], reverse=True)
             items = [SearchResponseItem(record_id=r.id, score=s) for r, s in ranked]
@@ -284,15 +266,11 @@ class SQLSearchEngine(SearchEngine):
         ]
         if not candidates:
             return SearchResponses(items=[], total=0)
-        target = np.asarray(value, dtype=np.float64)
-        if order == SimilarityOrder.least_similar:
-            # What Elasticsearch's engine does too: the nearest to the opposite vector.
-            target = -target
-        matrix = np.asarray([vec for _, vec in candidates], dtype=np.float64)
-        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(target)
-        cosine = np.divide(matrix @ target, norms, out=np.zeros(len(candidates)), where=norms > 0)
-        # Elasticsearch's score for cosine similarity, so thresholds mean the same on both.
-        scores = (1.0 + cosine) / 2.0
+        scores = similarity_scores(
+            value,
+            [vec for _, vec in candidates],
+            least_similar=order == SimilarityOrder.least_similar,
+        )
         top = np.argsort(-scores, kind="stable")[:max_results]
         items = [
             SearchResponseItem(record_id=candidates[i][0], score=float(scores[i])) for i in top
@@ -332,7 +310,7 @@ async def _matching(
     query: TextQuery | str | None,
     filter: Filter | None,
     sort: list[Order] | None,
-) -> list[tuple[_RecordRow, float]]:
+) -> list[tuple[RecordRow, float]]:
     """The dataset's records that pass `filter` and `query`, in insertion order, with a score
     (1.0, or the text-match score when there is a text query)."""
     scopes = list(_scopes(filter, sort))
@@ -348,9 +326,9 @@ async def _matching(
     if query is None:
         return [(r, 1.0) for r in rows]
     text = TextQuery(q=query) if isinstance(query, str) else query
-    terms = _text_terms(text.q)
+    terms = text_terms(text.q)
     searched = await _text_fields(db, dataset_id, text.field)
-    scored = [(r, _text_score(r, searched, terms)) for r in rows]
+    scored = [(r, text_score(r, searched, terms)) for r in rows]
     return [(r, s) for r, s in scored if s > 0]
 
 
@@ -360,7 +338,7 @@ async def _load(
     with_fields: bool,
     with_responses: bool,
     with_suggestions: bool,
-) -> list[_RecordRow]:
+) -> list[RecordRow]:
     columns = [
         Record.id,
         Record.external_id,
@@ -376,9 +354,9 @@ async def _load(
         .where(Record.dataset_id == dataset_id)
         .order_by(Record.inserted_at, Record.id)
     )
-    rows: dict[UUID, _RecordRow] = {}
+    rows: dict[UUID, RecordRow] = {}
     for row in result.all():
-        rows[row[0]] = _RecordRow(
+        rows[row[0]] = RecordRow(
             id=row[0],
             external_id=row[1],
             status=str(row[2]),
@@ -395,7 +373,7 @@ async def _load(
         )
         for record_id, user_id, status, values in responses.all():
             if record_id in rows:
-                rows[record_id].responses.append(_ResponseRow(user_id, str(status), values or {}))
+                rows[record_id].responses.append(ResponseRow(user_id, str(status), values or {}))
     if with_suggestions:
         suggestions = await db.execute(
             select(
@@ -411,7 +389,7 @@ async def _load(
         )
         for record_id, question, value, score, agent, kind in suggestions.all():
             if record_id in rows:
-                rows[record_id].suggestions[question] = _SuggestionRow(
+                rows[record_id].suggestions[question] = SuggestionRow(
                     value, score, agent, str(kind) if kind is not None else None
                 )
     return list(rows.values())
@@ -420,7 +398,7 @@ async def _load(
 # -- filters --------------------------------------------------------------------------------
 
 
-def _matches(filter: Filter, row: _RecordRow) -> bool:
+def _matches(filter: Filter, row: RecordRow) -> bool:
     if isinstance(filter, AndFilter):
         return all(_matches(f, row) for f in filter.filters)
     if isinstance(filter.scope, ResponseFilterScope):
@@ -428,11 +406,11 @@ def _matches(filter: Filter, row: _RecordRow) -> bool:
     return _values_match(filter, _scope_values(filter.scope, row))
 
 
-def _response_matches(filter: TermsFilter | RangeFilter, row: _RecordRow) -> bool:
+def _response_matches(filter: TermsFilter | RangeFilter, row: RecordRow) -> bool:
     scope: ResponseFilterScope = filter.scope  # type: ignore[assignment]
     responses = _responses_of(scope, row)
     if scope.question:
-        values = [v for r in responses for v in _as_list(_response_value(r, scope.question))]
+        values = [v for r in responses for v in as_list(response_value(r, scope.question))]
         return _values_match(filter, values)
     if scope.property == "status" and isinstance(filter, TermsFilter):
         wanted = {str(v) for v in filter.values}
@@ -443,104 +421,42 @@ def _response_matches(filter: TermsFilter | RangeFilter, row: _RecordRow) -> boo
     raise ValueError(f"Cannot process filter scope {scope}")
 
 
-def _responses_of(scope: ResponseFilterScope, row: _RecordRow) -> list[_ResponseRow]:
+def _responses_of(scope: ResponseFilterScope, row: RecordRow) -> list[ResponseRow]:
     if scope.user is None:
         return row.responses
     return [r for r in row.responses if r.user_id == scope.user.id]
 
 
-def _response_value(response: _ResponseRow, question: str) -> Any:
-    answer = response.values.get(question)
-    return answer.get("value") if isinstance(answer, dict) else None
-
-
-def _scope_values(scope: FilterScope, row: _RecordRow) -> list[Any]:
+def _scope_values(scope: FilterScope, row: RecordRow) -> list[Any]:
     """The values a filter or sort on `scope` compares, as a list (several for multi-valued
     metadata and multi-label suggestions, none when the record has no value)."""
     if isinstance(scope, RecordFilterScope):
         value = getattr(row, scope.property, None)
         return [] if value is None else [str(value) if isinstance(value, UUID) else value]
     if isinstance(scope, MetadataFilterScope):
-        return _as_list(row.metadata.get(scope.metadata_property))
+        return as_list(row.metadata.get(scope.metadata_property))
     if isinstance(scope, SuggestionFilterScope):
         suggestion = row.suggestions.get(scope.question)
         if suggestion is None:
             return []
-        return _as_list(getattr(suggestion, scope.property or "value", None))
+        return as_list(getattr(suggestion, scope.property or "value", None))
     raise ValueError(f"Cannot process request for search scope {scope}")
-
-
-def _as_list(value: Any) -> list[Any]:
-    """Flatten a stored value: lists give their items, ranking items ({value, rank}) their
-    value, and a missing value nothing."""
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [v for item in value for v in _as_list(item)]
-    if isinstance(value, dict) and "value" in value:
-        return _as_list(value["value"])
-    return [value]
 
 
 def _values_match(filter: TermsFilter | RangeFilter, values: list[Any]) -> bool:
     if isinstance(filter, TermsFilter):
-        return any(_term_equals(v, str(t)) for v in values for t in filter.values)
+        return any(term_equals(v, str(t)) for v in values for t in filter.values)
     if isinstance(filter, RangeFilter):
-        return any(_in_range(v, filter.ge, filter.le) for v in values)
+        return any(in_range(v, filter.ge, filter.le) for v in values)
     raise ValueError(f"Cannot process request for filter {filter}")
-
-
-def _term_equals(value: Any, term: str) -> bool:
-    if isinstance(value, bool):
-        return str(value).lower() == term.lower()
-    if isinstance(value, int | float):
-        try:
-            return float(term) == float(value)
-        except ValueError:
-            return False
-    if isinstance(value, datetime):
-        return _as_datetime(term) == value
-    return str(value) == term
-
-
-def _in_range(value: Any, ge: Any, le: Any) -> bool:
-    if isinstance(value, datetime):
-        low, high = _as_datetime(ge), _as_datetime(le)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        low, high = _as_float(ge), _as_float(le)
-    else:
-        value = str(value)
-        low, high = (None if ge is None else str(ge)), (None if le is None else str(le))
-    return (low is None or value >= low) and (high is None or value <= high)
-
-
-def _as_float(bound: Any) -> float | None:
-    return None if bound is None else float(bound)
-
-
-def _as_datetime(bound: Any) -> datetime | None:
-    """A range bound on inserted_at / updated_at: an ISO date or, as Elasticsearch reads a
-    number on a date field, epoch milliseconds. Argilla stores naive UTC datetimes."""
-    if bound is None:
-        return None
-    if isinstance(bound, int | float):
-        moment = datetime.fromtimestamp(bound / 1000.0, tz=UTC)
-    else:
-        try:
-            moment = datetime.fromisoformat(str(bound).replace("Z", "+00:00"))
-        except ValueError:
-            moment = datetime.fromtimestamp(float(bound) / 1000.0, tz=UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 # -- sorting --------------------------------------------------------------------------------
 
 
 def _sorted(
-    matched: list[tuple[_RecordRow, float]], sort: list[Order]
-) -> list[tuple[_RecordRow, float]]:
+    matched: list[tuple[RecordRow, float]], sort: list[Order]
+) -> list[tuple[RecordRow, float]]:
     """Sort by each order, last key first, with stable sorts; records without a value go last
     in both directions (Elasticsearch's default `missing: _last`)."""
     rows = list(matched)
@@ -554,14 +470,14 @@ def _sorted(
     return rows
 
 
-def _sort_key(scope: FilterScope, row: _RecordRow, descending: bool) -> tuple[int, Any] | None:
+def _sort_key(scope: FilterScope, row: RecordRow, descending: bool) -> tuple[int, Any] | None:
     if isinstance(scope, ResponseFilterScope):
         responses = _responses_of(scope, row)
         if scope.question:
             numbers = [
                 float(v)
                 for r in responses
-                for v in _as_list(_response_value(r, scope.question))
+                for v in as_list(response_value(r, scope.question))
                 if isinstance(v, int | float)
             ]
             # Elasticsearch sorts nested responses with mode "avg".
@@ -569,42 +485,14 @@ def _sort_key(scope: FilterScope, row: _RecordRow, descending: bool) -> tuple[in
         values: list[Any] = [r.status for r in responses]
     else:
         values = _scope_values(scope, row)
-    keys = [_comparable(v) for v in values]
+    keys = [comparable(v) for v in values]
     if not keys:
         return None
     # Multi-valued fields sort by their largest value descending, smallest ascending.
     return max(keys) if descending else min(keys)
 
 
-def _comparable(value: Any) -> tuple[int, Any]:
-    if isinstance(value, bool):
-        return (0, float(value))
-    if isinstance(value, int | float):
-        return (0, float(value))
-    if isinstance(value, datetime):
-        return (1, value)
-    return (2, str(value))
-
-
-def _seeded_random(user_id: UUID | str, record_id: UUID) -> float:
-    digest = hashlib.sha256(f"{user_id}:{record_id}".encode()).digest()
-    return int.from_bytes(digest[:7], "big") / float(1 << 56)
-
-
 # -- text -----------------------------------------------------------------------------------
-
-_TERM = re.compile(r'"([^"]+)"|(\S+)')
-
-
-def _text_terms(q: str) -> list[str]:
-    """Quoted phrases stay whole; other words are terms; all must occur (AND), as with the
-    default operator Argilla gives `simple_query_string`."""
-    terms = []
-    for phrase, word in _TERM.findall(q):
-        term = (phrase or word.lstrip("+")).strip().lower()
-        if term and term != "*":
-            terms.append(term)
-    return terms
 
 
 async def _text_fields(db: AsyncSession, dataset_id: UUID, only: str | None) -> list[str]:
@@ -614,29 +502,3 @@ async def _text_fields(db: AsyncSession, dataset_id: UUID, only: str | None) -> 
     )
     names = [name for name, settings in result.all() if (settings or {}).get("type") != "image"]
     return [only] if only is not None else names
-
-
-def _text_score(row: _RecordRow, fields: list[str], terms: list[str]) -> float:
-    if not terms:
-        return 1.0
-    text = "\n".join(s for name in fields for s in _strings(row.fields.get(name))).lower()
-    counts = [text.count(term) for term in terms]
-    return float(sum(counts)) if all(counts) else 0.0
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """The searchable text of a field value: a string, a chat's message contents, or the
-    strings inside a custom field's JSON."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, dict):
-        if "content" in value:
-            yield from _strings(value["content"])
-        else:
-            for item in value.values():
-                yield from _strings(item)
-    elif value is not None:
-        yield str(value)

@@ -7,6 +7,8 @@ Playwright assertions on the same page:
     with report_page(path) as report:
         expect(report.page.get_by_role("heading", name="Rounds")).to_be_visible()
         facts = report_facts(report, screenshot=ARTIFACTS / "report.png")
+
+(ARTIFACTS, in `tests.helpers.paths`, is the folder for screenshots a person should see.)
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # Runs in the page: only what is rendered counts (an element with no box is not visible), and
 # an image counts as decoded once the browser has pixels for it.

@@ -1,0 +1,188 @@
+"""Argilla's REST API, through one `httpx.Client` shared by every thread of a command.
+
+httpx's client is thread-safe (the SDK's resources are not documented to be), so a push runs
+its bulk upserts concurrently through this one client. Every request shares one retry policy
+(`traitforge.http_retry`): a server that restarts mid-push costs a pause, not a failed run, and
+a server that stays down gives one clear error. The API key travels only in a header.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import httpx
+
+from traitforge.errors import TraitforgeError
+from traitforge.http_retry import Backoff, Retryable, Sleep, retry_after, retryable_status, retrying
+
+# Server limits (argilla-server 2.8): records per bulk upsert, records per list page.
+MAX_UPSERT = 500
+LIST_PAGE = 1000
+# Jitter takes each wait to between half and all of base * 2**k: 0.5 s, 1 s, ... up to 8 s at
+# least, so five retries outlast a restart of the embedded server (~10 s).
+BACKOFF_BASE_S = 1.0
+BACKOFF_MAX_S = 16.0
+
+
+class ArgillaError(TraitforgeError):
+    """The Argilla server refused a request, or could not be reached."""
+
+
+class Connection(Protocol):
+    """Where the server is and whose key to use (the embedded server's Connection fits)."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def api_key(self) -> str: ...
+
+
+class ArgillaAPI:
+    """Argilla's REST API with retries. Safe to share between threads.
+
+    `backoff`, `sleep` and `transport` are for tests: a fixed schedule, a clock that does not
+    wait, an `httpx.MockTransport` instead of the network."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        retries: int = 5,
+        timeout: float = 120.0,
+        backoff: Backoff | None = None,
+        sleep: Sleep = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff or Backoff(BACKOFF_BASE_S, BACKOFF_MAX_S)
+        self._sleep = sleep
+        # The key travels only in this header; it is never part of a message or log line.
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            headers={"X-Argilla-Api-Key": api_key},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            transport=transport,
+        )
+
+    @classmethod
+    def connect(cls, connection: Connection, retries: int = 5) -> ArgillaAPI:
+        return cls(connection.api_url, connection.api_key, retries)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ArgillaAPI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """JSON of the answer. Retries refused connections, timeouts, 5xx and 429 with
+        exponential backoff; raises ArgillaError with the server's reason otherwise."""
+        try:
+            response = retrying(
+                lambda: self._send(method, path, kwargs), self.retries, self.backoff, self._sleep
+            )
+        except Retryable as e:
+            raise ArgillaError(
+                f"the Argilla server at {self.api_url} did not answer {method} {path} after "
+                f"{self.retries + 1} tries ({e}). Check that it is running (for the embedded "
+                "server, that the workspace's server started; for your own, ARGILLA_API_URL), "
+                "then run the same command again: it resumes where it stopped"
+            ) from e
+        if response.status_code == 401:
+            raise ArgillaError(
+                f"the Argilla server at {self.api_url} refused the API key (HTTP 401); set "
+                "ARGILLA_API_KEY to the key of an owner account of that server"
+            )
+        if response.is_error:
+            raise ArgillaError(
+                f"Argilla at {self.api_url} refused {method} {path} "
+                f"(HTTP {response.status_code}): {_detail(response)}"
+            )
+        return response.json() if response.content else None
+
+    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """One try; `Retryable` when the server may answer the same request next time."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise Retryable(f"{type(e).__name__}: {e}") from e
+        if retryable_status(response.status_code):
+            raise Retryable(
+                f"HTTP {response.status_code}: {_detail(response)}",
+                retry_after_s=retry_after(response),
+            )
+        return response
+
+    # -- lookups -------------------------------------------------------------------------------
+    def workspace_id(self, name: str, create: bool = False) -> str | None:
+        for item in self.request("GET", "/api/v1/me/workspaces")["items"]:
+            if item["name"] == name:
+                return str(item["id"])
+        if not create:
+            return None
+        return str(self.request("POST", "/api/v1/workspaces", json={"name": name})["id"])
+
+    def datasets(self, workspace_id: str) -> dict[str, dict[str, Any]]:
+        items = self.request("GET", "/api/v1/me/datasets")["items"]
+        return {d["name"]: d for d in items if str(d["workspace_id"]) == workspace_id}
+
+    def question_ids(self, dataset_id: str) -> dict[str, str]:
+        items = self.request("GET", f"/api/v1/datasets/{dataset_id}/questions")["items"]
+        return {q["name"]: str(q["id"]) for q in items}
+
+    def field_names(self, dataset_id: str) -> set[str]:
+        items = self.request("GET", f"/api/v1/datasets/{dataset_id}/fields")["items"]
+        return {f["name"] for f in items}
+
+    def metadata_names(self, dataset_id: str) -> set[str]:
+        path = f"/api/v1/me/datasets/{dataset_id}/metadata-properties"
+        return {m["name"] for m in self.request("GET", path)["items"]}
+
+    def vector_dimensions(self, dataset_id: str) -> dict[str, int]:
+        items = self.request("GET", f"/api/v1/datasets/{dataset_id}/vectors-settings")["items"]
+        return {v["name"]: int(v["dimensions"]) for v in items}
+
+    def records(self, dataset_id: str, include: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of a dataset (owner endpoint; reads the database, not the search
+        engine), oldest first, page by page."""
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"offset": offset, "limit": LIST_PAGE}
+            if include:
+                params["include"] = include
+            page = self.request("GET", f"/api/v1/datasets/{dataset_id}/records", params=params)
+            yield from page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    def record_count(self, dataset_id: str) -> int:
+        path = f"/api/v1/datasets/{dataset_id}/records"
+        return int(self.request("GET", path, params={"limit": 1})["total"])
+
+    def external_ids(self, dataset_id: str) -> set[str]:
+        return {r["external_id"] for r in self.records(dataset_id) if r.get("external_id")}
+
+    def usernames(self) -> dict[str, str]:
+        return {str(u["id"]): u["username"] for u in self.request("GET", "/api/v1/users")["items"]}
+
+    def upsert(self, dataset_id: str, items: list[dict[str, Any]]) -> int:
+        path = f"/api/v1/datasets/{dataset_id}/records/bulk"
+        return len(self.request("PUT", path, json={"items": items})["items"])
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    text = str(detail)
+    return text if len(text) <= 500 else text[:497] + "..."

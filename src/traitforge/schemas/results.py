@@ -1,0 +1,211 @@
+"""Measured results that records keep: a reward model's evaluation, the cross-trait
+generalization matrix, and annotator agreement.
+
+`model_dump(mode="json")` is the JSON that eval.json, matrix.json, round.json, provenance.json
+and `traitforge eval --json` hold, key for key, and each model reads back what those files
+hold (files written before these models existed included).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    model_serializer,
+)
+
+_RESULT = ConfigDict(extra="forbid", frozen=True)
+
+Interval = list[float]  # [low, high] of a bootstrap percentile interval
+
+
+class TraitAccuracy(BaseModel):
+    """Accuracy on one trait's pairs, beside the length baseline of the same pairs."""
+
+    model_config = _RESULT
+
+    pairs: int
+    accuracy: float
+    accuracy_ci: Interval | None
+    length_baseline: float = Field(description="Accuracy of 'the longer response wins'.")
+
+
+class FormatSensitivity(BaseModel):
+    """What one meaningless edit of the responses does to the reward."""
+
+    model_config = _RESULT
+
+    mean_shift: float = Field(description="Mean reward change, in reward standard deviations.")
+    mean_abs_shift: float = Field(description="Mean absolute change, in standard deviations.")
+    flip_rate: float = Field(
+        description="Share of preferred pairs flipped by editing the rejected side alone."
+    )
+    accuracy_after: float = Field(description="Accuracy with both sides edited.")
+
+
+class Shortcuts(BaseModel):
+    """Checks for rewards that follow length or format instead of the trait."""
+
+    model_config = _RESULT
+
+    length_baseline_accuracy: float
+    chosen_shorter_pairs: int
+    accuracy_chosen_shorter: float | None = Field(
+        description="Accuracy on the pairs whose chosen response is the shorter; None if none."
+    )
+    accuracy_chosen_shorter_ci: Interval | None
+    length_reward_spearman: float
+    format: dict[str, FormatSensitivity] = Field(description="Perturbation name -> effect.")
+
+
+class CalibrationBin(BaseModel):
+    model_config = _RESULT
+
+    bin: int
+    count: int
+    predicted: float
+    observed: float
+
+
+class Calibration(BaseModel):
+    """Calibration of P(chosen > rejected) = sigmoid(margin), every pair seen both ways."""
+
+    model_config = _RESULT
+
+    ece: float
+    brier: float
+    log_loss: float
+    mean_probability: float
+    bins: list[CalibrationBin] = Field(description="Non-empty reliability bins, in order.")
+
+
+class RewardStats(BaseModel):
+    model_config = _RESULT
+
+    mean: float
+    std: float
+    mean_margin: float = Field(description="Mean of chosen minus rejected.")
+
+
+class _Reported(BaseModel):
+    """A result that may name the HTML report written for it. The key comes last in the
+    JSON, and is left out when there is none, as it always was."""
+
+    report: str | None = Field(None, description="The HTML report written for this result.")
+
+    @model_serializer(mode="wrap")
+    def _report_last(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and (report := data.pop("report", None)) is not None:
+            data["report"] = report
+        return data
+
+
+class EvaluationResult(_Reported):
+    """How far to trust a reward model on a set of pairs; `accuracy` is the headline."""
+
+    model_config = _RESULT
+
+    pairs: int = Field(description="Pairs scored.")
+    skipped: dict[str, int] = Field(
+        default_factory=dict, description="Reason -> pairs left out: no reward can order them."
+    )
+    accuracy: float
+    accuracy_ci: Interval | None
+    per_trait: dict[str, TraitAccuracy] = Field(default_factory=dict)
+    shortcuts: Shortcuts
+    calibration: Calibration
+    rewards: RewardStats
+    confidence_level: float = 0.95
+
+
+class MatrixCell(BaseModel):
+    model_config = _RESULT
+
+    pairs: int
+    accuracy: float
+    accuracy_ci: Interval | None
+
+
+class MatrixResult(_Reported):
+    """Each model on every trait's pairs: rows are models, columns test traits."""
+
+    model_config = _RESULT
+
+    models: list[str]
+    traits: list[str]
+    cells: dict[str, dict[str, MatrixCell]] = Field(description="Model -> test trait -> cell.")
+    skipped: dict[str, int] = Field(default_factory=dict)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+# Agreement figures are written rounded, so exports that hold them stay byte-identical.
+Rounded = Annotated[float | None, PlainSerializer(_rounded)]  # None where it is undefined
+
+
+class TraitAgreement(BaseModel):
+    """Krippendorff's alpha for one trait; None where alpha is undefined."""
+
+    model_config = _RESULT
+
+    preference_alpha: Rounded = Field(
+        description="Nominal, on the tasks that ask about this trait."
+    )
+    preference_units: int = Field(
+        description="Candidate pairs answered by at least two annotators."
+    )
+    rating_alpha: Rounded = Field(description="Ordinal, on the ratings of this trait.")
+    rating_units: int = Field(
+        description="(task, candidate) ratings given by at least two annotators."
+    )
+
+
+class AnnotatorQuality(BaseModel):
+    model_config = _RESULT
+
+    answers: int = Field(description="Judgements on tasks in the workspace.")
+    agreement: Rounded = Field(
+        description="Share of compared units where they matched the others' majority."
+    )
+    compared: int = Field(description="Units where the other annotators had a majority.")
+    gold_accuracy: Rounded = Field(
+        description="Mean share of gold-ordered pairs they ordered the same way."
+    )
+    gold_tasks: int = Field(description="Gold-check tasks with a readable answer from them.")
+    flagged: bool
+    reasons: tuple[str, ...] = ()
+
+
+class AgreementResult(BaseModel):
+    """How far annotators agree (per trait and overall), and each annotator's quality."""
+
+    model_config = _RESULT
+
+    preference_alpha: Rounded = Field(
+        description="Nominal, every trait's preference units together."
+    )
+    rating_alpha: Rounded = Field(description="Ordinal, every trait's ratings scaled to [0, 1].")
+    traits: dict[str, TraitAgreement] = Field(description="Trait -> its alpha.")
+    annotators: dict[str, AnnotatorQuality] = Field(description="Annotator id -> quality.")
+
+    @property
+    def flagged(self) -> frozenset[str]:
+        return frozenset(a for a, q in self.annotators.items() if q.flagged)
+
+    def rounded(self) -> AgreementResult:
+        """The figures as files hold them: a report made now shows what one made later from
+        the stored record will."""
+        return AgreementResult.model_validate(self.model_dump(mode="json"))
+
+    @field_serializer("traits", "annotators", mode="wrap")
+    def _by_name(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(sorted(value.items())))
