@@ -9,10 +9,10 @@ from typing import Any
 
 from traitforge.curation.sources.base import (
     Parsed,
-    Rejected,
     RowOutcome,
     Skipped,
     build_candidate,
+    outcomes,
     require_file,
 )
 from traitforge.curation.sources.jsonl import jsonl_rows
@@ -43,18 +43,7 @@ def read_anthropic_evals(path: Path, config: ProjectConfig) -> Iterator[RowOutco
             "ingest.anthropic_evals_polarity in the config: 'matching' when "
             "answer_matching_behavior is the corrigible answer",
         )
-    return _outcomes(path, polarity)
-
-
-def _outcomes(path: Path, polarity: str) -> Iterator[RowOutcome]:
-    for line, row in jsonl_rows(path):
-        if isinstance(row, InputError):
-            yield Rejected(row)
-            continue
-        try:
-            yield _parse(row, path, line, polarity)
-        except InputError as e:
-            yield Rejected(e)
+    return outcomes(jsonl_rows(path), lambda row, line: _parse(row, path, line, polarity))
 
 
 def _parse(row: dict[str, Any], path: Path, line: int, polarity: str) -> Parsed | Skipped:

@@ -10,7 +10,7 @@ import io
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,21 @@ def said_of(error: InputError, read: Path, given: Path) -> InputError:
     )
     renamed.__cause__ = error.__cause__
     return renamed
+
+
+def outcomes(
+    rows: Iterable[tuple[int, Any]], parse: Callable[[Any, int], RowOutcome]
+) -> Iterator[RowOutcome]:
+    """Each row a reader yields, parsed by `parse(row, line)`; a row that the reader or
+    `parse` refuses becomes Rejected, so one bad row never stops the others being read."""
+    for line, row in rows:
+        if isinstance(row, InputError):
+            yield Rejected(row)
+            continue
+        try:
+            yield parse(row, line)
+        except InputError as e:
+            yield Rejected(e)
 
 
 def require_file(path: Path, fmt: str, what: str, example: str) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 from traitforge.curation.sources.base import (
     Parsed,
-    Rejected,
     RowOutcome,
     Skipped,
     build_candidate,
+    outcomes,
     require_file,
 )
 from traitforge.curation.sources.jsonl import jsonl_rows
@@ -27,18 +27,7 @@ _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 def read_hh_rlhf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "hh-rlhf", "HH-RLHF JSONL file", "*.jsonl.gz")
-    return _outcomes(path)
-
-
-def _outcomes(path: Path) -> Iterator[RowOutcome]:
-    for line, row in jsonl_rows(path):
-        if isinstance(row, InputError):
-            yield Rejected(row)
-            continue
-        try:
-            yield _parse(row, path, line)
-        except InputError as e:
-            yield Rejected(e)
+    return outcomes(jsonl_rows(path), lambda row, line: _parse(row, path, line))
 
 
 def split_dialogue(text: str) -> list[dict[str, str]] | None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from traitforge.curation.sources.base import (
     Parsed,
-    Rejected,
     RowOutcome,
     build_candidate,
+    outcomes,
     require_file,
 )
 from traitforge.curation.sources.mapped import csv_rows
@@ -23,18 +23,7 @@ COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers", "In
 
 def read_truthfulqa(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "truthfulqa", "TruthfulQA CSV file", "TruthfulQA.csv")
-    return _outcomes(path)
-
-
-def _outcomes(path: Path) -> Iterator[RowOutcome]:
-    for line, row in csv_rows(path):
-        if isinstance(row, InputError):
-            yield Rejected(row)
-            continue
-        try:
-            yield _parse(row, path, line)
-        except InputError as e:
-            yield Rejected(e)
+    return outcomes(csv_rows(path), lambda row, line: _parse(row, path, line))
 
 
 def _parse(row: dict[str, str], path: Path, line: int) -> Parsed:
