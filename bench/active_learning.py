@@ -1,39 +1,41 @@
-"""Active learning: held-out reward-model accuracy against labels spent, for `random` and
-`uncertainty+diversity` selection.
+"""Active learning: held-out reward-model accuracy against labels spent, per selection strategy
+and dataset, paired by seed against `random`.
 
-Data: the bundled TruthfulQA (honesty; each question's true and false answers are its
-candidates, gold 1/0), read by the product's source reader. Per seed, questions are split into
-a pool (default 80%) and a held-out test set (20%); held-out accuracy is the pairwise accuracy
-on every (true, false) answer pair of the test questions (ties count 0.5).
+Data: any ingestible file with gold labels for one trait, read by the product's own source
+readers. Built in: TruthfulQA (honesty; 817 questions with ~7.6 true and false answers each,
+so about half of all pairs are two equally true or false answers), the Anthropic
+corrigibility evals (corrigible-neutral-HHH + corrigible-more-HHH, two answers per question)
+and survival-instinct (corrigibility, the opposite answer matching the behaviour). Your own:
+`--data FILE --format FMT --trait T [--config C]` (C is a project config whose
+`ingest.mapping` names the columns, gold included; the `mapped` jsonl/csv readers too).
 
-Reward model: a FROZEN-EMBEDDING LINEAR Bradley-Terry model, r(x) = w . phi(prompt, response)
-with phi = [response, prompt * response] on normalized all-MiniLM-L6-v2 embeddings, fitted by
-L2-regularized logistic regression (no intercept) on phi(chosen) - phi(rejected), both orderings;
-C=0.3 was picked on a validation split inside the pool of an unused seed, never on test questions.
-It is retrained at every point of every curve, which a fine-tuned transformer could not be on
-a CPU; it is NOT the fine-tuned model `traitforge train` builds, so the numbers measure the
-selection, not the product's reward model.
+Per seed, prompts are split into a pool (80%) and held-out test prompts (20%). Held-out
+accuracy: the share of the test prompts' pairs with different gold that the reward model orders
+like gold (a tied score counts half).
 
-Loop per seed and strategy: the same seed set (`--start` labels picked by the product's
-`random` strategy), then rounds of `--round` labels until `--labels` are spent. Each round's
-comparisons come from the product's `PairSelector` (k=2, one task per prompt, no gold-check
-share): `random`, or `uncertainty+diversity` fed with `Scores` whose probability is
-sigmoid(z-scored reward) from the current model, as the `reward-model.v1` scorer
-computes it, and the prompt embeddings. Each comparison is answered by `--annotators`
-`SimulatedAnnotator`s (the product's answering logic and default biases: 5% position, 5%
-length, then `--noise` random answers, else gold) and kept when a strict majority prefers one
-side. Two equally true (or false) answers mostly get "tie" answers and no label; such a
-comparison still counts as a label spent, because the annotators' time was spent; the share of
-spent labels that were such same-gold pairs is reported per strategy.
+Reward model: a FROZEN-EMBEDDING LINEAR Bradley-Terry model, r(x) = w . phi with phi =
+[response, prompt * response] on normalized all-MiniLM-L6-v2 embeddings, fitted by L2 logistic
+regression (C = 0.3, picked on a validation split inside the pool of an unused seed, never on
+test prompts) on the usable labels. It is refitted at every point of every curve; it is NOT
+the fine-tuned model `traitforge train` builds (no GPU here to refit that 40 times per curve).
 
-Reported: mean and std of held-out accuracy per label count and strategy; the labels each
-strategy needs (linear interpolation on the mean curve) to reach targets set between the
-seed-set accuracy and the highest mean accuracy both strategies reach, and the ratio, counted
-in labels spent and in usable labels; the accuracy gap paired by seed; a plot with mean +- std
-bands (docs/active_learning.png unless --plot says otherwise; none with --quick).
+Loop per seed and strategy: the same seed set (`--start` comparisons picked by `random`), then
+rounds of `--round` comparisons from the product's `PairSelector` (k = 2, one task per prompt,
+no gold checks) until the pool has no open prompt. Epistemic strategies get every answer so
+far (ties included); the score-based one gets the current model's rewards as `reward-model.v1`
+scores. Each comparison is answered by `--annotators` `SimulatedAnnotator`s (the product's
+answering logic and default biases: 5% position, 5% length, `--noise` random answers, else
+gold; two equally good answers get "tie") and becomes a label when a strict majority prefers
+one side. Every comparison counts as a label spent, usable or not.
 
-    .venv/bin/python bench/active_learning.py --json /tmp/active_learning.json  # ~4 min, 2 CPUs
-    .venv/bin/python bench/active_learning.py --quick --json /tmp/al.json  # tiny, seconds
+Reported per dataset and strategy: labels needed to reach 80% and 90% of the way from the
+seed-set accuracy to the full-pool ceiling (`random`'s accuracy once every pool prompt has
+been asked: what labelling the whole pool buys), as the fraction saved against `random`, with
+a paired bootstrap CI over seeds; and the tie share (comparisons whose majority answer was a
+tie) within the labels `random` needs for the 90% target.
+
+    .venv/bin/python bench/active_learning.py --json /tmp/al.json        # ~15 min, 2 CPUs
+    .venv/bin/python bench/active_learning.py --quick --json /tmp/al.json  # tiny, a minute
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from itertools import product
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +59,10 @@ from traitforge.annotators.records import PREFERENCE, TIE, DatasetLayout, presen
 from traitforge.annotators.simulated import SimulatedAnnotator
 from traitforge.app.workflows import bundled_data_dir
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
+from traitforge.curation.ensemble import FIRST, SECOND, Comparison, features
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
+from traitforge.errors import TraitforgeError
 from traitforge.reward.scorer import KEY as REWARD_SCORER
 from traitforge.reward.scorer import selection_probabilities
 from traitforge.schemas import (
@@ -71,53 +76,101 @@ from traitforge.schemas import (
     prompt_text,
 )
 from traitforge.workspace import default_config
+from traitforge.workspace.config_file import load_config
 
-TRAIT = "honesty"
-STRATEGIES = ("random", "uncertainty+diversity")
+STRATEGIES = ("random", "uncertainty+diversity", "bald.v1", "bald+diversity.v1")
+SCORE_BASED = {"uncertainty", "diversity", "uncertainty+diversity"}
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PLOT = ROOT / "docs" / "active_learning.png"
-TARGET_FRACTIONS = (0.5, 0.8, 0.9, 1.0)  # of the way from the seed-set accuracy to the target
+TARGETS = (0.8, 0.9)  # of the way from the seed-set accuracy to the full-pool ceiling
+BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    trait: str
+    inputs: tuple[tuple[str, str], ...]  # (format, path; relative paths are bundled files)
+    config: Path | None = None
+
+
+BUILT_IN = {
+    "truthfulqa": DatasetSpec("honesty", (("truthfulqa", "truthfulqa/TruthfulQA.csv"),)),
+    "corrigibility": DatasetSpec(
+        "corrigibility",
+        (
+            ("anthropic-evals", "anthropic-evals/corrigible-neutral-HHH.jsonl"),
+            ("anthropic-evals", "anthropic-evals/corrigible-more-HHH.jsonl"),
+        ),
+    ),
+    "survival-instinct": DatasetSpec(
+        "corrigibility", (("anthropic-evals", "anthropic-evals/survival-instinct.jsonl"),)
+    ),
+}
 
 
 @dataclass
 class Data:
-    """TruthfulQA candidates with their features, rows aligned with `candidates`."""
+    """One dataset's candidates with their features, rows aligned with `candidates`."""
 
+    name: str
+    trait: str
+    project: ProjectConfig
     candidates: list[Candidate]
-    phi: np.ndarray  # reward-model features per candidate
+    phi: np.ndarray
     prompt_vectors: dict[str, np.ndarray]
     response_vectors: dict[str, np.ndarray]
     row: dict[str, int] = field(init=False)
     by_prompt: dict[str, list[Candidate]] = field(init=False)
+    by_id: dict[str, Candidate] = field(init=False)
 
     def __post_init__(self) -> None:
         self.row = {c.id: i for i, c in enumerate(self.candidates)}
+        self.by_id = {c.id: c for c in self.candidates}
         self.by_prompt = defaultdict(list)
         for c in self.candidates:
             self.by_prompt[c.prompt_id].append(c)
 
+    def preference(self, candidate: Candidate) -> float:
+        return self.project.trait(self.trait).preference(candidate.gold[self.trait])
 
-def load_data(questions: int | None, cache_path: Path, device: str) -> Data:
-    config = default_config()
-    path = bundled_data_dir() / "truthfulqa" / "TruthfulQA.csv"
-    candidates = [
-        c
-        for o in source_format("truthfulqa").reader(path, config)
-        if isinstance(o, Parsed)
-        for c in o.candidates
-    ]
-    if questions is not None:  # every n-th question, so a subset keeps TruthfulQA's mix
+
+def load_data(
+    name: str, spec: DatasetSpec, questions: int | None, cache_path: Path, device: str
+) -> Data:
+    project = load_config(spec.config) if spec.config else default_config()
+    if all(t.name != spec.trait for t in project.traits):
+        raise TraitforgeError(f"{name}: the config has no trait {spec.trait!r}")
+    candidates: list[Candidate] = []
+    for fmt, path in spec.inputs:
+        file = Path(path) if Path(path).is_absolute() else bundled_data_dir() / path
+        for outcome in source_format(fmt).reader(file, project):
+            if isinstance(outcome, Parsed):
+                candidates += [c for c in outcome.candidates if spec.trait in c.gold]
+    candidates = list({c.id: c for c in candidates}.values())
+    # A prompt needs two answers to compare; one with a single gold value only yields ties,
+    # which is part of what selection must learn to avoid, so such prompts stay in.
+    counts = Counter(c.prompt_id for c in candidates)
+    candidates = [c for c in candidates if counts[c.prompt_id] >= 2]
+    if questions is not None:  # every n-th prompt, so that a subset keeps the data's mix
         prompts = list(dict.fromkeys(c.prompt_id for c in candidates))
         keep = set(prompts[:: max(1, len(prompts) // questions)][:questions])
         candidates = [c for c in candidates if c.prompt_id in keep]
+    if len({c.prompt_id for c in candidates}) < 20:
+        raise TraitforgeError(
+            f"{name}: {len(candidates)} candidates with gold {spec.trait!r} in "
+            f"{len({c.prompt_id for c in candidates})} prompts; the bench needs at least 20 "
+            "prompts with two or more answers (check --trait and the mapping's gold columns)"
+        )
     with EmbeddingCache(cache_path) as cache:
         embedder = Embedder(EmbeddingConfig(device=device), cache)
         responses = embedder.embed([c.response for c in candidates])
         prompts = embedder.embed([prompt_text(c.prompt) for c in candidates])
-    phi = np.hstack([responses, prompts * responses]).astype(np.float64)
     return Data(
+        name,
+        spec.trait,
+        project,
         candidates,
-        phi,
+        features(prompts, responses),
         prompt_vectors={c.prompt_id: prompts[i] for i, c in enumerate(candidates)},
         response_vectors={c.id: responses[i] for i, c in enumerate(candidates)},
     )
@@ -147,33 +200,34 @@ class RewardModel:
 
 
 class Panel:
-    """Simulated annotators answering one comparison each; a strict majority makes a label."""
+    """Simulated annotators answering each comparison; a strict majority makes a label."""
 
-    def __init__(self, size: int, config: SimulationConfig, project: ProjectConfig) -> None:
-        traits = {t.name: t for t in project.traits}
+    def __init__(self, size: int, config: SimulationConfig, data: Data) -> None:
+        traits = {t.name: t for t in data.project.traits}
         self.annotators = [SimulatedAnnotator(f"sim-{i + 1}", config, traits) for i in range(size)]
-        self.layout = DatasetLayout("active-learning", TRAIT, 2, (TRAIT,))
+        self.layout = DatasetLayout("active-learning", data.trait, 2, (data.trait,))
 
-    def label(
+    def answer(
         self, task: ComparisonTask, candidates: dict[str, Candidate]
-    ) -> tuple[str, str] | None:
-        """(chosen id, rejected id), or None when no side has a strict majority."""
+    ) -> tuple[list[Comparison], str | None]:
+        """Every vote as a comparison, and the majority: 'A', 'B', 'tie', or None."""
         order = presented_order(task)
         votes: Counter[str] = Counter()
+        answers = []
         for annotator in self.annotators:
             values, _ = annotator.answer(task, order, candidates, self.layout)
-            votes[values[PREFERENCE]["value"]] += 1
+            vote = values[PREFERENCE]["value"]
+            votes[vote] += 1
+            outcome = {"A": FIRST, "B": SECOND}.get(vote, 2)
+            answers.append(Comparison(order[0], order[1], outcome))
         winner, count = votes.most_common(1)[0]
-        if winner == TIE or count * 2 <= len(self.annotators):
-            return None
-        first, second = order if winner == "A" else order[::-1]
-        return first, second
+        return answers, winner if count * 2 > len(self.annotators) else None
 
 
 @dataclass
 class Settings:
     seeds: int
-    labels: int
+    labels: int | None
     start: int
     round: int
     annotators: int
@@ -190,14 +244,14 @@ def split(data: Data, share: float, seed: int) -> tuple[list[str], list[str]]:
 
 
 def gold_pairs(data: Data, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of every (true, false) answer pair of these prompts."""
+    """Rows of every (better, worse) answer pair of these prompts by gold."""
     chosen, rejected = [], []
     for p in prompts:
-        members = data.by_prompt[p]
-        for a, b in product(members, members):
-            if a.gold[TRAIT] > b.gold[TRAIT]:
-                chosen.append(data.row[a.id])
-                rejected.append(data.row[b.id])
+        for a, b in combinations(data.by_prompt[p], 2):
+            if data.preference(a) != data.preference(b):
+                better, worse = (a, b) if data.preference(a) > data.preference(b) else (b, a)
+                chosen.append(data.row[better.id])
+                rejected.append(data.row[worse.id])
     return np.array(chosen, dtype=int), np.array(rejected, dtype=int)
 
 
@@ -215,7 +269,7 @@ def reward_scores(model: RewardModel, data: Data, pool: list[Candidate]) -> list
         Scores(
             candidate_id=c.id,
             scorer=REWARD_SCORER,
-            trait=TRAIT,
+            trait=data.trait,
             score=float(v),
             probability=float(p),
         )
@@ -231,266 +285,274 @@ def selector(project: ProjectConfig, strategy: str, seed: int) -> PairSelector:
     return PairSelector(project.model_copy(update={"curation": curation}))
 
 
-def run_curve(
-    data: Data, settings: Settings, strategy: str, seed: int, project: ProjectConfig
-) -> dict[str, Any]:
+def run_curve(data: Data, settings: Settings, strategy: str, seed: int) -> dict[str, Any]:
     pool_prompts, test_prompts = split(data, settings.test_share, seed)
     pool = [c for p in pool_prompts for c in data.by_prompt[p]]
     test = gold_pairs(data, test_prompts)
-    by_id = {c.id: c for c in data.candidates}
-    panel = Panel(settings.annotators, SimulationConfig(noise=settings.noise, seed=seed), project)
+    panel = Panel(settings.annotators, SimulationConfig(noise=settings.noise, seed=seed), data)
     model = RewardModel(data.phi.shape[1], settings.c)
+    limit = settings.labels or len(pool_prompts)
     tasks: list[ComparisonTask] = []
+    answers: list[Comparison] = []
     differences: list[np.ndarray] = []
-    no_majority = wrong = 0
-    points = []
+    outcomes: list[str] = []  # per comparison: 'label', 'tie' or 'split'
+    points, notes = [], []
     round_ = 0
-    while len(tasks) < settings.labels:
-        size = settings.start if round_ == 0 else settings.round
-        budget = min(size, settings.labels - len(tasks))
-        # the seed set is the same random draw for every strategy
-        chooser = selector(project, "random" if round_ == 0 else strategy, seed)
+    while len(tasks) < limit:
+        budget = min(settings.start if round_ == 0 else settings.round, limit - len(tasks))
+        chooser = selector(data.project, "random" if round_ == 0 else strategy, seed)
         inputs = SelectionInputs(
             candidates=pool,
-            scores=reward_scores(model, data, pool) if round_ else [],
+            scores=reward_scores(model, data, pool) if round_ and strategy in SCORE_BASED else [],
             prompt_vectors=data.prompt_vectors,
             response_vectors=data.response_vectors,
             existing=tasks,
+            answers=answers,
         )
         new = chooser.process(inputs, budget, round_)
+        if chooser.note:
+            notes.append(f"round {round_}: {chooser.note}")
         if not new:
-            break  # pool exhausted
+            break  # pool exhausted, or nothing informative left
         for task in new:
             tasks.append(task)
-            label = panel.label(task, by_id)
-            if label is None:
-                no_majority += 1
+            votes, winner = panel.answer(task, data.by_id)
+            answers += votes
+            if winner is None or winner == TIE:
+                outcomes.append("tie" if winner == TIE else "split")
                 continue
-            chosen, rejected = (by_id[i] for i in label)
-            wrong += chosen.gold[TRAIT] < rejected.gold[TRAIT]
-            differences.append(data.phi[data.row[chosen.id]] - data.phi[data.row[rejected.id]])
+            outcomes.append("label")
+            order = presented_order(task)
+            chosen, rejected = order if winner == "A" else order[::-1]
+            differences.append(data.phi[data.row[chosen]] - data.phi[data.row[rejected]])
         model.fit(np.array(differences))
-        same_gold = sum(len({by_id[c].gold[TRAIT] for c in t.candidate_ids}) == 1 for t in tasks)
         points.append(
             {
                 "labels": len(tasks),
                 "usable": len(differences),
-                "no_majority": no_majority,
-                "same_gold": same_gold,
-                "wrong": int(wrong),
                 "accuracy": accuracy(model, data, test),
             }
         )
         round_ += 1
-    return {"seed": seed, "strategy": strategy, "test_pairs": len(test[0]), "points": points}
+    return {
+        "seed": seed,
+        "strategy": strategy,
+        "pool_prompts": len(pool_prompts),
+        "test_pairs": len(test[0]),
+        "points": points,
+        "outcomes": outcomes,
+        "notes": notes,
+    }
 
 
-def ceiling(data: Data, settings: Settings, seed: int) -> float:
-    """Held-out accuracy of the same model trained on every gold pair of the pool."""
-    pool_prompts, test_prompts = split(data, settings.test_share, seed)
-    chosen, rejected = gold_pairs(data, pool_prompts)
-    model = RewardModel(data.phi.shape[1], settings.c)
-    model.fit(data.phi[chosen] - data.phi[rejected])
-    return accuracy(model, data, gold_pairs(data, test_prompts))
-
-
-def labels_to_reach(labels: list[int], means: list[float], target: float) -> float | None:
+def labels_to_reach(labels: np.ndarray, means: np.ndarray, target: float) -> float | None:
     """First crossing of `target` by the mean curve, linearly interpolated; None if never."""
     for i, value in enumerate(means):
         if value >= target:
             if i == 0:
                 return float(labels[0])
-            before = means[i - 1]
-            share = (target - before) / (value - before)
-            return labels[i - 1] + share * (labels[i] - labels[i - 1])
+            share = (target - means[i - 1]) / (value - means[i - 1])
+            return float(labels[i - 1] + share * (labels[i] - labels[i - 1]))
     return None
 
 
-def summarize(curves: list[dict[str, Any]]) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    for strategy in STRATEGIES:
-        runs = [c["points"] for c in curves if c["strategy"] == strategy]
-        length = min(len(r) for r in runs)
-        rows = []
-        for i in range(length):
-            at = [r[i] for r in runs]
-            spent = at[0]["labels"]
-            rows.append(
-                {
-                    "labels": spent,
-                    "accuracy_mean": statistics.fmean(p["accuracy"] for p in at),
-                    "accuracy_std": statistics.pstdev(p["accuracy"] for p in at),
-                    "usable_mean": statistics.fmean(p["usable"] for p in at),
-                    "same_gold_share": statistics.fmean(p["same_gold"] / spent for p in at),
-                    "no_majority_share": statistics.fmean(p["no_majority"] / spent for p in at),
-                    "wrong_share_of_usable": statistics.fmean(
-                        p["wrong"] / max(p["usable"], 1) for p in at
-                    ),
-                }
+class Curves:
+    """Every curve of one dataset on a common grid of labels spent, as (seeds, points)."""
+
+    def __init__(self, curves: list[dict[str, Any]], grid: np.ndarray) -> None:
+        self.grid = grid
+        self.seeds = sorted({c["seed"] for c in curves})
+        self.accuracy: dict[str, np.ndarray] = {}
+        self.usable: dict[str, np.ndarray] = {}
+        self.outcomes: dict[str, list[list[str]]] = {}
+        for strategy in sorted({c["strategy"] for c in curves}):
+            runs = {c["seed"]: c for c in curves if c["strategy"] == strategy}
+            rows, usable = [], []
+            for seed in self.seeds:
+                x = [p["labels"] for p in runs[seed]["points"]]
+                # A curve that stopped early spent no more labels: it keeps its last accuracy.
+                rows.append(np.interp(grid, x, [p["accuracy"] for p in runs[seed]["points"]]))
+                usable.append(np.interp(grid, x, [p["usable"] for p in runs[seed]["points"]]))
+            self.accuracy[strategy] = np.array(rows)
+            self.usable[strategy] = np.array(usable)
+            self.outcomes[strategy] = [runs[s]["outcomes"] for s in self.seeds]
+
+    def saved(self, strategy: str, fraction: float, rows: np.ndarray) -> tuple[float | None, dict]:
+        """Fraction of labels saved against random to reach the target, on the seeds `rows`
+        (indices, repeats allowed: the bootstrap), and the numbers behind it."""
+        base = self.accuracy["random"][rows].mean(axis=0)
+        mine = self.accuracy[strategy][rows].mean(axis=0)
+        start, ceiling = base[0], base[-1]
+        target = start + fraction * (ceiling - start)
+        need_random = labels_to_reach(self.grid, base, target)
+        need = labels_to_reach(self.grid, mine, target)
+        facts = {"target_accuracy": target, "random_labels": need_random, "labels": need}
+        if need_random is None or need_random <= self.grid[0]:
+            return None, facts
+        # Never reaching it within the pool counts as needing the whole pool.
+        spent = need if need is not None else float(self.grid[-1])
+        return 1.0 - spent / need_random, facts
+
+    def tie_share(self, strategy: str, within: float) -> float:
+        shares = []
+        for outcomes in self.outcomes[strategy]:
+            part = outcomes[: max(1, round(within))]
+            shares.append(sum(o == "tie" for o in part) / len(part))
+        return statistics.fmean(shares)
+
+
+def analyse(curves: Curves, strategies: list[str], seed: int) -> dict[str, Any]:
+    everything = np.arange(len(curves.seeds))
+    rng = np.random.default_rng(seed)
+    resamples = [rng.integers(0, len(curves.seeds), len(curves.seeds)) for _ in range(BOOTSTRAP)]
+    out: dict[str, Any] = {}
+    _, at_90 = curves.saved("random", 0.9, everything)
+    within = at_90["random_labels"] or float(curves.grid[-1])
+    for strategy in strategies:
+        row: dict[str, Any] = {}
+        for fraction in TARGETS:
+            key = f"saved_at_{round(fraction * 100)}"
+            value, facts = curves.saved(strategy, fraction, everything)
+            row[key] = value
+            row[f"{key}_detail"] = facts
+            draws = [curves.saved(strategy, fraction, r)[0] for r in resamples]
+            draws = [d for d in draws if d is not None]
+            row[f"{key}_ci"] = (
+                [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+                if draws
+                else None
             )
-        summary[strategy] = rows
-    return summary
+        row["tie_share"] = curves.tie_share(strategy, within)
+        row["tie_share_within_labels"] = within
+        row["final_accuracy"] = float(curves.accuracy[strategy][:, -1].mean())
+        gap = (curves.accuracy[strategy] - curves.accuracy["random"])[:, 1:].mean(axis=1)
+        row["paired_gap_mean"] = float(gap.mean())
+        row["paired_gap_stderr"] = float(gap.std(ddof=1) / len(gap) ** 0.5) if len(gap) > 1 else 0.0
+        out[strategy] = row
+    return out
 
 
-def targets(summary: dict[str, Any]) -> dict[str, Any]:
-    """Labels each strategy needs to reach accuracies between the seed-set accuracy and the
-    highest mean accuracy both strategies reach within the budget: labels spent (the headline)
-    and usable labels (whether the labels that did count were more informative)."""
-    means = {s: [r["accuracy_mean"] for r in rows] for s, rows in summary.items()}
-    axes = {
-        "labels": {s: [r["labels"] for r in rows] for s, rows in summary.items()},
-        "usable": {s: [r["usable_mean"] for r in rows] for s, rows in summary.items()},
-    }
-    start = statistics.fmean(means[s][0] for s in STRATEGIES)
-    common = min(max(means[s]) for s in STRATEGIES)
-    out = []
-    for fraction in TARGET_FRACTIONS:
-        target = start + fraction * (common - start)
-        level: dict[str, Any] = {"fraction": fraction, "target_accuracy": target}
-        for axis, x in axes.items():
-            needed = {s: labels_to_reach(x[s], means[s], target) for s in STRATEGIES}
-            random_n, ud_n = needed["random"], needed["uncertainty+diversity"]
-            ratio = ud_n / random_n if random_n and ud_n else None
-            level[axis] = {
-                **needed,
-                "ratio": ratio,
-                "fewer": None if ratio is None else 1.0 - ratio,
+def grid_of(curves: list[dict[str, Any]]) -> np.ndarray:
+    """The label counts every random curve has a point at (all curves share the seed set)."""
+    base = [c for c in curves if c["strategy"] == "random"]
+    common = set.intersection(*({p["labels"] for p in c["points"]} for c in base))
+    return np.array(sorted(common), dtype=np.float64)
+
+
+def summary_rows(curves: Curves) -> dict[str, list[dict[str, float]]]:
+    rows: dict[str, list[dict[str, float]]] = {}
+    for strategy, accuracy in curves.accuracy.items():
+        rows[strategy] = [
+            {
+                "labels": float(x),
+                "accuracy_mean": float(accuracy[:, i].mean()),
+                "accuracy_std": float(accuracy[:, i].std()),
+                "usable_mean": float(curves.usable[strategy][:, i].mean()),
             }
-        out.append(level)
-    return {"seed_set_accuracy": start, "highest_common_accuracy": common, "levels": out}
+            for i, x in enumerate(curves.grid)
+        ]
+    return rows
 
 
-def paired_gap(curves: list[dict[str, Any]]) -> dict[str, float]:
-    """Per seed, u+d minus random accuracy averaged over label counts after the seed set
-    (same split, seed set and annotators on both sides); mean and standard error over seeds."""
-    by_seed: dict[int, dict[str, list[float]]] = defaultdict(dict)
-    for c in curves:
-        by_seed[c["seed"]][c["strategy"]] = [p["accuracy"] for p in c["points"][1:]]
-    gaps = []
-    for runs in by_seed.values():
-        n = min(len(runs[s]) for s in STRATEGIES)
-        gaps.append(
-            statistics.fmean(
-                u - r
-                for u, r in zip(runs["uncertainty+diversity"][:n], runs["random"][:n], strict=True)
-            )
-        )
-    spread = statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else 0.0
-    return {"mean": statistics.fmean(gaps), "stderr": spread, "seeds": len(gaps)}
-
-
-def plot(
-    summary: dict[str, Any],
-    reached: dict[str, Any],
-    ceilings: list[float],
-    settings: Settings,
-    path: Path,
-) -> None:
+def plot(results: dict[str, Any], curves: dict[str, Curves], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (spent, usable, same) = plt.subplots(
-        1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [3, 2, 2]}
+    names = list(curves)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.4 * len(names), 4.6), squeeze=False)
+    colours = dict(
+        zip(STRATEGIES, ("tab:gray", "tab:blue", "tab:orange", "tab:green"), strict=True)
     )
-    for strategy, colour in zip(STRATEGIES, ("tab:gray", "tab:blue"), strict=True):
-        rows = summary[strategy]
-        x = np.array([r["labels"] for r in rows])
-        mean = np.array([r["accuracy_mean"] for r in rows])
-        std = np.array([r["accuracy_std"] for r in rows])
-        spent.plot(x, mean, color=colour, label=strategy)
-        spent.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2)
-        usable.plot([r["usable_mean"] for r in rows], mean, color=colour, label=strategy)
-        same.plot(x, [r["same_gold_share"] for r in rows], color=colour, label=strategy)
-    spent.axhline(
-        reached["highest_common_accuracy"],
-        color="tab:red",
-        ls=":",
-        lw=1,
-        label="highest mean accuracy both reach",
-    )
-    spent.axhline(
-        statistics.fmean(ceilings), color="black", ls="--", lw=1, label="trained on all pool gold"
-    )
-    spent.set_xlabel(f"labels spent (comparisons, {settings.annotators} simulated annotators each)")
-    spent.set_ylabel("held-out pairwise accuracy")
-    spent.set_title(
-        f"Frozen-MiniLM linear reward model, TruthfulQA\nmean ± std over {settings.seeds} seeds"
-    )
-    spent.legend(loc="lower right")
-    usable.set_xlabel("usable labels (a strict majority preferred one side)")
-    usable.set_title("The same mean curves against usable labels")
-    usable.legend(loc="lower right")
-    same.set_xlabel("labels spent")
-    same.set_ylabel("share of comparisons so far")
-    same.set_title("Share of same-gold comparisons (mostly no label)")
-    same.set_ylim(0, 1)
-    same.legend()
+    for ax, name in zip(axes[0], names, strict=True):
+        c = curves[name]
+        for strategy, accuracy in c.accuracy.items():
+            mean, std = accuracy.mean(axis=0), accuracy.std(axis=0)
+            saved = results[name]["strategies"][strategy]["saved_at_90"]
+            label = strategy if strategy == "random" else f"{strategy} ({_pct(saved)} at 90%)"
+            ax.plot(c.grid, mean, color=colours.get(strategy), label=label)
+            ax.fill_between(c.grid, mean - std, mean + std, color=colours.get(strategy), alpha=0.12)
+        target = results[name]["strategies"]["random"]["saved_at_90_detail"]["target_accuracy"]
+        ax.axhline(target, color="tab:red", ls=":", lw=1, label="90% target")
+        ax.set_title(f"{name} ({results[name]['trait']}), {len(c.seeds)} seeds, mean ± std")
+        ax.set_xlabel("labels spent (comparisons, 3 simulated annotators each)")
+        ax.set_ylabel("held-out pairwise accuracy")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle("Frozen-MiniLM linear reward model: accuracy against labels spent")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def report(
-    summary: dict[str, Any], reached: dict[str, Any], ceilings: list[float], gap: dict[str, float]
-) -> None:
-    print("\nheld-out pairwise accuracy, mean (std) over seeds")
-    header = f"{'labels':>7}"
-    for s in STRATEGIES:
-        header += f"{s:>28}{'same-gold':>11}{'usable':>8}"
-    print(header)
-    for rows in zip(*(summary[s] for s in STRATEGIES), strict=False):
-        line = f"{rows[0]['labels']:>7}"
-        for r in rows:
-            cell = f"{r['accuracy_mean']:.4f} ({r['accuracy_std']:.4f})"
-            line += f"{cell:>28}{r['same_gold_share']:>10.0%} {r['usable_mean']:>8.1f}"
-        print(line)
-    print(
-        f"\nseed-set accuracy {reached['seed_set_accuracy']:.4f}; highest mean accuracy both "
-        f"reach {reached['highest_common_accuracy']:.4f}; same model on every gold pool pair "
-        f"{statistics.fmean(ceilings):.4f}"
-    )
-    print(
-        "\nlabels needed to reach a target between the seed-set accuracy (0%) and the highest "
-        "mean accuracy both reach (100%), interpolated on the mean curves"
-    )
+def _pct(value: float | None) -> str:
+    return "never" if value is None else f"{value:+.0%}"
 
-    def fmt(v: float | None, spec: str) -> str:
-        return "never" if v is None else format(v, spec)
 
+def report(name: str, result: dict[str, Any]) -> None:
     print(
-        f"{'target':>7}{'accuracy':>10} | {'spent: random':>14}{'u+d':>7}{'ratio':>7}{'fewer':>7}"
-        f" | {'usable: random':>15}{'u+d':>7}{'ratio':>7}{'fewer':>7}"
+        f"\n{name} ({result['trait']}): {result['prompts']} prompts, {result['candidates']} "
+        f"answers, pool {result['pool_prompts']} prompts; seed-set accuracy "
+        f"{result['seed_set_accuracy']:.4f}, full-pool ceiling (random, whole pool asked) "
+        f"{result['ceiling']:.4f}"
     )
-    for level in reached["levels"]:
-        line = f"{level['fraction']:>7.0%}{level['target_accuracy']:>10.4f}"
-        for axis, width in (("labels", 14), ("usable", 15)):
-            n = level[axis]
-            line += (
-                f" | {fmt(n['random'], '.0f'):>{width}}{fmt(n['uncertainty+diversity'], '.0f'):>7}"
-                f"{fmt(n['ratio'], '.2f'):>7}{fmt(n['fewer'], '.0%'):>7}"
-            )
-        print(line)
     print(
-        f"u+d minus random accuracy, averaged over the curve, paired by seed: "
-        f"{gap['mean']:+.4f} (standard error {gap['stderr']:.4f}, {gap['seeds']} seeds)"
+        f"{'strategy':>22}{'saved@80':>10}{'saved@90':>10}{'90% CI':>18}{'tie share':>11}"
+        f"{'final acc':>11}{'paired gap':>18}"
     )
+    for strategy, row in result["strategies"].items():
+        ci = row["saved_at_90_ci"]
+        ci_text = "n/a" if ci is None else f"[{ci[0]:+.0%}, {ci[1]:+.0%}]"
+        gap = f"{row['paired_gap_mean']:+.4f}±{row['paired_gap_stderr']:.4f}"
+        print(
+            f"{strategy:>22}{_pct(row['saved_at_80']):>10}{_pct(row['saved_at_90']):>10}"
+            f"{ci_text:>18}{row['tie_share']:>11.1%}{row['final_accuracy']:>11.4f}{gap:>18}"
+        )
+
+
+def winner(results: dict[str, Any], strategies: list[str]) -> str | None:
+    """The strategy that meets the goal: >= 30% saved at the 90% target with the CI above 0
+    on at least two datasets, and a tie share below random's on every dataset."""
+    passing = []
+    for strategy in strategies:
+        if strategy == "random":
+            continue
+        wins = 0
+        ties_ok = True
+        for result in results.values():
+            row, base = result["strategies"][strategy], result["strategies"]["random"]
+            ci = row["saved_at_90_ci"]
+            if row["saved_at_90"] is not None and row["saved_at_90"] >= 0.3 and ci and ci[0] > 0:
+                wins += 1
+            ties_ok &= row["tie_share"] <= base["tie_share"]
+        if wins >= 2 and ties_ok:
+            passing.append((wins, strategy))
+    return max(passing)[1] if passing else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--datasets",
+        default=",".join(BUILT_IN),
+        help=f"comma-separated built-in datasets ({', '.join(BUILT_IN)}); ignored with --data",
+    )
+    parser.add_argument("--data", type=Path, help="your own file with gold labels for --trait")
+    parser.add_argument("--format", help="its input format (as for `traitforge ingest`)")
+    parser.add_argument("--trait", help="the trait whose gold labels the file has")
+    parser.add_argument("--config", type=Path, help="project config: the mapping, the trait")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--labels", type=int, default=400, help="labels spent per curve")
-    parser.add_argument("--start", type=int, default=20, help="random seed-set labels")
-    parser.add_argument("--round", type=int, default=20, help="labels selected per round")
+    parser.add_argument("--labels", type=int, default=None, help="cap per curve (default: pool)")
+    parser.add_argument("--start", type=int, default=20, help="random seed-set comparisons")
+    parser.add_argument("--round", type=int, default=20, help="comparisons selected per round")
     parser.add_argument("--annotators", type=int, default=3, help="simulated, per comparison")
     parser.add_argument("--noise", type=float, default=0.1, help="annotators' random answers")
-    parser.add_argument("--test-share", type=float, default=0.2, help="held-out questions")
+    parser.add_argument("--test-share", type=float, default=0.2, help="held-out prompts")
     parser.add_argument("--c", type=float, default=0.3, help="inverse L2 strength")
-    parser.add_argument("--questions", type=int, default=None, help="subset of TruthfulQA")
-    parser.add_argument("--quick", action="store_true", help="tiny run: 120 questions, 2 seeds")
+    parser.add_argument("--questions", type=int, default=None, help="subset of prompts")
+    parser.add_argument("--quick", action="store_true", help="tiny run: 100 prompts, 2 seeds")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None, help=f"default {DEFAULT_PLOT}")
     parser.add_argument(
@@ -501,9 +563,26 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args()
+    if args.data is not None:
+        if not (args.format and args.trait):
+            parser.error("--data needs --format and --trait")
+        specs = {
+            args.data.stem: DatasetSpec(
+                args.trait, ((args.format, str(args.data.resolve())),), args.config
+            )
+        }
+    else:
+        names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BUILT_IN]
+        if unknown:
+            parser.error(f"unknown datasets {unknown}; built in: {', '.join(BUILT_IN)}")
+        specs = {n: BUILT_IN[n] for n in names}
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if "random" not in strategies:
+        strategies.insert(0, "random")
     if args.quick:
-        args.questions = args.questions or 120
-        args.seeds, args.labels, args.start, args.round = 2, 60, 20, 20
+        args.questions = args.questions or 100
+        args.seeds, args.start, args.round = 2, 20, 20
     plot_path = args.plot or (None if args.quick else DEFAULT_PLOT)
     settings = Settings(
         seeds=args.seeds,
@@ -516,45 +595,71 @@ def main() -> None:
         c=args.c,
     )
     began = time.perf_counter()
-    data = load_data(args.questions, args.cache, args.device)
-    embedded = time.perf_counter() - began
+    results: dict[str, Any] = {}
+    all_curves: dict[str, Curves] = {}
+    raw: dict[str, list[dict[str, Any]]] = {}
+    for name, spec in specs.items():
+        try:
+            data = load_data(name, spec, args.questions, args.cache, args.device)
+        except TraitforgeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print(
+            f"{name}: {len(data.by_prompt)} prompts, {len(data.candidates)} answers "
+            f"({time.perf_counter() - began:.0f}s)",
+            flush=True,
+        )
+        curves = []
+        for seed in range(settings.seeds):
+            for strategy in strategies:
+                curves.append(run_curve(data, settings, strategy, seed))
+            print(f"  seed {seed} done, {time.perf_counter() - began:.0f}s", flush=True)
+        grid = grid_of(curves)
+        table = Curves(curves, grid)
+        strategies_result = analyse(table, strategies, seed=0)
+        results[name] = {
+            "trait": data.trait,
+            "prompts": len(data.by_prompt),
+            "candidates": len(data.candidates),
+            "pool_prompts": curves[0]["pool_prompts"],
+            "seed_set_accuracy": float(table.accuracy["random"][:, 0].mean()),
+            "ceiling": float(table.accuracy["random"][:, -1].mean()),
+            "strategies": strategies_result,
+            "summary": summary_rows(table),
+            "notes": sorted({n for c in curves for n in c["notes"]})[:20],
+        }
+        all_curves[name] = table
+        raw[name] = curves
+        report(name, results[name])
+    best = winner(results, strategies)
+    default = SelectionConfig().strategy
     print(
-        f"TruthfulQA: {len(data.by_prompt)} questions, {len(data.candidates)} answers; "
-        f"embedded in {embedded:.1f}s. Reward model: linear Bradley-Terry on frozen MiniLM "
-        f"embeddings (not the fine-tuned `traitforge train` model), C={settings.c}."
+        f"\nstrategy meeting the goal (>= 30% saved at 90% with CI > 0 on two datasets, tie "
+        f"share below random's): {best or 'none'}; the product's default: {default}"
     )
-    project = default_config()
-    curves, ceilings = [], []
-    for seed in range(settings.seeds):
-        ceilings.append(ceiling(data, settings, seed))
-        for strategy in STRATEGIES:
-            curves.append(run_curve(data, settings, strategy, seed, project))
-        print(f"seed {seed} done, {time.perf_counter() - began:.0f}s", flush=True)
-    summary = summarize(curves)
-    reached = targets(summary)
-    gap = paired_gap(curves)
-    report(summary, reached, ceilings, gap)
+    print(
+        "fine-tuned reward model curve: not run (needs a GPU; this bench refits the frozen "
+        "linear model instead)"
+    )
     seconds = time.perf_counter() - began
-    print(f"\nwall time {seconds:.0f}s")
+    print(f"wall time {seconds:.0f}s")
     if plot_path:
-        plot(summary, reached, ceilings, settings, plot_path)
+        plot(results, all_curves, plot_path)
         print(f"plot: {plot_path}")
     if args.json:
-        result = {
+        out = {
+            "default_strategy": default,
+            "winner": best,
+            "datasets": results,
             "settings": vars(settings),
             "reward_model": "linear Bradley-Terry on frozen all-MiniLM-L6-v2 embeddings, "
             "phi = [response, prompt * response]; not the fine-tuned traitforge model",
-            "questions": len(data.by_prompt),
-            "answers": len(data.candidates),
-            "ceiling_all_gold_pool_pairs": ceilings,
-            "summary": summary,
-            "targets": reached,
-            "paired_gap": gap,
-            "curves": curves,
+            "fine_tuned": "not run: no GPU",
+            "curves": raw,
             "seconds": seconds,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from traitforge.schemas import (
     ComparisonTask,
     Judgement,
     RankedCandidate,
+    TraitTies,
 )
 from traitforge.schemas.loop import LoopRound
 from traitforge.workspace import default_config
@@ -159,6 +160,10 @@ def rounds() -> list[LoopRound]:
         tasks=40,
         judgements_total=160,
         pairs={"honesty": 61, "harmlessness": 49},
+        ties={
+            "honesty": TraitTies(answers=80, tied=12, tasks=3),
+            "harmlessness": TraitTies(answers=80, tied=8, tasks=1),
+        },
         model="rounds/2/model",
         evaluation=evaluate(longer_wins, pairs, bootstrap_samples=200),
     )
@@ -169,6 +174,10 @@ def rounds() -> list[LoopRound]:
         tasks=40,
         judgements_total=240,
         pairs={"honesty": 90, "harmlessness": 75},
+        ties={
+            "honesty": TraitTies(answers=120, tied=15, tasks=4),
+            "harmlessness": TraitTies(answers=120, tied=9, tasks=2),
+        },
         model="rounds/3/model",
         evaluation=evaluate(knows_the_facts, pairs, bootstrap_samples=200),
         matrix=generalization_matrix(

@@ -56,8 +56,9 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
         assert len(rows) == sum(sum(c.values()) for c in provenance["counts"].values())
         assert provenance["origins"]["honesty"] == "judgements"
         assert all(r["votes"] >= 1 and r["origin"] == "judgements" for r in rows)
-        # ties between two equally true (or false) answers are dropped and counted
-        assert any(reason.startswith("tie") or "ties" in reason for reason in provenance["drops"])
+        # "tie" between two equally true (or false) answers is an answer, counted apart from drops
+        assert provenance["ties"]["honesty"]["tied"] > 0
+        assert rounds[1].ties["honesty"].tied == provenance["ties"]["honesty"]["tied"]
         train_prompts = {r["prompt_id"] for r in loaded["train"]}
         assert not train_prompts & {r["prompt_id"] for r in loaded["test"]}
         before = data_files(out)

@@ -8,6 +8,7 @@ import pytest
 
 from traitforge.annotators.aggregation import (
     DropCounter,
+    TieCounter,
     answers_by_task,
     judgement_groups,
     without_annotators,
@@ -20,6 +21,7 @@ from traitforge.schemas import (
     RankedCandidate,
     RatingScale,
     TraitSpec,
+    TraitTies,
 )
 
 METHODS = ["majority", "bradley-terry", "noisy-bradley-terry"]
@@ -64,11 +66,22 @@ def _ranking(task, who, order, simulated=False):
     )
 
 
-def _pairs(tasks, judgements, members, trait, method, strategy="all-pairs"):
+def _ranks(task, who, shown, ranks):
+    """A ranking with the given ranks (equal ranks tie) of the candidates as shown."""
+    return Judgement(
+        task_id=task.id,
+        annotator_id=who,
+        ranking=[
+            RankedCandidate(candidate_id=c.id, rank=r) for c, r in zip(shown, ranks, strict=True)
+        ],
+    )
+
+
+def _pairs(tasks, judgements, members, trait, method, strategy="all-pairs", ties=None):
     drops = DropCounter()
     candidates = {c.id: c for c in members}
     answers = answers_by_task(tasks, judgements, candidates, drops)
-    groups = judgement_groups(answers, candidates, trait, drops, method=method)
+    groups = judgement_groups(answers, candidates, trait, drops, method=method, ties=ties)
     pairs = [p for g in groups for p in pairs_from_group(g, strategy, drops)]
     return pairs, drops, groups
 
@@ -144,6 +157,77 @@ def test_an_even_split_is_a_tie_dropped_and_counted(config, truthfulqa, method):
     assert {(p.chosen_id, p.rejected_id) for p in pairs} == expected  # nothing from the split
     [(reason, count)] = drops.items()
     assert reason.startswith("tie") and count == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_tie_is_an_answer_counted_apart_and_the_pairs_stay_as_they_were(
+    config, truthfulqa, method
+):
+    members, tasks, judgements, _ = _clear_majority(truthfulqa)
+    honesty = config.trait("honesty")
+    question, best, wrong = truthfulqa[5]
+    right_c, wrong_c = _candidates(question, best, wrong)
+    two_to_tie = _task([right_c, wrong_c])  # 2 prefer the right answer, 1 ties
+    question, best, wrong = truthfulqa[6]
+    left_c, other_c = _candidates(question, best, wrong)
+    all_tie = _task([left_c, other_c])  # nobody prefers either
+    decisive = [
+        _ranking(two_to_tie, "ann-1", [right_c, wrong_c]),
+        _ranking(two_to_tie, "ann-2", [right_c, wrong_c]),
+    ]
+    tied = [
+        _ranks(two_to_tie, "ann-3", [right_c, wrong_c], [1, 1]),
+        _ranks(all_tie, "ann-1", [left_c, other_c], [1, 1]),
+        _ranks(all_tie, "ann-2", [other_c, left_c], [1, 1]),
+    ]
+    everyone = [*members, right_c, wrong_c, left_c, other_c]
+    before, _, _ = _pairs([*tasks, two_to_tie], judgements + decisive, everyone, honesty, method)
+    ties = TieCounter()
+    pairs, drops, groups = _pairs(
+        [*tasks, two_to_tie, all_tie],
+        judgements + decisive + tied,
+        everyone,
+        honesty,
+        method,
+        ties=ties,
+    )
+    # The tie says nothing about direction: the same pairs, confidences and votes as without it.
+    assert pairs == before
+    assert (right_c.id, wrong_c.id) in {(p.chosen_id, p.rejected_id) for p in pairs}
+    assert all_tie.id not in {g.task_id for g in groups}
+    assert not drops  # a tie is not waste
+    # 15 answers of the clear-majority tasks, 3 on the 2-to-tie task, 2 on the all-tie one
+    assert ties.by_trait() == {"honesty": TraitTies(answers=20, tied=3, tasks=1)}
+    assert ties.by_trait()["honesty"].share == pytest.approx(3 / 20)
+
+
+def test_only_a_ranking_that_ties_every_candidate_counts_as_a_tie(config, truthfulqa):
+    question, best, wrong = truthfulqa[7]
+    a, b, c = _candidates(question, best, "I have no comment", wrong)
+    task = _task([a, b, c], rated_traits=["harmlessness"])
+    judgements = [
+        _ranks(task, "ann-1", [a, b, c], [1, 1, 2]),  # partial: c below a and b
+        _ranks(task, "ann-2", [a, b, c], [2, 2, 2]),  # every candidate level
+        Judgement(  # level ratings are absolute judgements of each, not a tie
+            task_id=task.id,
+            annotator_id="ann-3",
+            ratings={x.id: {"harmlessness": 3} for x in (a, b, c)},
+        ),
+    ]
+    ties = TieCounter()
+    pairs, drops, [group] = _pairs(
+        [task], judgements, [a, b, c], config.trait("honesty"), "majority", ties=ties
+    )
+    assert group.annotators == ["ann-1"]
+    assert {(p.chosen_id, p.rejected_id) for p in pairs} == {(a.id, c.id), (b.id, c.id)}
+    assert drops == {"tie: equal preference": 1}  # a and b within the partial tie, as before
+    assert ties.by_trait() == {"honesty": TraitTies(answers=2, tied=1, tasks=0)}
+    rated_ties = TieCounter()
+    _, _, [rated] = _pairs(
+        [task], judgements, [a, b, c], config.trait("harmlessness"), "majority", ties=rated_ties
+    )
+    assert rated.annotators == ["ann-3"]  # as before: the ratings make the group
+    assert rated_ties.by_trait() == {}
 
 
 def test_majority_drops_a_pair_its_own_voters_reject(config, truthfulqa):

@@ -219,3 +219,95 @@ def test_report_serializes_for_provenance(config, truthfulqa):
         "reasons": ["agreement with the consensus 0.00 < min_agreement 0.7 (1 units)"],
     }
     assert set(data["traits"]) == {t.name for t in config.traits}
+
+
+def _agreeing(truthfulqa, rows, annotators=("ann-1", "ann-2")):
+    """Pair tasks on which every annotator prefers the right answer; the display order
+    alternates so the units vary (alpha is undefined on a single value)."""
+    members, tasks, judgements = [], [], []
+    for i, row in enumerate(rows):
+        right, wrong = _pair(*row)
+        task = _task([wrong, right] if i % 2 else [right, wrong])
+        members += [right, wrong]
+        tasks.append(task)
+        judgements += [_rank(task, who, [right, wrong]) for who in annotators]
+    return members, tasks, judgements
+
+
+def test_a_tie_beside_a_vote_for_one_side_lowers_alpha(config, truthfulqa):
+    members, tasks, judgements = _agreeing(truthfulqa, truthfulqa[:4])
+    right, wrong = _pair(*truthfulqa[4])
+    task = _task([right, wrong])
+    judgements += [
+        _rank(task, "ann-1", [right, wrong]),
+        _rank(task, "ann-2", [right, wrong], ranks=[1, 1]),
+    ]
+    report = agreement_report([*tasks, task], judgements, [*members, right, wrong], config)
+    # 0 = first shown preferred, 1 = second, 2 = tie: the tie is a value of its own
+    expected = krippendorff.alpha(
+        reliability_data=np.array([[0, 1, 0, 1, 0], [0, 1, 0, 1, 2]]),
+        level_of_measurement="nominal",
+    )
+    honesty = report.traits["honesty"]
+    assert honesty.preference_units == 5  # the tie's unit counts
+    assert honesty.preference_alpha == pytest.approx(expected)
+    assert honesty.preference_alpha < 1.0
+
+
+def test_annotators_who_tie_alike_agree(config, truthfulqa):
+    members, tasks, judgements = _agreeing(truthfulqa, truthfulqa[:2])
+    for row in truthfulqa[2:4]:
+        right, wrong = _pair(*row)
+        task = _task([right, wrong])
+        members += [right, wrong]
+        tasks.append(task)
+        judgements += [_rank(task, who, [right, wrong], ranks=[1, 1]) for who in ("ann-1", "ann-2")]
+    report = agreement_report(tasks, judgements, members, config)
+    assert report.traits["honesty"].preference_units == 4
+    assert report.traits["honesty"].preference_alpha == 1.0
+    assert report.annotators["ann-1"].agreement == 1.0
+    assert report.annotators["ann-1"].compared == 4
+    # ties alone: every unit holds the same value, nothing varies to agree on
+    only_ties = [j for j in judgements if j.task_id in {t.id for t in tasks[2:]}]
+    report = agreement_report(tasks[2:], only_ties, members, config)
+    assert report.traits["honesty"].preference_alpha is None
+
+
+def test_a_three_candidate_ranking_with_ties_codes_each_pair(config, truthfulqa):
+    members, tasks, judgements = _agreeing(truthfulqa, truthfulqa[:2])
+    question, best, wrong = truthfulqa[2]
+    a, c = _pair(question, best, wrong)
+    b = Candidate(prompt=question, response="I have no comment", source="truthfulqa")
+    task = _task([a, b, c])
+    judgements += [
+        _rank(task, "ann-1", [a, b, c], ranks=[1, 1, 2]),  # a and b tied above c
+        _rank(task, "ann-2", [a, b, c], ranks=[1, 1, 1]),  # all three level
+    ]
+    report = agreement_report([*tasks, task], judgements, [*members, a, b, c], config)
+    expected = krippendorff.alpha(
+        # two agreeing pair tasks, then a-b, a-c, b-c
+        reliability_data=np.array([[0, 1, 2, 0, 0], [0, 1, 2, 2, 2]]),
+        level_of_measurement="nominal",
+    )
+    assert report.traits["honesty"].preference_units == 5
+    assert report.traits["honesty"].preference_alpha == pytest.approx(expected)
+
+
+def test_agreement_with_the_consensus_and_gold_accuracy_see_ties(config, truthfulqa):
+    members, tasks, judgements = [], [], []
+    for i, row in enumerate(truthfulqa[:4]):
+        right, wrong = _pair(*row)
+        task = _task([right, wrong], gold_check=i == 0)
+        members += [right, wrong]
+        tasks.append(task)
+        judgements += [_rank(task, who, [right, wrong]) for who in ("ann-1", "ann-2")]
+        judgements.append(_rank(task, "ann-tie", [right, wrong], ranks=[1, 1]))
+    report = agreement_report(tasks, judgements, members, _with(config, min_agreement=0.5))
+    tier = report.annotators["ann-tie"]
+    # the others agree on every unit, and a tie is not their answer
+    assert (tier.compared, tier.agreement) == (4, 0.0)
+    # gold separates the two answers, so a tie on the gold check is wrong
+    assert (tier.gold_tasks, tier.gold_accuracy) == (1, 0.0)
+    assert tier.flagged
+    # for ann-1 the others split, ann-2 for the right answer and ann-tie level: no consensus
+    assert report.annotators["ann-1"].compared == 0

@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from traitforge.annotators.aggregation import DropCounter, RankedGroup
 from traitforge.app import workflows
 from traitforge.cli import app
+from traitforge.cli._app import console
+from traitforge.cli.render import print_export
 from traitforge.curation.scorers import Example
 from traitforge.errors import ConfigError, ExportError, OutputError
 from traitforge.exports import build_pairs, export_dataset
@@ -27,6 +29,7 @@ from traitforge.schemas import (
     ExportConfig,
     Judgement,
     RankedCandidate,
+    TraitTies,
 )
 
 Q = "What happens if you crack your knuckles a lot?"
@@ -200,7 +203,7 @@ def test_classifier_labels_and_held_out_gold_come_from_the_workspace_pairs(store
     assert split_of(a.prompt_id, 3, 0.5) == "test"
 
 
-def test_invalid_votes_are_dropped_and_counted(store, config):
+def test_invalid_votes_are_dropped_and_counted_and_a_tie_is_not_a_drop(store, config, tmp_path):
     first, _ = _ingest_two_prompts(store)
     a, b = first[0], first[3]
     task = ComparisonTask(
@@ -239,11 +242,14 @@ def test_invalid_votes_are_dropped_and_counted(store, config):
         )
     pairs, drops, _ = build_pairs(store, config, origin="judgements")
     assert pairs == []
+    # z's tie is an answer, counted among the ties; it still makes no pair on its own.
     assert drops == {
         "judgement for a task not in the workspace": 1,
         "ranking names a candidate outside its task": 1,
-        "ranking ties every candidate": 1,
     }
+    judged = config.model_copy(update={"export": ExportConfig(origin="judgements")})
+    with pytest.raises(ExportError, match=r"answers that tied every candidate: 1\)"):
+        export_dataset(store, judged, tmp_path / "out", "test")
 
 
 def test_ratings_outside_the_scale_are_dropped(store, config):
@@ -566,3 +572,52 @@ def test_cli_export_into_the_current_folder_refuses_and_deletes_nothing(
         assert "Traceback" not in result.output
         assert ("'parquet', 'jsonl'" if bad[0] == "--copy" else "'margin>=X'") in result.stderr
         assert _tree(tmp_path) == before  # not even the workspace is created
+
+
+def test_ties_reach_the_report_the_provenance_the_card_and_the_summary(store, config, tmp_path):
+    (q1, best1, wrong1), (q2, best2, wrong2) = TRUTHFULQA_ROWS[:2]
+    right, wrong, left, other = (
+        Candidate(prompt=q, response=r, source="truthfulqa")
+        for q, r in ((q1, best1), (q1, wrong1), (q2, best2), (q2, wrong2))
+    )
+    two_to_tie, all_tie = (
+        ComparisonTask(
+            prompt_id=x.prompt_id, candidate_ids=[x.id, y.id], trait="honesty", reason="random"
+        )
+        for x, y in ((right, wrong), (left, other))
+    )
+
+    def level(task, who):  # the "tie" answer: every candidate rank 1
+        ranking = [RankedCandidate(candidate_id=c, rank=1) for c in task.candidate_ids]
+        return Judgement(task_id=task.id, annotator_id=who, ranking=ranking)
+
+    judgements = [
+        _ranked(two_to_tie, "ann-1", [right, wrong]),
+        _ranked(two_to_tie, "ann-2", [right, wrong]),
+        level(two_to_tie, "ann-3"),
+        level(all_tie, "ann-1"),
+        level(all_tie, "ann-2"),
+    ]
+    with store.transaction():
+        store.add_candidates([right, wrong, left, other])
+        store.add_tasks([two_to_tie, all_tie])
+        store.put_judgements(judgements)
+    config = _aggregation(config, method="majority")
+    report = export_dataset(store, config, tmp_path / "out", "test")
+
+    assert report.total == 1 and report.drops == {}
+    assert report.ties == {"honesty": TraitTies(answers=5, tied=3, tasks=1)}
+    (pair,) = build_pairs(store, config)[0]
+    assert (pair.chosen_id, pair.rejected_id, pair.votes) == (right.id, wrong.id, 2)
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text(encoding="utf-8"))
+    assert provenance["ties"] == {"honesty": {"answers": 5, "tied": 3, "tasks": 1}}
+    assert provenance["drops"] == {}
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "## Ties" in card and "| honesty | 5 | 3 | 60.0% | 1 |" in card
+    assert "Nothing was dropped." in card
+
+    with console.capture() as printed:
+        print_export(report)
+    out = " ".join(printed.get().split())
+    assert "Dropped" not in out
+    assert "Tied (answers, not drops): honesty 3 of 5 answers (60.0%), 1 task with only ties" in out

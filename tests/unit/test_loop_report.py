@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.helpers.report_data import agreement, report_data, score_distributions
+from traitforge.app.loop import _Round
 from traitforge.app.report import (
     WorkspaceReportData,
     render_workspace_report,
     write_workspace_report,
 )
-from traitforge.schemas import AnnotatorQuality
+from traitforge.schemas import (
+    AnnotatorQuality,
+    Candidate,
+    ComparisonTask,
+    Judgement,
+    LoopRound,
+    RankedCandidate,
+    TraitTies,
+)
+
+OLD_ROUND = Path(__file__).parent / "data" / "round-before-typed-results.json"
+TIES_HEADER = ["Trait", "Answers", "Tied", "Share tied", "Tasks with only ties"]
 
 
 def section_of(page: str, anchor: str) -> str:
@@ -59,7 +73,7 @@ def test_pipeline_counts_and_drops_are_tabled_largest_drop_first(page):
     pipeline = section_of(page, "pipeline")
     rows = _rows(pipeline)
     assert ["ingested", "8,174"] in rows and ["annotated tasks", "110"] in rows
-    drops = rows[rows.index(["Reason", "Dropped"]) + 1 :]
+    drops = rows[rows.index(["Reason", "Dropped"]) + 1 : rows.index(TIES_HEADER)]
     assert drops == [
         ["tie", "9"],
         ["low agreement", "3"],
@@ -69,28 +83,45 @@ def test_pipeline_counts_and_drops_are_tabled_largest_drop_first(page):
     assert pipeline.count("data:image/png;base64,") == 1
 
 
+def test_pipeline_tables_the_latest_rounds_ties_per_trait_apart_from_drops(page):
+    rows = _rows(section_of(page, "pipeline"))
+    ties = rows[rows.index(TIES_HEADER) :]
+    assert ties[1:] == [
+        ["harmlessness", "120", "9", "7.5%", "2"],
+        ["honesty", "120", "15", "12.5%", "4"],
+    ]
+    # round 1 recorded no ties, so its own report says so instead of showing a later round's
+    first = section_of(render_workspace_report(report_data(round=1)), "pipeline")
+    assert '<p class="pending">No answers to a preference question yet.</p>' in first
+    assert "Share tied" not in first
+
+
 def test_rounds_table_puts_the_length_baseline_beside_each_accuracy(page):
     rounds = section_of(page, "rounds")
     header, *body = _rows(rounds)
-    assert header[:8] == [
+    assert header[:9] == [
         "Round",
         "Labels",
         "Pairs",
         "Tasks",
         "Selected with",
         "Strategy",
+        "Tied answers",
         "Accuracy [CI]",
         "Length baseline",
     ]
-    assert header[8:] == ["harmlessness", "honesty"]
+    assert header[9:] == ["harmlessness", "honesty"]
     assert "Per trait: accuracy (length baseline on the same pairs)." in rounds
     first, second, third = body
     assert first[:6] == ["1", "80", "55", "40", "embedding-logreg.v1", "uncertainty"]
-    assert first[6:] == ["not yet", "not yet", "-", "-"]
+    # round 1 has no tie record (as in a round.json written before ties were counted)
+    assert first[6:] == ["-", "not yet", "not yet", "-", "-"]
     assert second[4] == "embedding-logreg.v1\nlinguistic.v1"
+    # tied answers of both traits together, after each round
+    assert second[6] == "20 of 160 (12.5%)" and third[6] == "24 of 240 (10.0%)"
     # a length-lover is the length baseline, overall and per trait
-    assert second[6:] == ["62.5% [25.0%, 87.5%]", "62.5%", "75.0% (75.0%)", "50.0% (50.0%)"]
-    assert third[6:] == ["93.8% [81.2%, 100.0%]", "62.5%", "87.5% (75.0%)", "100.0% (50.0%)"]
+    assert second[7:] == ["62.5% [25.0%, 87.5%]", "62.5%", "75.0% (75.0%)", "50.0% (50.0%)"]
+    assert third[7:] == ["93.8% [81.2%, 100.0%]", "62.5%", "87.5% (75.0%)", "100.0% (50.0%)"]
     assert rounds.count("data:image/png;base64,") == 1
 
 
@@ -206,10 +237,14 @@ def test_names_from_the_workspace_are_escaped():
         reasons=("<u>reason</u>",),
     )
     data.rounds[0] = data.rounds[0].model_copy(update={"strategy": "<em>s</em>"})
+    data.rounds[2] = data.rounds[2].model_copy(
+        update={"ties": {evil: TraitTies(answers=2, tied=1, tasks=0)}}
+    )
     page = render_workspace_report(data)
     for raw in ("<b>", "<ws>", "<i>", "<script>", "<u>", "<em>"):
         assert raw not in page
     assert "&lt;b&gt;&amp;&quot;x&quot;$y" in page and "&lt;ws&gt;" in page
+    assert [evil, "2", "1", "50.0%", "0"] in _rows(section_of(page, "pipeline"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;u&gt;reason&lt;/u&gt;" in page
 
 
@@ -219,3 +254,54 @@ def test_write_workspace_report_writes_the_file_atomically(tmp_path):
     assert write_workspace_report(path, data) == path
     assert path.read_text(encoding="utf-8") == render_workspace_report(data)
     assert [p.name for p in path.parent.iterdir()] == ["loop.html"]
+
+
+def test_the_rounds_export_step_keeps_the_tie_counts_for_the_report(workspace):
+    """The loop's export step records the export's ties in round.json, where the report reads
+    them; a round.json written before ties were counted loads with none."""
+    question = "Can pigs fly?"
+    right, wrong = (
+        Candidate(prompt=question, response=r, source="t") for r in ("No", "Yes, on Tuesdays")
+    )
+    task = ComparisonTask(
+        prompt_id=right.prompt_id,
+        candidate_ids=[right.id, wrong.id],
+        trait="honesty",
+        reason="random",
+    )
+    judgements = [
+        Judgement(
+            task_id=task.id,
+            annotator_id=who,
+            ranking=[
+                RankedCandidate(candidate_id=right.id, rank=1),
+                RankedCandidate(candidate_id=wrong.id, rank=rank),
+            ],
+        )
+        for who, rank in (("ann-1", 2), ("ann-2", 2), ("ann-3", 1))
+    ]
+    with workspace.store() as store, store.transaction():
+        store.add_candidates([right, wrong])
+        store.add_tasks([task])
+        store.put_judgements(judgements)
+    record = LoopRound(round=1)
+    _Round(workspace, record, 1, None, print, None, None).export()
+    assert record.ties == {"honesty": TraitTies(answers=3, tied=1, tasks=0)}
+    assert record.pairs["honesty"] == 1 and record.drops == {}
+
+    again = LoopRound.model_validate_json(record.model_dump_json())
+    assert again.ties == record.ties
+    page = render_workspace_report(
+        WorkspaceReportData(
+            workspace="ws",
+            counts={},
+            drops={},
+            score_distributions={},
+            agreement=None,
+            rounds=[again],
+        )
+    )
+    assert ["honesty", "3", "1", "33.3%", "0"] in _rows(section_of(page, "pipeline"))
+    assert _rows(section_of(page, "rounds"))[1][6] == "1 of 3 (33.3%)"
+    old = json.loads(OLD_ROUND.read_text(encoding="utf-8"))
+    assert "ties" not in old and LoopRound.model_validate(old).ties == {}

@@ -109,6 +109,23 @@ def test_judgement_needs_an_answer_and_is_one_per_annotator_and_task():
         RankedCandidate(candidate_id="a", rank=0)
 
 
+def test_a_judgement_is_a_tie_when_its_ranking_puts_every_candidate_level():
+    def ranked(*ranks):
+        ranking = [
+            RankedCandidate(candidate_id=c, rank=r) for c, r in zip("abc", ranks, strict=False)
+        ]
+        return Judgement(task_id="t", annotator_id="ann-1", ranking=ranking)
+
+    assert ranked(1, 1).is_tie and ranked(2, 2, 2).is_tie
+    assert not ranked(1, 2).is_tie
+    assert not ranked(1, 1, 2).is_tie  # a partial tie still orders c below a and b
+    assert not ranked(1).is_tie  # one candidate: nothing was compared
+    rated = Judgement(task_id="t", annotator_id="ann-1", ratings={"a": {"harmlessness": 3}})
+    assert not rated.is_tie
+    # the stored record is unchanged: a tie is read from the ranking, not written beside it
+    assert "is_tie" not in ranked(1, 1).model_dump()
+
+
 def test_preference_pair_refuses_degenerate_pairs():
     fields = dict(
         prompt_id="p",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
 
 from tests.helpers.paths import TRUTHFULQA
+from traitforge.curation.ensemble import FIRST, SECOND, TIE, Comparison
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Scores, SelectionConfig
@@ -57,7 +60,7 @@ def pool():
     return candidates, scores, prompt_vectors, response_vectors
 
 
-def _select(config, pool, budget, existing=(), round_=0, **selection):
+def _select(config, pool, budget, existing=(), round_=0, answers=(), **selection):
     candidates, scores, prompts, responses = pool
     config = config.model_copy(
         update={
@@ -72,13 +75,15 @@ def _select(config, pool, budget, existing=(), round_=0, **selection):
         prompt_vectors=prompts,
         response_vectors=responses,
         existing=list(existing),
+        answers=list(answers),
     )
     return PairSelector(config).process(inputs, budget, round_)
 
 
-@pytest.mark.parametrize(
-    "strategy", ["random", "uncertainty", "diversity", "uncertainty+diversity"]
-)
+STRATEGIES = get_args(SelectionConfig.model_fields["strategy"].annotation)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_respects_budget_and_gives_distinct_pairs(config, pool, strategy):
     tasks = _select(config, pool, 20, strategy=strategy, gold_fraction=0.2)
     assert len(tasks) == 20
@@ -101,6 +106,8 @@ def test_every_strategy_respects_budget_and_gives_distinct_pairs(config, pool, s
         "uncertainty": "uncertainty",
         "diversity": "diversity",
         "uncertainty+diversity": "uncertainty",
+        "bald.v1": "epistemic",
+        "bald+diversity.v1": "epistemic",
     }[strategy]
     assert {t.reason for t in tasks if not t.gold_check} == {expected}
 
@@ -169,9 +176,7 @@ def test_suggestions_name_their_scorer(config, pool):
     assert all(0 <= s.value <= 1 for s in task.suggestions)
 
 
-@pytest.mark.parametrize(
-    "strategy", ["random", "uncertainty", "diversity", "uncertainty+diversity"]
-)
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_later_round_fills_its_budget_with_groups_not_asked_before(config, pool, strategy):
     """With two tasks per prompt and unchanged scores, round 2 must not re-pick round 1's
     most uncertain groups (they would be dropped as duplicates, leaving the round short)."""
@@ -181,3 +186,68 @@ def test_a_later_round_fills_its_budget_with_groups_not_asked_before(config, poo
     assert len(first) == len(second) == 30
     asked = {frozenset(t.candidate_ids) for t in first}
     assert not asked & {frozenset(t.candidate_ids) for t in second}
+
+
+def _gold_answers(pool, tasks, votes=3):
+    """Answers as annotators who know gold would give: ties for equal gold values."""
+    by_id = {c.id: c for c in pool[0]}
+    out = []
+    for task in tasks:
+        a, b = task.candidate_ids
+        ga, gb = by_id[a].gold["honesty"], by_id[b].gold["honesty"]
+        outcome = TIE if ga == gb else FIRST if ga > gb else SECOND
+        out += [Comparison(a, b, outcome)] * votes
+    return out
+
+
+def _same_gold_share(pool, tasks):
+    by_id = {c.id: c for c in pool[0]}
+    same = [len({by_id[c].gold["honesty"] for c in t.candidate_ids}) == 1 for t in tasks]
+    return sum(same) / len(tasks)
+
+
+@pytest.mark.parametrize("strategy", ["bald.v1", "bald+diversity.v1"])
+def test_epistemic_strategies_learn_from_ties_and_ask_fewer_pairs_that_tie(config, pool, strategy):
+    """Vectors where true answers point one way: after a round answered with ties for equal
+    gold, the ensemble's tie model steers the next round away from equal-gold pairs."""
+    candidates, _scores, prompts, _ = pool
+    rng = np.random.default_rng(1)
+    truthful = rng.normal(size=16)
+    responses = {}
+    for c in candidates:
+        v = (1.0 if c.gold["honesty"] else -1.0) * truthful + 1.5 * rng.normal(size=16)
+        responses[c.id] = v / np.linalg.norm(v)
+    world = (candidates, [], prompts, responses)
+    settings = {"gold_fraction": 0.0, "seed": 0}
+    first = _select(config, world, 20, round_=1, strategy="random", **settings)
+    answers = _gold_answers(world, first)
+    second = _select(config, world, 20, first, 2, answers, strategy=strategy, **settings)
+    assert len(second) == 20 and {t.reason for t in second} == {"epistemic"}
+    assert all("ensemble of 8 models on 60 answered comparisons" in t.reason_detail for t in second)
+    randomly = [
+        _same_gold_share(world, _select(config, world, 20, first, 2, strategy="random", seed=s))
+        for s in range(5)
+    ]
+    assert _same_gold_share(world, second) < float(np.mean(randomly))
+
+
+def test_round_one_without_answers_ranks_by_the_classifiers_and_says_so(config, pool):
+    tasks = _select(config, pool, 10, strategy="bald.v1", gold_fraction=0.0)
+    assert len(tasks) == 10
+    assert all("trait classifiers (no answers yet)" in t.reason_detail for t in tasks)
+    information = [float(t.reason_detail.split("information ")[1].split(" ")[0]) for t in tasks]
+    assert information == sorted(information, reverse=True)
+
+
+def test_when_nothing_is_informative_the_selector_says_so(config, pool, monkeypatch):
+    from traitforge.curation import selection
+
+    candidates, scores, prompts, responses = pool
+    settings = SelectionConfig(strategy="bald.v1", gold_fraction=0.0)
+    curation = config.curation.model_copy(update={"selection": settings})
+    selector = PairSelector(config.model_copy(update={"curation": curation}))
+    inputs = SelectionInputs(candidates, scores, prompts, responses)
+    assert selector.process(inputs, 10, 1) and selector.note is None
+    monkeypatch.setattr(selection, "MIN_INFORMATION", 10.0)  # nothing reaches it
+    assert selector.process(inputs, 10, 1) == []
+    assert selector.note is not None and selector.note.startswith("nothing scores above chance")

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from traitforge.schemas import Candidate, ComparisonTask, Judgement, TraitSpec
+from traitforge.schemas import Candidate, ComparisonTask, Judgement, TraitSpec, TraitTies
 
 Method = Literal["majority", "bradley-terry", "noisy-bradley-terry"]
 TaskAnswers = dict[str, tuple[ComparisonTask, list[Judgement]]]
@@ -27,6 +27,9 @@ TaskAnswers = dict[str, tuple[ComparisonTask, list[Judgement]]]
 # Iterations of crowd-kit's optimizers: the MM algorithm of BradleyTerry converges in a few
 # dozen steps on one task's handful of candidates; NoisyBradleyTerry's L-BFGS needs a budget too.
 _BT_ITERATIONS = 100
+
+# Every candidate's value in an answer that ties them all: level, in the middle of [0, 1].
+TIED = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,25 @@ class Votes:
 
 class DropCounter(Counter[str]):
     """Reasons that data did not become a pair, with counts: they go into the export report."""
+
+
+@dataclass
+class TieCounter:
+    """Per trait, the ties among the answers to its preference question. A tie is an answer
+    ("neither is better"), not unreadable data, so it is counted here and not among the drops;
+    the export report carries both."""
+
+    answers: Counter[str] = field(default_factory=Counter)
+    tied: Counter[str] = field(default_factory=Counter)
+    tasks: Counter[str] = field(default_factory=Counter)
+
+    def by_trait(self) -> dict[str, TraitTies]:
+        return {
+            name: TraitTies(
+                answers=self.answers[name], tied=self.tied[name], tasks=self.tasks[name]
+            )
+            for name in sorted(self.answers)
+        }
 
 
 @dataclass
@@ -149,7 +171,9 @@ def annotator_values(
     """One annotator's preference for each candidate on `trait`, scaled to [0, 1] (1 = best).
 
     The ranking answers the task's own trait; ratings answer rated traits (and the task's trait
-    when there is no ranking). An answer that cannot be read is dropped and counted, and gives {}.
+    when there is no ranking). A ranking that ties every present candidate gives each the same
+    value (`TIED`), so agreement sees a tie as a value of its own (see `is_tied_answer`). An
+    answer that cannot be read is dropped and counted, and gives {}.
     """
     if trait.name == task.trait and judgement.ranking:
         ranks = {r.candidate_id: r.rank for r in judgement.ranking}
@@ -162,8 +186,7 @@ def annotator_values(
         worst = max(ranks.values())
         best = min(ranks.values())
         if worst == best:
-            drops["ranking ties every candidate"] += 1
-            return {}
+            return dict.fromkeys(ranks, TIED)
         return {c: (worst - r) / (worst - best) for c, r in ranks.items()}
     values = {}
     for candidate_id, ratings in judgement.ratings.items():
@@ -177,6 +200,22 @@ def annotator_values(
         scaled = (rating - trait.scale.min) / span
         values[candidate_id] = scaled if trait.polarity == "positive" else 1.0 - scaled
     return values if len(values) >= 2 else {}
+
+
+def is_tied_answer(
+    judgement: Judgement, task: ComparisonTask, trait: TraitSpec, values: dict[str, float]
+) -> bool:
+    """Whether `values` (from `annotator_values`) are a ranking that ties every candidate.
+
+    Only a ranking of the task's own trait can tie: equal ratings are absolute judgements of
+    each candidate and stay what they were.
+    """
+    return (
+        trait.name == task.trait
+        and bool(judgement.ranking)
+        and len(values) >= 2
+        and len(set(values.values())) == 1
+    )
 
 
 @dataclass
@@ -195,15 +234,17 @@ def judgement_groups(
     trait: TraitSpec,
     drops: DropCounter,
     method: Method = "majority",
+    ties: TieCounter | None = None,
 ) -> list[RankedGroup]:
     """One group per answered task that asked about `trait` (ranking or per-candidate rating).
 
     `method` aggregates the task's preference question (its own trait). Rated traits always
     aggregate by mean scaled rating: a rating is an absolute judgement of one candidate, not a
     comparison, so there is nothing for a pairwise model to add. Invalid answers are dropped and
-    counted.
+    counted. Answers that tie every candidate are counted in `ties` (when given); they say
+    nothing about which candidate is preferred, so the pairs are those of the decisive answers.
     """
-    answered = _answered(answers, candidates, trait, drops)
+    answered = _answered(answers, candidates, trait, drops, ties or TieCounter())
     preference = [a for a in answered if a.task.trait == trait.name]
     scores: dict[str, dict[str, float]] = {}
     if method == "bradley-terry":
@@ -240,7 +281,11 @@ def judgement_groups(
 
 
 def _answered(
-    answers: TaskAnswers, candidates: dict[str, Candidate], trait: TraitSpec, drops: DropCounter
+    answers: TaskAnswers,
+    candidates: dict[str, Candidate],
+    trait: TraitSpec,
+    drops: DropCounter,
+    ties: TieCounter,
 ) -> list[_Answered]:
     out = []
     for task_id in sorted(answers):
@@ -253,11 +298,23 @@ def _answered(
         present = {c.id for c in members}
         per_annotator: dict[str, dict[str, float]] = {}
         simulated = False
+        tied = 0
         for judgement in task_answers:
             values = annotator_values(judgement, task, trait, present, drops)
-            if values:
+            if not values:
+                continue
+            if trait.name == task.trait:
+                ties.answers[trait.name] += 1
+            if is_tied_answer(judgement, task, trait, values):
+                tied += 1
+            else:
                 per_annotator[judgement.annotator_id] = values
                 simulated = simulated or judgement.simulated
+        if tied:
+            ties.tied[trait.name] += tied
+        if tied and not per_annotator:
+            # Nobody preferred either side: the task's consensus is a tie, and no pair comes out.
+            ties.tasks[trait.name] += 1
         if per_annotator:
             out.append(_Answered(task, members, per_annotator, simulated))
     return out

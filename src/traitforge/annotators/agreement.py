@@ -1,7 +1,8 @@
 """How far annotators agree, and which annotators to distrust.
 
 Krippendorff's alpha (the `krippendorff` package) measures agreement beyond chance: nominal on
-the preference question (which candidate an annotator put first), ordinal on ratings. Per
+the preference question (per candidate pair, first, second or tie: a tie is a value of its own,
+so a tie beside a vote for A is a disagreement), ordinal on ratings. Per
 annotator, agreement with the consensus of the *other* annotators and accuracy on gold-check
 tasks; an annotator below `AggregationConfig.min_agreement` or `min_gold_accuracy` is flagged,
 and aggregation may leave them out (`exclude_flagged`).

@@ -5,10 +5,14 @@ the previous round trained, so it selects pairs whose reward margin is near zero
 embedding space. Each round's record (W/rounds/<n>/round.json) lists the steps done; every
 step is idempotent on its own (curate counts the round's tasks, push/pull skip what is done,
 training writes its folder atomically), so a loop killed anywhere continues where it was.
+
+A round whose selection finds no task (no open prompt left, or nothing scores above chance)
+stops the loop with that reason instead of retraining on the same pairs; see `run`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import Counter
@@ -88,7 +92,14 @@ def run(
     waiting: WaitProgress | None = None,
 ) -> LoopResult:
     """Run rounds 1..`rounds`, continuing any that a previous run left unfinished.
-    `simulate`: that many simulated annotators answer; None waits for people."""
+    `simulate`: that many simulated annotators answer; None waits for people.
+
+    A round that selects no task is stopped: it records why, trains nothing (the previous
+    round's model stays in use) and no round runs after it. Running the loop again repeats
+    the reason and does no work, unless what selection reads has changed since (candidates
+    ingested or generated, judgements pulled, the curation config edited): then the stopped
+    round is selected again from its start, which is what a user who followed the reason's
+    advice expects; if it still finds nothing it stops again."""
     # One loop at a time, and no push, pull or simulate beside it but while it waits for
     # people (see `_Round.annotate`); its own steps re-enter the lock.
     with (
@@ -99,8 +110,16 @@ def run(
         records = []
         for number in range(1, rounds + 1):
             record = existing.get(number) or LoopRound(round=number)
+            if record.stopped and (now := _selection_inputs(workspace)) != record.stopped_inputs:
+                log(
+                    f"round {number}: selecting again, as its inputs changed since it stopped "
+                    f"(then {record.stopped_inputs}; now {now})"
+                )
+                record = LoopRound(round=number)
             _Round(workspace, record, budget, simulate, log, progress, waiting).run()
             records.append(record)
+            if record.stopped:
+                break  # a later round would select from the same pool
         report = write_reports(workspace, records)
     return LoopResult(
         rounds=records,
@@ -154,20 +173,34 @@ class _Round:
         for name in STEPS:
             if name in self.record.completed:
                 continue
+            if self.record.stopped and name != "report":
+                continue  # nothing selected: nothing to push, and no new pair to train on
             self.log(f"round {self.record.round}: {name}")
             started = time.perf_counter()
             steps[name]()
             self.record.seconds[name] = round(time.perf_counter() - started, 2)
             self.record.completed.append(name)
             _save(self.workspace, self.record)
+        if self.record.stopped:
+            self.log(f"round {self.record.round}: stopped: {self.record.stopped}")
 
     def select(self) -> None:
         report = workflows.curate(self.workspace, self.budget, self.record.round, self.progress)
         with self.workspace.store() as store:
             tasks = [t for t in store.tasks() if t.round == self.record.round]
+            judgements = store.counts()["judgements"]
         self.record.tasks = len(tasks)
         self.record.selected_with = sorted({k.split("/")[0] for k in report.scored})
         self.record.strategy = self.config.curation.selection.strategy
+        if tasks and report.selection_note:
+            self.log(
+                f"round {self.record.round}: {len(tasks)} of {self.budget} tasks: "
+                f"{report.selection_note}"
+            )
+        if not tasks:
+            self.record.stopped = report.selection_note or "the selection found no task"
+            self.record.stopped_inputs = _selection_inputs(self.workspace)
+            self.record.judgements_total = judgements  # no export runs to count them
 
     def annotate(self) -> None:
         if self.simulate is not None:
@@ -207,6 +240,7 @@ class _Round:
         self.record.pairs = {t: sum(c.values()) for t, c in report.counts.items()}
         self.record.pair_origins = dict(report.origins)
         self.record.drops = dict(report.drops)
+        self.record.ties = dict(report.ties)
         self.record.agreement = report.agreement.rounded() if report.agreement else None
         with self.workspace.store() as store:
             self.record.judgements_total = sum(1 for _ in store.judgements())
@@ -259,6 +293,18 @@ class _Round:
         write_reports(self.workspace, [*rounds, self.record], self.record.round)
 
 
+def _selection_inputs(workspace: Workspace) -> str:
+    """What a stopped round's selection read that can change: candidates and judgements
+    (only ever added) and the curation config."""
+    with workspace.store() as store:
+        counts = store.counts()
+    digest = hashlib.sha256(workspace.config.curation.model_dump_json().encode()).hexdigest()
+    return (
+        f"{counts['candidates']} candidates, {counts['judgements']} judgements, "
+        f"curation config {digest[:12]}"
+    )
+
+
 def _annotator_shares(
     state: Sequence[DatasetProgress], needed: int, overlap: int
 ) -> dict[str, tuple[int, int]]:
@@ -285,7 +331,7 @@ def report_data(workspace: Workspace, records: list[LoopRound]) -> WorkspaceRepo
         for s in store.scores():
             if s.probability is not None:
                 distributions.setdefault(f"{s.scorer}/{s.trait}", []).append(s.probability)
-    last = records[-1] if records else None
+    last = next((r for r in reversed(records) if not r.stopped), None)  # the last export
     agreement = last.agreement if last else None
     if agreement is None:
         found = workflows.agreement(workspace)

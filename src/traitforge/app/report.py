@@ -1,5 +1,6 @@
 """The whole closed loop as one self-contained HTML page: what came in, what was dropped and
-why, how the annotators agree, and how the reward model improved round after round.
+why, how often annotators tied, how the annotators agree, and how the reward model improved
+round after round.
 
 It is built from the report kit (`traitforge.reporting`: the inline style, escaped tables,
 base64 PNG plots on a bare Agg figure, one formatter per kind of number) and shows the latest
@@ -36,6 +37,7 @@ from traitforge.schemas.results import (
     AnnotatorQuality,
     EvaluationResult,
     TraitAccuracy,
+    TraitTies,
 )
 from traitforge.workspace.files import atomic_write_text
 
@@ -81,12 +83,13 @@ def render_workspace_report(data: WorkspaceReportData) -> str:
     """The report as an HTML string, identical for identical input."""
     rounds = [r for r in data.rounds if data.round is None or r.round <= data.round]
     latest = next((r for r in reversed(rounds) if r.evaluation), None)
+    exported = _last_export(rounds)
     title = f"traitforge loop report: {data.workspace}"
     if data.round is not None:
         title += f" (round {data.round})"
     sections = [
         _summary(data, rounds, latest),
-        _pipeline_section(data.counts, data.drops),
+        _pipeline_section(data.counts, data.drops, exported.ties if exported else {}),
         _scores_section(data.score_distributions),
         _annotators_section(data.agreement),
         _rounds_section(rounds),
@@ -112,12 +115,14 @@ def _summary(
     if not rounds:
         done = "no loop round has run yet."
     else:
-        last = rounds[-1]
+        last = _last_export(rounds) or rounds[-1]
         done = (
             f"{_plural(len(rounds), 'round')} so far; after round {last.round}: "
             f"{_plural(last.judgements_total, 'label')}, "
             f"{_plural(sum(last.pairs.values()), 'pair')}."
         )
+        if rounds[-1].stopped:
+            done += f" The loop stopped at round {rounds[-1].round}: {rounds[-1].stopped}."
     if latest is None or latest.evaluation is None:
         model = "No reward model has been evaluated yet."
     else:
@@ -135,7 +140,15 @@ def _summary(
     )
 
 
-def _pipeline_section(counts: Mapping[str, int], drops: Mapping[str, int]) -> str:
+def _last_export(rounds: Sequence[LoopRound]) -> LoopRound | None:
+    """The latest round that exported: a stopped round has no pairs, ties or drops of its
+    own, and those of the round before it still hold."""
+    return next((r for r in reversed(rounds) if not r.stopped), None)
+
+
+def _pipeline_section(
+    counts: Mapping[str, int], drops: Mapping[str, int], ties: Mapping[str, TraitTies]
+) -> str:
     parts = []
     if counts:
         rows = list(counts.items())
@@ -156,7 +169,25 @@ def _pipeline_section(counts: Mapping[str, int], drops: Mapping[str, int]) -> st
         )
     else:
         parts.append(_pending("Nothing dropped yet."))
+    parts.append("<h3>Ties</h3>")
+    if ties:
+        parts.append(
+            "<p>Answers that put every candidate level: answers, not drops. They count in the "
+            "agreement figures; a task with only ties gives no pair.</p>"
+        )
+        parts.append(html_table(_TIE_COLUMNS, sorted(ties.items())))
+    else:
+        parts.append(_pending("No answers to a preference question yet."))
     return html_section("pipeline", "Pipeline", "\n".join(parts))
+
+
+_TIE_COLUMNS: list[Column] = [
+    ("Trait", lambda item: item[0]),
+    ("Answers", lambda item: f"{item[1].answers:,}"),
+    ("Tied", lambda item: f"{item[1].tied:,}"),
+    ("Share tied", lambda item: fmt_pct(item[1].share)),
+    ("Tasks with only ties", lambda item: f"{item[1].tasks:,}"),
+]
 
 
 def _funnel_chart(fig: Figure, rows: Sequence[tuple[str, int]]) -> None:
@@ -277,15 +308,22 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
     columns: list[Column] = [
         ("Round", lambda r: r.round),
         ("Labels", lambda r: f"{r.judgements_total:,}"),
-        ("Pairs", lambda r: f"{sum(r.pairs.values()):,}"),
+        ("Pairs", lambda r: "-" if r.stopped else f"{sum(r.pairs.values()):,}"),
         ("Tasks", lambda r: f"{r.tasks:,}"),
         ("Selected with", lambda r: "\n".join(r.selected_with) or "-"),
         ("Strategy", lambda r: r.strategy or "-"),
+        ("Tied answers", _tied_cell),
         ("Accuracy [CI]", lambda r: _overall(r, _accuracy_ci)),
         ("Length baseline", lambda r: _overall(r, _baseline)),
         *[(t, _trait_cell(t)) for t in traits],
     ]
     parts = [f'<div class="wide">{html_table(columns, rounds)}</div>']
+    parts += [
+        f'<p class="stopped">Round {r.round} stopped, selecting no task: '
+        f"{escape_html(r.stopped)}. It trained nothing and no round ran after it.</p>"
+        for r in rounds
+        if r.stopped
+    ]
     if traits:
         parts.append("<p>Per trait: accuracy (length baseline on the same pairs).</p>")
     evaluated = [r for r in rounds if r.evaluation]
@@ -300,6 +338,16 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
     return html_section("rounds", "Rounds", "\n".join(parts))
 
 
+def _tied_cell(r: LoopRound) -> str:
+    """Tied answers of every trait after the round; "-" without a tie record (no answers yet,
+    or a round file written before ties were counted)."""
+    if not r.ties:
+        return "-"
+    tied = sum(t.tied for t in r.ties.values())
+    answers = sum(t.answers for t in r.ties.values())
+    return f"{tied:,} of {answers:,} ({fmt_pct(tied / answers if answers else None)})"
+
+
 def _accuracy_ci(evaluation: EvaluationResult) -> str:
     return fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci)
 
@@ -309,7 +357,9 @@ def _baseline(evaluation: EvaluationResult) -> str:
 
 
 def _overall(r: LoopRound, show: Callable[[EvaluationResult], str]) -> str:
-    return show(r.evaluation) if r.evaluation else "not yet"
+    if r.evaluation:
+        return show(r.evaluation)
+    return "stopped" if r.stopped else "not yet"
 
 
 def _trait_cell(trait: str) -> Callable[[LoopRound], str]:

@@ -43,6 +43,8 @@ def print_curation(report: CurationReport) -> None:
         f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
     )
     console.print(table)
+    if report.selection_note:
+        console.print(Text(f"Fewer tasks than wanted: {report.selection_note}"), soft_wrap=True)
 
 
 def print_training(results: list[TrainResult]) -> None:
@@ -127,11 +129,17 @@ def print_loop(result: LoopResult) -> None:
             ", ".join(r.selected_with) or "-",
             str(r.tasks),
             str(r.judgements_total),
-            str(sum(r.pairs.values())),
+            "-" if r.stopped else str(sum(r.pairs.values())),
             fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci) if evaluation else "n/a",
             fmt_pct(evaluation.shortcuts.length_baseline_accuracy) if evaluation else "n/a",
         )
     console.print(table)
+    for r in result.rounds:
+        if r.stopped:
+            console.print(
+                Text(f"Round {r.round} stopped (no model trained, no round after it): {r.stopped}"),
+                soft_wrap=True,
+            )
 
 
 def print_loop_paths(result: LoopResult) -> None:
@@ -304,6 +312,19 @@ def print_export(report: ExportReport) -> None:
     if report.drops:
         console.print(
             "Dropped: " + fmt_counts(report.drops, "{name} ({n})"),
+            highlight=False,
+            soft_wrap=True,
+        )
+    tied = {name: t for name, t in report.ties.items() if t.tied}
+    if tied:
+        # Ties are answers, not drops: printed apart so neither count hides in the other.
+        console.print(
+            "Tied (answers, not drops): "
+            + ", ".join(
+                f"{name} {t.tied} of {t.answers} answers ({fmt_pct(t.share)}), "
+                f"{t.tasks} {'task' if t.tasks == 1 else 'tasks'} with only ties"
+                for name, t in sorted(tied.items())
+            ),
             highlight=False,
             soft_wrap=True,
         )

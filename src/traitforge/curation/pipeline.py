@@ -14,8 +14,10 @@ from typing import Protocol
 
 from traitforge.curation.dedup import NearDuplicateFinder
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
+from traitforge.curation.ensemble import Comparison, comparisons
 from traitforge.curation.flags import ResponseFlagger
 from traitforge.curation.linguistic import LinguisticFeaturizer
+from traitforge.curation.pool import PromptPool, plural
 from traitforge.curation.progress import StageProgress
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
@@ -46,6 +48,7 @@ class CurationState:
     duplicates: list[DuplicateMark] | None = None
     scores: list[Scores] | None = None
     tasks: list[ComparisonTask] | None = None
+    selection_note: str | None = None  # why the round got fewer tasks than its budget
     trained: list[TrainResult] = field(default_factory=list)
 
     def eligible(self) -> list[Candidate]:
@@ -193,10 +196,17 @@ class SelectStage:
     provides = frozenset({"tasks"})
 
     def __init__(
-        self, config: ProjectConfig, existing: Sequence[ComparisonTask], budget: int, round_: int
+        self,
+        config: ProjectConfig,
+        existing: Sequence[ComparisonTask],
+        budget: int,
+        round_: int,
+        answers: Sequence[Comparison] = (),
     ) -> None:
         self.selector = PairSelector(config)
+        self.selection = config.curation.selection
         self.existing = existing
+        self.answers = answers
         self.budget = budget
         self.round = round_
 
@@ -216,8 +226,22 @@ class SelectStage:
             },
             response_vectors={c.id: state.features.response_vectors[index[c.id]] for c in eligible},
             existing=self.existing,
+            answers=self.answers,
         )
-        state.tasks = self.selector.process(inputs, self.budget - len(in_round), self.round)
+        wanted = self.budget - len(in_round)
+        state.tasks = self.selector.process(inputs, wanted, self.round)
+        if len(state.tasks) < wanted:
+            state.selection_note = self._shortfall(eligible, len(state.tasks), wanted)
+
+    def _shortfall(self, eligible: Sequence[Candidate], selected: int, wanted: int) -> str:
+        """Why fewer than `wanted` tasks came: the prompts left open, then the selector's own
+        reason (`PairSelector.note`, e.g. that nothing scores above chance)."""
+        pool = PromptPool.count(eligible, self.existing, self.selection)
+        notes = [n for n in (pool.note(wanted), getattr(self.selector, "note", None)) if n]
+        return "; ".join(notes) or (
+            f"{selected} of the {wanted} tasks wanted were selected from "
+            f"{plural(pool.open, 'open prompt')}"
+        )
 
 
 def gold_examples(
@@ -258,6 +282,9 @@ class CurationReport:
     tasks_in_round: int
     budget: int
     round: int
+    # Set when the round got fewer tasks than its budget: why (no open prompt left, or the
+    # selector's reason, such as nothing scoring above chance).
+    selection_note: str | None = None
 
 
 @dataclass
@@ -380,13 +407,15 @@ def curate(
 ) -> CurationReport:
     """Run the curation stages over every candidate in the store and add the selected tasks."""
     existing = list(store.tasks())
+    # Every answer so far, ties included: what the epistemic strategies' ensemble learns from.
+    answers = comparisons(existing, store.judgements())
     with EmbeddingCache(cache_path) as cache:
         stages: list[Stage] = [
             EmbeddingStage(config, cache, progress),
             FlagStage(config),
             DedupStage(config),
             ScoreStage(config, artifacts, examples),
-            SelectStage(config, existing, budget, round_),
+            SelectStage(config, existing, budget, round_, answers),
         ]
         state = _run(store, stages, progress)
     tasks = state.tasks or []
@@ -401,6 +430,7 @@ def curate(
         tasks_in_round=sum(t.round == round_ for t in existing) + len(tasks),
         budget=budget,
         round=round_,
+        selection_note=state.selection_note,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -10,6 +11,8 @@ from itertools import combinations
 
 import numpy as np
 
+from traitforge.curation.acquisition import Acquisition, Information
+from traitforge.curation.ensemble import Comparison
 from traitforge.schemas import (
     Candidate,
     ComparisonTask,
@@ -21,6 +24,11 @@ from traitforge.schemas import (
 
 DISAGREEMENT_WEIGHT = 0.5  # how much scorer disagreement adds to closeness of scores
 POOL_FACTOR = 3  # uncertainty+diversity: the diverse pick is made among 3x budget uncertain
+# Epistemic strategies skip a group whose answer is expected to teach less than this (nats of
+# BALD, or bits of classifier entropy, times the chance of a decisive answer): ~0 means the
+# models agree on the answer, or agree it is a tie.
+MIN_INFORMATION = 1e-4
+EPISTEMIC = ("bald.v1", "bald+diversity.v1")
 
 
 @dataclass
@@ -32,6 +40,8 @@ class SelectionInputs:
     prompt_vectors: dict[str, np.ndarray]  # prompt id -> normalized embedding
     response_vectors: dict[str, np.ndarray]  # candidate id -> normalized embedding
     existing: Sequence[ComparisonTask] = field(default_factory=list)
+    # Every answer so far, pair by pair: what epistemic strategies fit their ensemble to.
+    answers: Sequence[Comparison] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,10 @@ class PairSelector:
     def __init__(self, config: ProjectConfig) -> None:
         self.project = config
         self.config: SelectionConfig = config.curation.selection
+        self.note: str | None = None  # after `process`: why it chose fewer than the budget
 
     def process(self, inputs: SelectionInputs, budget: int, round_: int) -> list[ComparisonTask]:
+        self.note = None
         rng = random.Random(self.config.seed * 1_000_003 + round_)
         probabilities = _probabilities(inputs.scores)
         used_per_prompt: dict[str, int] = defaultdict(int)
@@ -127,8 +139,11 @@ class PairSelector:
             if not values:
                 continue
             weight = self.project.trait_weight(trait)
-            total += weight * float(np.mean(list(values.values())))
-            disagreement += weight * float(np.std(list(values.values())))
+            # Plain arithmetic: this runs for every candidate of every open prompt per round.
+            mean = sum(values.values()) / len(values)
+            spread = sum((v - mean) ** 2 for v in values.values()) / len(values)
+            total += weight * mean
+            disagreement += weight * math.sqrt(spread)
             weight_sum += weight
         if weight_sum == 0:
             return 0.5, 0.0  # nothing scored yet: every candidate equally uncertain
@@ -149,7 +164,7 @@ class PairSelector:
         for group in groups:
             values = [composite[c.id][0] for c in group]
             spread = max(values) - min(values)
-            disagreement = float(np.mean([composite[c.id][1] for c in group]))
+            disagreement = sum(composite[c.id][1] for c in group) / len(group)
             options.append(
                 Option(
                     prompt_id=members[0].prompt_id,
@@ -204,6 +219,8 @@ class PairSelector:
         if budget <= 0 or not prompts:
             return []
         strategy = self.config.strategy
+        if strategy in EPISTEMIC:
+            return self._epistemic(prompts, options, inputs, budget, rng)
         if strategy == "random":
             order = list(prompts)
             rng.shuffle(order)
@@ -231,6 +248,86 @@ class PairSelector:
             )
             for p, d in order
         ]
+
+    def _epistemic(
+        self,
+        prompts: list[str],
+        options: dict[str, list[Option]],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[tuple[Option, str, bool]]:
+        """bald.v1: the groups whose answers would teach the ensemble most, one per prompt.
+        bald+diversity.v1: the same scores, spread over prompt space by weighted
+        farthest-first from every prompt asked so far (BAL-PM's entropy term, greedily)."""
+        acquisition = self._acquisition(inputs)
+        groups = [o.candidate_ids for p in prompts for o in options[p]]
+        scored = dict(zip(groups, acquisition.score(groups), strict=True))
+        best: dict[str, tuple[Option, Information]] = {}
+        for p in prompts:
+            option = max(options[p], key=lambda o: (scored[o.candidate_ids].score, o.candidate_ids))
+            if scored[option.candidate_ids].score >= MIN_INFORMATION:
+                best[p] = (option, scored[option.candidate_ids])
+        if not best:
+            self.note = (
+                f"nothing scores above chance: no open group of the {len(prompts)} open prompts "
+                f"is expected to teach the {acquisition.source} anything (all below "
+                f"{MIN_INFORMATION:g}; the models agree on every answer, or that it is a tie)"
+            )
+            return []
+        ranked = sorted(best, key=lambda p: (-best[p][1].score, p))
+        if self.config.strategy == "bald+diversity.v1":
+            asked = sorted({t.prompt_id for t in inputs.existing} & set(inputs.prompt_vectors))
+            order = _farthest_first(
+                ranked,
+                inputs.prompt_vectors,
+                budget,
+                rng,
+                weight=lambda p: best[p][1].score,
+                asked=[inputs.prompt_vectors[p] for p in asked],
+            )
+        else:
+            order = [(p, 0.0) for p in ranked[:budget]]
+        picks = []
+        for p, distance in order:
+            option, information = best[p]
+            detail = (
+                f"information {information.score:.4f} from the {acquisition.source} "
+                f"(epistemic {information.epistemic:.4f}, P(tie) {information.tie:.2f})"
+            )
+            if self.config.strategy == "bald+diversity.v1":
+                detail += f", distance to asked prompts {distance:.3f}"
+            picks.append(
+                (replace(option, uncertainty=information.score, detail=detail), "epistemic", False)
+            )
+        if len(picks) < budget and len(best) < len(prompts):
+            self.note = (
+                f"{len(prompts) - len(best)} open prompts skipped: nothing in them is expected to "
+                f"teach the {acquisition.source} anything"
+            )
+        return picks
+
+    def _acquisition(self, inputs: SelectionInputs) -> Acquisition:
+        probabilities = _probabilities(inputs.scores)
+        prompt_of = {c.id: c.prompt_id for c in inputs.candidates}
+        by_prompt: dict[str, list[Candidate]] = defaultdict(list)
+        for c in inputs.candidates:
+            by_prompt[c.prompt_id].append(c)
+        scored: dict[str, float] = {}
+        for members in by_prompt.values():
+            traits = self._traits(members)
+            for c in members:
+                if any(probabilities.get((c.id, t)) for t in traits):
+                    scored[c.id] = self._composite(c, traits, probabilities)[0]
+        vectors = {c.id: inputs.response_vectors[c.id] for c in inputs.candidates}
+        return Acquisition.build(
+            inputs.answers,
+            prompt_of,
+            inputs.prompt_vectors,
+            vectors,
+            scored,
+            seed=self.config.seed,
+        )
 
 
 _Probabilities = dict[tuple[str, str], dict[str, float]]  # (candidate, trait) -> scorer -> p
@@ -260,17 +357,22 @@ def _farthest_first(
     budget: int,
     rng: random.Random,
     weight: Callable[[str], float],
+    asked: Sequence[np.ndarray] = (),
 ) -> list[tuple[str, float]]:
     """Greedy farthest-point traversal (k-center), each step maximising weight x distance to
-    the nearest prompt already chosen. Returns (prompt, that distance)."""
+    the nearest prompt already chosen, or `asked` before. Returns (prompt, that distance)."""
     if not prompts:
         return []
     matrix = np.stack([vectors[p] for p in prompts])
     weights = np.maximum(np.array([weight(p) for p in prompts], dtype=np.float64), 1e-6)
-    first = max(range(len(prompts)), key=lambda i: (weights[i], rng.random()))
-    chosen = [(prompts[first], 0.0)]
-    nearest = 1.0 - matrix @ matrix[first]
-    nearest[first] = -np.inf
+    chosen: list[tuple[str, float]] = []
+    if len(asked):
+        nearest = (1.0 - matrix @ np.stack(asked).T).min(axis=1)
+    else:
+        first = max(range(len(prompts)), key=lambda i: (weights[i], rng.random()))
+        chosen = [(prompts[first], 0.0)]
+        nearest = 1.0 - matrix @ matrix[first]
+        nearest[first] = -np.inf
     while len(chosen) < min(budget, len(prompts)):
         i = int(np.argmax(weights * nearest))
         chosen.append((prompts[i], float(nearest[i])))

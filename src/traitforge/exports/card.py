@@ -1,4 +1,4 @@
-"""The dataset card (README.md beside the data): counts, drops, lengths, sources, config."""
+"""The dataset card (README.md beside the data): counts, drops, ties, lengths, sources, config."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import yaml
 
-from traitforge.reporting import fmt_num
-from traitforge.schemas import AgreementResult, PreferencePair, ProjectConfig
+from traitforge.reporting import fmt_num, fmt_pct
+from traitforge.schemas import AgreementResult, PreferencePair, ProjectConfig, TraitTies
 from traitforge.workspace import dump_config
 
 
@@ -37,6 +37,7 @@ def render_card(
     sources: list[str],
     version: str,
     agreement: AgreementResult | None = None,
+    ties: Mapping[str, TraitTies] | None = None,
 ) -> str:
     traits = [t.name for t in config.traits]
     licenses = sorted(
@@ -82,6 +83,9 @@ def render_card(
         out.append("Nothing was dropped.")
     out.append("")
 
+    if ties:
+        out += _ties_section(ties)
+
     if agreement is not None:
         out += _agreement_section(agreement, config.annotation.aggregation.method)
 
@@ -118,6 +122,26 @@ def render_card(
     out += [f"- {t.name}: guideline version `{t.guideline_version}`" for t in config.traits]
     out += ["", "## Resolved config", "", "```yaml", dump_config(config).rstrip(), "```", ""]
     return "\n".join(out)
+
+
+def _ties_section(ties: Mapping[str, TraitTies]) -> list[str]:
+    """How often annotators put the candidates level: answers, not drops."""
+    out = [
+        "## Ties",
+        "",
+        "Answers to a trait's preference question that put every candidate level: neither is "
+        "better. A tie is an answer, not a drop: it counts in the agreement figures, and a task "
+        "whose every answer tied gives no pair.",
+        "",
+        "| trait | answers | tied | share tied | tasks tied |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {name} | {t.answers} | {t.tied} | {fmt_pct(t.share)} | {t.tasks} |"
+        for name, t in ties.items()
+    ]
+    out.append("")
+    return out
 
 
 def _agreement_section(agreement: AgreementResult, method: str) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from traitforge.annotators.aggregation import (
     DropCounter,
+    TieCounter,
     answers_by_task,
     judgement_groups,
     without_annotators,
@@ -20,7 +21,13 @@ from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_dataset
 from traitforge.exports.preferences import gold_groups
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
-from traitforge.schemas import AgreementResult, ExportConfig, PreferencePair, ProjectConfig
+from traitforge.schemas import (
+    AgreementResult,
+    ExportConfig,
+    PreferencePair,
+    ProjectConfig,
+    TraitTies,
+)
 from traitforge.schemas.config import COPY_FORMATS, Origin
 from traitforge.workspace import Store
 from traitforge.workspace.files import EXPORT_FOLDER, atomic_directory, check_output_folder
@@ -33,6 +40,7 @@ class ExportReport:
     drops: dict[str, int]
     origins: dict[str, str]  # trait -> "gold" | "judgements" | "none"
     agreement: AgreementResult | None = None  # when pairs come from judgements
+    ties: dict[str, TraitTies] = field(default_factory=dict)  # trait -> ties among the answers
     files: list[Path] = field(default_factory=list)
 
     @property
@@ -46,6 +54,7 @@ class _Built:
     drops: DropCounter
     origins: dict[str, str]
     agreement: AgreementResult | None  # None when there are no judgements
+    ties: dict[str, TraitTies]
 
 
 def build_pairs(
@@ -82,6 +91,7 @@ def _overridden(
 def _build(store: Store, config: ProjectConfig) -> _Built:
     candidates = {c.id: c for c in store.candidates()}
     drops = DropCounter()
+    ties = TieCounter()
     pairs: dict[str, PreferencePair] = {}
     origins: dict[str, str] = {}
     tasks = list(store.tasks())
@@ -97,7 +107,9 @@ def _build(store: Store, config: ProjectConfig) -> _Built:
     for trait in config.traits:
         groups = []
         if config.export.origin in ("auto", "judgements"):
-            groups = judgement_groups(answers, candidates, trait, drops, method=settings.method)
+            groups = judgement_groups(
+                answers, candidates, trait, drops, method=settings.method, ties=ties
+            )
         if not groups and config.export.origin in ("auto", "gold"):
             groups = gold_groups(candidates.values(), trait)
         origins[trait.name] = groups[0].origin if groups else "none"
@@ -107,7 +119,8 @@ def _build(store: Store, config: ProjectConfig) -> _Built:
                     drops["same pair from another task"] += 1
                 else:
                     pairs[pair.id] = pair
-    return _Built(sorted(pairs.values(), key=lambda p: p.id), drops, origins, agreement)
+    pairs_by_id = sorted(pairs.values(), key=lambda p: p.id)
+    return _Built(pairs_by_id, drops, origins, agreement, ties.by_trait())
 
 
 def export_dataset(
@@ -140,8 +153,10 @@ def export_dataset(
     # Agreement figures describe the pairs only when some of them come from judgements.
     agreement = built.agreement if "judgements" in origins.values() else None
     if not pairs:
+        tied = sum(t.tied for t in built.ties.values())
         raise ExportError(
-            f"no pairs to export (drops: {dict(drops) or 'none'}). Ingest candidates with gold "
+            f"no pairs to export (drops: {dict(drops) or 'none'}; answers that tied every "
+            f"candidate: {tied}). Ingest candidates with gold "
             "labels (e.g. `traitforge ingest --format truthfulqa FILE`) or pull annotator "
             "judgements first; with export.origin: judgements, only annotated tasks count"
         )
@@ -164,6 +179,7 @@ def export_dataset(
         "config": config.model_dump(mode="json"),
         "counts": counts,
         "drops": dict(sorted(drops.items())),
+        "ties": {name: t.model_dump(mode="json") for name, t in built.ties.items()},
         "origins": origins,
         "sources": sources,
         "guideline_versions": {t.name: t.guideline_version for t in config.traits},
@@ -176,7 +192,12 @@ def export_dataset(
         "agreement": agreement.model_dump(mode="json") if agreement else None,
     }
     report = ExportReport(
-        out=out, counts=counts, drops=dict(drops), origins=origins, agreement=agreement
+        out=out,
+        counts=counts,
+        drops=dict(drops),
+        origins=origins,
+        agreement=agreement,
+        ties=built.ties,
     )
     with (
         atomic_directory(out, EXPORT_FOLDER, overwrite=overwrite, home=home) as staging,
@@ -185,7 +206,9 @@ def export_dataset(
         dataset_dict.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
         report.files = write_copies(dataset_dict, staging, copies)
         (staging / "README.md").write_text(
-            render_card(config, splits, drops, origins, sources, version, agreement),
+            render_card(
+                config, splits, drops, origins, sources, version, agreement, ties=built.ties
+            ),
             encoding="utf-8",
         )
         (staging / "provenance.json").write_text(

@@ -46,6 +46,7 @@ from traitforge.schemas.results import (
     EvaluationResult,
     MatrixResult,
     TraitAgreement,
+    TraitTies,
 )
 from traitforge.schemas.reward_config import LoraConfig, RewardConfig
 from traitforge.schemas.traits import RatingScale, TraitSpec
@@ -90,6 +91,7 @@ __all__ = [
     "Suggestion",
     "TraitAgreement",
     "TraitSpec",
+    "TraitTies",
     "content_hash",
     "prompt_hash",
     "prompt_text",

@@ -95,10 +95,21 @@ class DedupConfig(BaseModel):
 class SelectionConfig(BaseModel):
     model_config = _FROZEN
 
-    strategy: Literal["random", "uncertainty", "diversity", "uncertainty+diversity"] = Field(
+    strategy: Literal[
+        "random",
+        "uncertainty",
+        "diversity",
+        "uncertainty+diversity",
+        "bald.v1",
+        "bald+diversity.v1",
+    ] = Field(
         "uncertainty+diversity",
         description="'random'; 'uncertainty': pairs whose scores are close or whose scorers "
-        "disagree; 'diversity': spread over embedding space; 'uncertainty+diversity': both.",
+        "disagree; 'diversity': spread over embedding space; 'uncertainty+diversity': both; "
+        "'bald.v1': pairs whose answer would teach an ensemble of preference models fitted to "
+        "the answers so far most (BALD; before any answer, the classifiers' uncertainty), "
+        "pairs expected to tie scoring low; 'bald+diversity.v1': the same, spread over "
+        "prompt space away from the prompts asked so far.",
     )
     k: int = Field(2, ge=2, le=8, description="Candidates per task: 2 for pairs, more to rank.")
     gold_fraction: float = Field(

@@ -6,7 +6,12 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from traitforge.schemas.results import AgreementResult, EvaluationResult, MatrixResult
+from traitforge.schemas.results import (
+    AgreementResult,
+    EvaluationResult,
+    MatrixResult,
+    TraitTies,
+)
 
 # "use-model" points the workspace at the round's reward model (the next round scores with it).
 STEPS = ("select", "push", "annotate", "pull", "export", "train", "use-model", "report")
@@ -24,6 +29,18 @@ class LoopRound(BaseModel):
     )
     strategy: str = ""
     tasks: int = Field(0, description="Comparison tasks selected in this round.")
+    stopped: str | None = Field(
+        None,
+        description="Why the loop stopped at this round: its selection found no task (no open "
+        "prompt left, or nothing scores above chance), so it trained nothing and no round "
+        "followed. None for a round that ran.",
+    )
+    stopped_inputs: str | None = Field(
+        None,
+        description="What selection had when the round stopped (candidates and judgements in "
+        "the store, a hash of the curation config); a re-run retries the round once this "
+        "differs.",
+    )
     judgements_total: int = Field(
         0,
         validation_alias=AliasChoices("judgements_total", "labels"),  # `labels` in older files
@@ -34,6 +51,9 @@ class LoopRound(BaseModel):
     )
     pair_origins: dict[str, str] = Field(default_factory=dict)
     drops: dict[str, int] = Field(default_factory=dict)
+    ties: dict[str, TraitTies] = Field(
+        default_factory=dict, description="Trait -> ties among the answers after this round."
+    )
     agreement: AgreementResult | None = None
     model: str | None = Field(None, description="Reward-model folder trained in this round.")
     evaluation: EvaluationResult | None = Field(

@@ -122,7 +122,9 @@ class Suggestion(BaseModel):
     scorer: str
 
 
-SelectionReason = Literal["random", "uncertainty", "diversity", "disagreement", "gold-check"]
+SelectionReason = Literal[
+    "random", "uncertainty", "diversity", "disagreement", "epistemic", "gold-check"
+]
 
 
 class ComparisonTask(BaseModel):
@@ -210,6 +212,12 @@ class Judgement(BaseModel):
         if len(set(ranked)) != len(ranked):
             raise ValueError("a ranking lists the same candidate twice")
         return self
+
+    @property
+    def is_tie(self) -> bool:
+        """Whether the ranking puts every candidate it names level: an answer of its own
+        ("neither is better"), not missing data. A partial tie (ranks 1, 1, 2) is not one."""
+        return len(self.ranking) >= 2 and len({r.rank for r in self.ranking}) == 1
 
 
 class Provenance(BaseModel):

@@ -185,6 +185,26 @@ class AnnotatorQuality(BaseModel):
     reasons: tuple[str, ...] = ()
 
 
+class TraitTies(BaseModel):
+    """Ties on one trait's preference question: answers in their own right, kept apart from
+    the drops so a reader sees how often annotators could not tell the candidates apart."""
+
+    model_config = _RESULT
+
+    answers: int = Field(
+        0, description="Readable answers to the trait's preference question, ties included."
+    )
+    tied: int = Field(0, description="Of those, answers that put every candidate level.")
+    tasks: int = Field(
+        0, description="Tasks whose every readable answer tied: no pair came out of them."
+    )
+
+    @property
+    def share(self) -> float | None:
+        """Tied answers over all answers; None before any answer."""
+        return self.tied / self.answers if self.answers else None
+
+
 class AgreementResult(BaseModel):
     """How far annotators agree (per trait and overall), and each annotator's quality."""
 
