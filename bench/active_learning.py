@@ -34,7 +34,7 @@ been asked: what labelling the whole pool buys), as the fraction saved against `
 a paired bootstrap CI over seeds; and the tie share (comparisons whose majority answer was a
 tie) within the labels `random` needs for the 90% target.
 
-    .venv/bin/python bench/active_learning.py --json /tmp/al.json        # ~15 min, 2 CPUs
+    .venv/bin/python bench/active_learning.py --json /tmp/al.json        # ~25 min, 2 CPUs
     .venv/bin/python bench/active_learning.py --quick --json /tmp/al.json  # tiny, a minute
 """
 
@@ -78,7 +78,7 @@ from traitforge.schemas import (
 from traitforge.workspace import default_config
 from traitforge.workspace.config_file import load_config
 
-STRATEGIES = ("random", "uncertainty+diversity", "bald.v1", "bald+diversity.v1")
+STRATEGIES = ("random", "uncertainty+diversity", "bald.v1", "bald+diversity.v1", "decisive.v1")
 SCORE_BASED = {"uncertainty", "diversity", "uncertainty+diversity"}
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PLOT = ROOT / "docs" / "active_learning.png"
@@ -462,9 +462,8 @@ def plot(results: dict[str, Any], curves: dict[str, Curves], path: Path) -> None
 
     names = list(curves)
     fig, axes = plt.subplots(1, len(names), figsize=(5.4 * len(names), 4.6), squeeze=False)
-    colours = dict(
-        zip(STRATEGIES, ("tab:gray", "tab:blue", "tab:orange", "tab:green"), strict=True)
-    )
+    palette = ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    colours = dict(zip(STRATEGIES, palette, strict=False))
     for ax, name in zip(axes[0], names, strict=True):
         c = curves[name]
         for strategy, accuracy in c.accuracy.items():
@@ -543,7 +542,7 @@ def main() -> None:
     parser.add_argument("--trait", help="the trait whose gold labels the file has")
     parser.add_argument("--config", type=Path, help="project config: the mapping, the trait")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--labels", type=int, default=None, help="cap per curve (default: pool)")
     parser.add_argument("--start", type=int, default=20, help="random seed-set comparisons")
     parser.add_argument("--round", type=int, default=20, help="comparisons selected per round")

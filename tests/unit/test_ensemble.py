@@ -140,3 +140,23 @@ def test_with_answers_pairs_predicted_to_tie_score_below_informative_ones():
     ties = [s.tie for s in scores[:30]]
     decisive = [s.tie for s in scores[30:]]
     assert np.mean(ties) > np.mean(decisive)
+
+
+def test_decisive_scores_pairs_the_classifiers_find_alike_lower_at_equal_model_uncertainty():
+    phi, good = _world()
+    prompt_of = {c: c.split("-")[0] for c in phi}
+    prompt_vectors = {p: np.ones(DIM) / DIM**0.5 for p in set(prompt_of.values())}
+    response_vectors = {c: v / np.linalg.norm(v) for c, v in phi.items()}
+    answers = _answers(phi, good, range(10))
+    # the same pair twice over: once the classifiers call both sides alike, once not
+    alike = {"p20-c0": 0.95, "p20-c2": 0.95}
+    unlike = {"p20-c0": 0.95, "p20-c2": 0.05}
+    scores = []
+    for probability in (alike, unlike):
+        acquisition = Acquisition.build(
+            answers, prompt_of, prompt_vectors, response_vectors, probability, 0
+        )
+        scores.append(acquisition.score([("p20-c0", "p20-c2")], "decisive")[0])
+    assert scores[0].epistemic == pytest.approx(scores[1].epistemic)
+    assert scores[0].tie > scores[1].tie
+    assert scores[0].score < scores[1].score

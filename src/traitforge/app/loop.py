@@ -192,6 +192,7 @@ class _Round:
         self.record.tasks = len(tasks)
         self.record.selected_with = sorted({k.split("/")[0] for k in report.scored})
         self.record.strategy = self.config.curation.selection.strategy
+        self.record.acquisition = report.acquisition
         if tasks and report.selection_note:
             self.log(
                 f"round {self.record.round}: {len(tasks)} of {self.budget} tasks: "

@@ -311,7 +311,7 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
         ("Pairs", lambda r: "-" if r.stopped else f"{sum(r.pairs.values()):,}"),
         ("Tasks", lambda r: f"{r.tasks:,}"),
         ("Selected with", lambda r: "\n".join(r.selected_with) or "-"),
-        ("Strategy", lambda r: r.strategy or "-"),
+        ("Strategy", lambda r: "\n".join(x for x in (r.strategy, r.acquisition) if x) or "-"),
         ("Tied answers", _tied_cell),
         ("Accuracy [CI]", lambda r: _overall(r, _accuracy_ci)),
         ("Length baseline", lambda r: _overall(r, _baseline)),

@@ -39,6 +39,8 @@ def print_curation(report: CurationReport) -> None:
     )
     table.add_row("scores", fmt_counts(report.scored))
     table.add_row("new tasks", fmt_counts(report.new_tasks))
+    if report.acquisition:
+        table.add_row("scored by", report.acquisition)
     table.add_row(
         f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Literal
 
 import numpy as np
 
@@ -26,13 +27,15 @@ from traitforge.curation.ensemble import (
     features,
 )
 
+Kind = Literal["bald", "decisive"]
+
 
 @dataclass(frozen=True)
 class Information:
     """One group's acquisition score, and the parts it is made of (for the task's detail)."""
 
     score: float
-    epistemic: float  # BALD with an ensemble; the classifiers' direction entropy without
+    epistemic: float  # BALD or the direction's entropy (ensemble); without, the classifiers'
     tie: float  # the predicted probability that the answer is a tie
 
 
@@ -83,12 +86,14 @@ class Acquisition:
         ensemble = PreferenceEnsemble.fit(answers, phi, seed=seed) if answers else None
         return cls(probability, ensemble, phi, len(answers))
 
-    def score(self, groups: Sequence[tuple[str, ...]]) -> list[Information]:
-        """Per group, the mean over its candidate pairs."""
+    def score(self, groups: Sequence[tuple[str, ...]], kind: Kind = "bald") -> list[Information]:
+        """Per group, the mean over its candidate pairs. `kind` 'bald': the members'
+        disagreement; 'decisive': the uncertainty of the ensemble's mean about the direction
+        of an answer that is not a tie (margin sampling that knows about ties)."""
         pairs = sorted({p for g in groups for p in combinations(g, 2)})
         if not pairs:
             return []
-        epistemic = self._epistemic(pairs)
+        epistemic = self._epistemic(pairs, kind)
         tie = self._tie(pairs, epistemic[1])
         per_pair = {p: (e, t) for p, e, t in zip(pairs, epistemic[0], tie, strict=True)}
         out = []
@@ -99,14 +104,21 @@ class Acquisition:
             out.append(Information(score=round(e * (1.0 - t), 9), epistemic=e, tie=t))
         return out
 
-    def _epistemic(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-        """(epistemic score, model tie probability) per pair."""
+    def _epistemic(self, pairs: list[tuple[str, str]], kind: Kind) -> tuple[np.ndarray, np.ndarray]:
+        """(score before the tie term, model tie probability) per pair."""
         if self.ensemble is None or self.rewards is None:
             return self._classifier_uncertainty(pairs), np.zeros(len(pairs))
         first = self.rewards[[self.row[a] for a, _ in pairs]]
         second = self.rewards[[self.row[b] for _, b in pairs]]
         probabilities = self.ensemble.outcome_probabilities(first, second)
-        return bald(probabilities), probabilities[..., 2].mean(axis=1)
+        mean = probabilities.mean(axis=1)
+        if kind == "bald":
+            return bald(probabilities), mean[:, 2]
+        decisive = mean[:, 0] + mean[:, 1]
+        direction = np.divide(
+            mean[:, 0], decisive, out=np.full(len(pairs), 0.5), where=decisive > 0
+        )
+        return np.array([_bits(q) for q in direction]), mean[:, 2]
 
     def _classifier_uncertainty(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """The entropy (bits) of the pair's direction, given that the answer is decisive

@@ -49,6 +49,7 @@ class CurationState:
     scores: list[Scores] | None = None
     tasks: list[ComparisonTask] | None = None
     selection_note: str | None = None  # why the round got fewer tasks than its budget
+    acquisition: str | None = None  # what an epistemic strategy scored with
     trained: list[TrainResult] = field(default_factory=list)
 
     def eligible(self) -> list[Candidate]:
@@ -230,6 +231,7 @@ class SelectStage:
         )
         wanted = self.budget - len(in_round)
         state.tasks = self.selector.process(inputs, wanted, self.round)
+        state.acquisition = self.selector.acquired_with
         if len(state.tasks) < wanted:
             state.selection_note = self._shortfall(eligible, len(state.tasks), wanted)
 
@@ -285,6 +287,7 @@ class CurationReport:
     # Set when the round got fewer tasks than its budget: why (no open prompt left, or the
     # selector's reason, such as nothing scoring above chance).
     selection_note: str | None = None
+    acquisition: str | None = None  # epistemic strategies: the ensemble, or the classifiers
 
 
 @dataclass
@@ -431,6 +434,7 @@ def curate(
         budget=budget,
         round=round_,
         selection_note=state.selection_note,
+        acquisition=state.acquisition,
     )
 
 

@@ -11,7 +11,7 @@ from itertools import combinations
 
 import numpy as np
 
-from traitforge.curation.acquisition import Acquisition, Information
+from traitforge.curation.acquisition import Acquisition, Information, Kind
 from traitforge.curation.ensemble import Comparison
 from traitforge.schemas import (
     Candidate,
@@ -28,7 +28,12 @@ POOL_FACTOR = 3  # uncertainty+diversity: the diverse pick is made among 3x budg
 # BALD, or bits of classifier entropy, times the chance of a decisive answer): ~0 means the
 # models agree on the answer, or agree it is a tie.
 MIN_INFORMATION = 1e-4
-EPISTEMIC = ("bald.v1", "bald+diversity.v1")
+# strategy -> what its acquisition scores (see acquisition.py)
+EPISTEMIC: dict[str, Kind] = {
+    "bald.v1": "bald",
+    "bald+diversity.v1": "bald",
+    "decisive.v1": "decisive",
+}
 
 
 @dataclass
@@ -63,9 +68,11 @@ class PairSelector:
         self.project = config
         self.config: SelectionConfig = config.curation.selection
         self.note: str | None = None  # after `process`: why it chose fewer than the budget
+        self.acquired_with: str | None = None  # after `process`: what epistemic scores came from
 
     def process(self, inputs: SelectionInputs, budget: int, round_: int) -> list[ComparisonTask]:
         self.note = None
+        self.acquired_with = None
         rng = random.Random(self.config.seed * 1_000_003 + round_)
         probabilities = _probabilities(inputs.scores)
         used_per_prompt: dict[str, int] = defaultdict(int)
@@ -259,10 +266,14 @@ class PairSelector:
     ) -> list[tuple[Option, str, bool]]:
         """bald.v1: the groups whose answers would teach the ensemble most, one per prompt.
         bald+diversity.v1: the same scores, spread over prompt space by weighted
-        farthest-first from every prompt asked so far (BAL-PM's entropy term, greedily)."""
+        farthest-first from every prompt asked so far (BAL-PM's entropy term, greedily).
+        decisive.v1: the groups whose direction the ensemble is least sure of, weighted by
+        the chance that the answer is not a tie."""
         acquisition = self._acquisition(inputs)
+        self.acquired_with = acquisition.source
+        kind = EPISTEMIC[self.config.strategy]
         groups = [o.candidate_ids for p in prompts for o in options[p]]
-        scored = dict(zip(groups, acquisition.score(groups), strict=True))
+        scored = dict(zip(groups, acquisition.score(groups, kind), strict=True))
         best: dict[str, tuple[Option, Information]] = {}
         for p in prompts:
             option = max(options[p], key=lambda o: (scored[o.candidate_ids].score, o.candidate_ids))
@@ -291,14 +302,16 @@ class PairSelector:
         picks = []
         for p, distance in order:
             option, information = best[p]
+            part = "epistemic" if kind == "bald" else "direction entropy"
             detail = (
                 f"information {information.score:.4f} from the {acquisition.source} "
-                f"(epistemic {information.epistemic:.4f}, P(tie) {information.tie:.2f})"
+                f"({part} {information.epistemic:.4f}, P(tie) {information.tie:.2f})"
             )
             if self.config.strategy == "bald+diversity.v1":
                 detail += f", distance to asked prompts {distance:.3f}"
+            reason = "epistemic" if kind == "bald" else "uncertainty"
             picks.append(
-                (replace(option, uncertainty=information.score, detail=detail), "epistemic", False)
+                (replace(option, uncertainty=information.score, detail=detail), reason, False)
             )
         if len(picks) < budget and len(best) < len(prompts):
             self.note = (

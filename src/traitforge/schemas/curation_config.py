@@ -102,6 +102,7 @@ class SelectionConfig(BaseModel):
         "uncertainty+diversity",
         "bald.v1",
         "bald+diversity.v1",
+        "decisive.v1",
     ] = Field(
         "uncertainty+diversity",
         description="'random'; 'uncertainty': pairs whose scores are close or whose scorers "
@@ -109,7 +110,9 @@ class SelectionConfig(BaseModel):
         "'bald.v1': pairs whose answer would teach an ensemble of preference models fitted to "
         "the answers so far most (BALD; before any answer, the classifiers' uncertainty), "
         "pairs expected to tie scoring low; 'bald+diversity.v1': the same, spread over "
-        "prompt space away from the prompts asked so far.",
+        "prompt space away from the prompts asked so far; 'decisive.v1': pairs whose "
+        "direction the same ensemble is least sure of, weighted by the chance that the answer "
+        "is not a tie (margin sampling that learns from ties).",
     )
     k: int = Field(2, ge=2, le=8, description="Candidates per task: 2 for pairs, more to rank.")
     gold_fraction: float = Field(

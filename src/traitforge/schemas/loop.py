@@ -28,6 +28,9 @@ class LoopRound(BaseModel):
         default_factory=list, description="Scorer keys the round's selection used."
     )
     strategy: str = ""
+    acquisition: str | None = Field(
+        None, description="What an epistemic strategy scored with (ensemble or classifiers)."
+    )
     tasks: int = Field(0, description="Comparison tasks selected in this round.")
     stopped: str | None = Field(
         None,
