@@ -252,3 +252,9 @@ def test_when_nothing_is_informative_the_selector_says_so(config, pool, monkeypa
     monkeypatch.setattr(selection, "MIN_INFORMATION", 10.0)  # nothing reaches it
     assert selector.process(inputs, 10, 1) == []
     assert selector.note is not None and selector.note.startswith("nothing scores above chance")
+
+
+def test_every_configurable_strategy_is_registered_and_nothing_else():
+    from traitforge.curation.selection import STRATEGIES as REGISTERED
+
+    assert set(REGISTERED) == set(STRATEGIES)

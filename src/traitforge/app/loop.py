@@ -1,8 +1,9 @@
 """The closed loop: rounds of select -> push -> annotate -> pull -> export -> train -> use-model.
 
-Round 1 selects with the trait classifiers; every later round also has the reward model that
-the previous round trained, so it selects pairs whose reward margin is near zero, spread over
-embedding space. Each round's record (W/rounds/<n>/round.json) lists the steps done; every
+Round 1 selects with the trait classifiers; with an epistemic strategy (the default
+`decisive.v1`), every later round fits an ensemble of preference models to all the answers so
+far, ties included, and also has the reward model that the previous round trained as a scorer.
+Each round's record (W/rounds/<n>/round.json) lists the steps done; every
 step is idempotent on its own (curate counts the round's tasks, push/pull skip what is done,
 training writes its folder atomically), so a loop killed anywhere continues where it was.
 

@@ -78,9 +78,10 @@ def loop_(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Rounds of select -> push -> annotate -> pull -> export -> train -> score, each later
-    round selecting by the reward model's uncertainty. Stop it at any point (Ctrl-C) and run
-    it again to continue."""
+    """Rounds of select -> push -> annotate -> pull -> export -> train -> use-model, each later
+    round selecting with an ensemble fitted to the answers so far (decisive.v1, the default).
+    A round that can select nothing stops the loop with the reason. Stop it at any point
+    (Ctrl-C) and run it again to continue."""
     from traitforge.app import loop
 
     with friendly_errors():

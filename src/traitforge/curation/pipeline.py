@@ -231,7 +231,7 @@ class SelectStage:
         )
         wanted = self.budget - len(in_round)
         state.tasks = self.selector.process(inputs, wanted, self.round)
-        state.acquisition = self.selector.acquired_with
+        state.acquisition = getattr(self.selector, "acquired_with", None)
         if len(state.tasks) < wanted:
             state.selection_note = self._shortfall(eligible, len(state.tasks), wanted)
 

@@ -99,7 +99,7 @@ class PairSelector:
             for p in open_prompts
         }
 
-        chosen: list[tuple[Option, str, bool]] = []
+        chosen: list[Pick] = []
         n_gold = round(budget * self.config.gold_fraction)
         gold = self._gold_checks(by_prompt, open_prompts, rng)
         gold = [o for o in gold if frozenset(o.candidate_ids) not in asked]
@@ -222,27 +222,57 @@ class PairSelector:
         inputs: SelectionInputs,
         budget: int,
         rng: random.Random,
-    ) -> list[tuple[Option, str, bool]]:
+    ) -> list[Pick]:
         if budget <= 0 or not prompts:
             return []
-        strategy = self.config.strategy
-        if strategy in EPISTEMIC:
-            return self._epistemic(prompts, options, inputs, budget, rng)
-        if strategy == "random":
-            order = list(prompts)
-            rng.shuffle(order)
-            return [(rng.choice(options[p]), "random", False) for p in order[:budget]]
+        return STRATEGIES[self.config.strategy](self, prompts, options, inputs, budget, rng)
+
+    def _random(
+        self,
+        prompts: list[str],
+        options: dict[str, list[Option]],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[Pick]:
+        order = list(prompts)
+        rng.shuffle(order)
+        return [(rng.choice(options[p]), "random", False) for p in order[:budget]]
+
+    def _uncertainty(
+        self,
+        prompts: list[str],
+        options: dict[str, list[Option]],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[Pick]:
         best = {p: options[p][0] for p in prompts}  # the most uncertain option per prompt
-        if strategy == "uncertainty":
-            ranked = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))
-            return [(best[p], "uncertainty", False) for p in ranked[:budget]]
-        if strategy == "diversity":
-            spread = {p: _most_distinct(options[p], inputs.response_vectors) for p in prompts}
-            order = _farthest_first(
-                prompts, inputs.prompt_vectors, budget, rng, weight=lambda _: 1.0
-            )
-            return [(spread[p], "diversity", False) for p, _ in order]
-        # uncertainty+diversity: among the most uncertain prompts, spread out over embedding space
+        ranked = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))
+        return [(best[p], "uncertainty", False) for p in ranked[:budget]]
+
+    def _diversity(
+        self,
+        prompts: list[str],
+        options: dict[str, list[Option]],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[Pick]:
+        spread = {p: _most_distinct(options[p], inputs.response_vectors) for p in prompts}
+        order = _farthest_first(prompts, inputs.prompt_vectors, budget, rng, weight=lambda _: 1.0)
+        return [(spread[p], "diversity", False) for p, _ in order]
+
+    def _uncertainty_diversity(
+        self,
+        prompts: list[str],
+        options: dict[str, list[Option]],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[Pick]:
+        """Among the most uncertain prompts, spread out over embedding space."""
+        best = {p: options[p][0] for p in prompts}
         pool = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))[: budget * POOL_FACTOR]
         order = _farthest_first(
             pool, inputs.prompt_vectors, budget, rng, weight=lambda p: best[p].uncertainty
@@ -263,7 +293,7 @@ class PairSelector:
         inputs: SelectionInputs,
         budget: int,
         rng: random.Random,
-    ) -> list[tuple[Option, str, bool]]:
+    ) -> list[Pick]:
         """bald.v1: the groups whose answers would teach the ensemble most, one per prompt.
         bald+diversity.v1: the same scores, spread over prompt space by weighted
         farthest-first from every prompt asked so far (BAL-PM's entropy term, greedily).
@@ -342,6 +372,21 @@ class PairSelector:
             seed=self.config.seed,
         )
 
+
+Pick = tuple[Option, str, bool]  # (option, reason, gold check)
+Strategy = Callable[
+    [PairSelector, list[str], dict[str, list[Option]], SelectionInputs, int, random.Random],
+    list[Pick],
+]
+# The registry: `curation.selection.strategy` names one of these keys (SelectionConfig lists
+# the same names; a test keeps the two equal). A new strategy is a method plus its key here.
+STRATEGIES: dict[str, Strategy] = {
+    "random": PairSelector._random,
+    "uncertainty": PairSelector._uncertainty,
+    "diversity": PairSelector._diversity,
+    "uncertainty+diversity": PairSelector._uncertainty_diversity,
+    **dict.fromkeys(EPISTEMIC, PairSelector._epistemic),
+}
 
 _Probabilities = dict[tuple[str, str], dict[str, float]]  # (candidate, trait) -> scorer -> p
 

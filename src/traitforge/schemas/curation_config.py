@@ -104,7 +104,7 @@ class SelectionConfig(BaseModel):
         "bald+diversity.v1",
         "decisive.v1",
     ] = Field(
-        "uncertainty+diversity",
+        "decisive.v1",
         description="'random'; 'uncertainty': pairs whose scores are close or whose scorers "
         "disagree; 'diversity': spread over embedding space; 'uncertainty+diversity': both; "
         "'bald.v1': pairs whose answer would teach an ensemble of preference models fitted to "
@@ -112,7 +112,8 @@ class SelectionConfig(BaseModel):
         "pairs expected to tie scoring low; 'bald+diversity.v1': the same, spread over "
         "prompt space away from the prompts asked so far; 'decisive.v1': pairs whose "
         "direction the same ensemble is least sure of, weighted by the chance that the answer "
-        "is not a tie (margin sampling that learns from ties).",
+        "is not a tie (margin sampling that learns from ties); the default, as the best of "
+        "these on bench/active_learning.py (docs/active_learning.md).",
     )
     k: int = Field(2, ge=2, le=8, description="Candidates per task: 2 for pairs, more to rank.")
     gold_fraction: float = Field(
