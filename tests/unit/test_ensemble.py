@@ -126,13 +126,17 @@ def test_before_any_answer_the_classifiers_uncertainty_ranks_pairs_and_alike_pai
     assert "classifiers" in acquisition.source
 
 
-def test_with_answers_pairs_predicted_to_tie_score_below_informative_ones():
-    phi, good = _world()
+def _acquisition(phi, answers, probability):
+    """Acquisition over the world's candidates, one shared prompt vector."""
     prompt_of = {c: c.split("-")[0] for c in phi}
     prompt_vectors = {p: np.ones(DIM) / DIM**0.5 for p in set(prompt_of.values())}
     response_vectors = {c: v / np.linalg.norm(v) for c, v in phi.items()}
-    answers = _answers(phi, good, range(10))
-    acquisition = Acquisition.build(answers, prompt_of, prompt_vectors, response_vectors, {}, 0)
+    return Acquisition.build(answers, prompt_of, prompt_vectors, response_vectors, probability, 0)
+
+
+def test_with_answers_pairs_predicted_to_tie_score_below_informative_ones():
+    phi, good = _world()
+    acquisition = _acquisition(phi, _answers(phi, good, range(10)), {})
     assert "ensemble of 8" in acquisition.source
     groups = [(f"p{p}-c0", f"p{p}-c1") for p in range(10, 40)]
     groups += [(f"p{p}-c0", f"p{p}-c2") for p in range(10, 40)]
@@ -144,18 +148,13 @@ def test_with_answers_pairs_predicted_to_tie_score_below_informative_ones():
 
 def test_decisive_scores_pairs_the_classifiers_find_alike_lower_at_equal_model_uncertainty():
     phi, good = _world()
-    prompt_of = {c: c.split("-")[0] for c in phi}
-    prompt_vectors = {p: np.ones(DIM) / DIM**0.5 for p in set(prompt_of.values())}
-    response_vectors = {c: v / np.linalg.norm(v) for c, v in phi.items()}
     answers = _answers(phi, good, range(10))
     # the same pair twice over: once the classifiers call both sides alike, once not
     alike = {"p20-c0": 0.95, "p20-c2": 0.95}
     unlike = {"p20-c0": 0.95, "p20-c2": 0.05}
     scores = []
     for probability in (alike, unlike):
-        acquisition = Acquisition.build(
-            answers, prompt_of, prompt_vectors, response_vectors, probability, 0
-        )
+        acquisition = _acquisition(phi, answers, probability)
         scores.append(acquisition.score([("p20-c0", "p20-c2")], "decisive")[0])
     assert scores[0].epistemic == pytest.approx(scores[1].epistemic)
     assert scores[0].tie > scores[1].tie

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 
@@ -225,57 +226,36 @@ class PairSelector:
     ) -> list[Pick]:
         if budget <= 0 or not prompts:
             return []
-        return STRATEGIES[self.config.strategy](self, prompts, options, inputs, budget, rng)
+        pool = OpenPool(prompts, options, inputs, budget, rng)
+        return STRATEGIES[self.config.strategy](self, pool)
 
-    def _random(
-        self,
-        prompts: list[str],
-        options: dict[str, list[Option]],
-        inputs: SelectionInputs,
-        budget: int,
-        rng: random.Random,
-    ) -> list[Pick]:
-        order = list(prompts)
-        rng.shuffle(order)
-        return [(rng.choice(options[p]), "random", False) for p in order[:budget]]
+    def _random(self, pool: OpenPool) -> list[Pick]:
+        order = list(pool.prompts)
+        pool.rng.shuffle(order)
+        return [(pool.rng.choice(pool.options[p]), "random", False) for p in order[: pool.budget]]
 
-    def _uncertainty(
-        self,
-        prompts: list[str],
-        options: dict[str, list[Option]],
-        inputs: SelectionInputs,
-        budget: int,
-        rng: random.Random,
-    ) -> list[Pick]:
-        best = {p: options[p][0] for p in prompts}  # the most uncertain option per prompt
-        ranked = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))
-        return [(best[p], "uncertainty", False) for p in ranked[:budget]]
+    def _uncertainty(self, pool: OpenPool) -> list[Pick]:
+        best = {p: pool.options[p][0] for p in pool.prompts}  # the most uncertain option
+        ranked = sorted(pool.prompts, key=lambda p: (-best[p].uncertainty, p))
+        return [(best[p], "uncertainty", False) for p in ranked[: pool.budget]]
 
-    def _diversity(
-        self,
-        prompts: list[str],
-        options: dict[str, list[Option]],
-        inputs: SelectionInputs,
-        budget: int,
-        rng: random.Random,
-    ) -> list[Pick]:
+    def _diversity(self, pool: OpenPool) -> list[Pick]:
+        prompts, options, inputs, budget, rng = pool
         spread = {p: _most_distinct(options[p], inputs.response_vectors) for p in prompts}
         order = _farthest_first(prompts, inputs.prompt_vectors, budget, rng, weight=lambda _: 1.0)
         return [(spread[p], "diversity", False) for p, _ in order]
 
-    def _uncertainty_diversity(
-        self,
-        prompts: list[str],
-        options: dict[str, list[Option]],
-        inputs: SelectionInputs,
-        budget: int,
-        rng: random.Random,
-    ) -> list[Pick]:
+    def _uncertainty_diversity(self, pool: OpenPool) -> list[Pick]:
         """Among the most uncertain prompts, spread out over embedding space."""
+        prompts, options, inputs, budget, rng = pool
         best = {p: options[p][0] for p in prompts}
-        pool = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))[: budget * POOL_FACTOR]
+        shortlist = sorted(prompts, key=lambda p: (-best[p].uncertainty, p))
         order = _farthest_first(
-            pool, inputs.prompt_vectors, budget, rng, weight=lambda p: best[p].uncertainty
+            shortlist[: budget * POOL_FACTOR],
+            inputs.prompt_vectors,
+            budget,
+            rng,
+            weight=lambda p: best[p].uncertainty,
         )
         return [
             (
@@ -286,19 +266,13 @@ class PairSelector:
             for p, d in order
         ]
 
-    def _epistemic(
-        self,
-        prompts: list[str],
-        options: dict[str, list[Option]],
-        inputs: SelectionInputs,
-        budget: int,
-        rng: random.Random,
-    ) -> list[Pick]:
+    def _epistemic(self, pool: OpenPool) -> list[Pick]:
         """bald.v1: the groups whose answers would teach the ensemble most, one per prompt.
         bald+diversity.v1: the same scores, spread over prompt space by weighted
         farthest-first from every prompt asked so far (BAL-PM's entropy term, greedily).
         decisive.v1: the groups whose direction the ensemble is least sure of, weighted by
         the chance that the answer is not a tie."""
+        prompts, options, inputs, budget, rng = pool
         acquisition = self._acquisition(inputs)
         self.acquired_with = acquisition.source
         kind = EPISTEMIC[self.config.strategy]
@@ -373,11 +347,19 @@ class PairSelector:
         )
 
 
+class OpenPool(NamedTuple):
+    """What a strategy chooses from: the open prompts, their options not asked yet, the
+    selection inputs, how many to choose, and the round's seeded generator."""
+
+    prompts: list[str]
+    options: dict[str, list[Option]]
+    inputs: SelectionInputs
+    budget: int
+    rng: random.Random
+
+
 Pick = tuple[Option, str, bool]  # (option, reason, gold check)
-Strategy = Callable[
-    [PairSelector, list[str], dict[str, list[Option]], SelectionInputs, int, random.Random],
-    list[Pick],
-]
+Strategy = Callable[[PairSelector, OpenPool], list[Pick]]
 # The registry: `curation.selection.strategy` names one of these keys (SelectionConfig lists
 # the same names; a test keeps the two equal). A new strategy is a method plus its key here.
 STRATEGIES: dict[str, Strategy] = {
