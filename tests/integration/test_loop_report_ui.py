@@ -47,6 +47,7 @@ def test_full_report_shows_every_section_with_decoded_plots(tmp_path):
                 "40",
                 "embedding-logreg.v1\nlinguistic.v1\nreward-model.v1",
                 "uncertainty",
+                "24 of 240 (10.0%)",
                 "93.8% [81.2%, 100.0%]",
                 "62.5%",
                 "87.5% (75.0%)",
@@ -93,7 +94,11 @@ def test_first_round_report_says_not_yet_instead_of_model_sections(tmp_path):
         "Rounds",
         "Latest reward model",
     ]
-    assert facts["not_yet"] == ["No reward model has been evaluated yet.", "No reward model yet."]
+    assert facts["not_yet"] == [
+        "No tie counts recorded yet.",  # round 1's record predates tie counts
+        "No reward model has been evaluated yet.",
+        "No reward model yet.",
+    ]
     # the funnel and the score histograms; no model, so no accuracy plot
     assert facts["images"] == facts["images_decoded"] == 2
     assert facts["external_requests"] == [] and not facts["overflows"]

@@ -92,7 +92,7 @@ def test_pipeline_tables_the_latest_rounds_ties_per_trait_apart_from_drops(page)
     ]
     # round 1 recorded no ties, so its own report says so instead of showing a later round's
     first = section_of(render_workspace_report(report_data(round=1)), "pipeline")
-    assert '<p class="pending">No answers to a preference question yet.</p>' in first
+    assert '<p class="pending">No tie counts recorded yet.</p>' in first
     assert "Share tied" not in first
 
 

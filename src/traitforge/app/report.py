@@ -177,7 +177,7 @@ def _pipeline_section(
         )
         parts.append(html_table(_TIE_COLUMNS, sorted(ties.items())))
     else:
-        parts.append(_pending("No answers to a preference question yet."))
+        parts.append(_pending("No tie counts recorded yet."))
     return html_section("pipeline", "Pipeline", "\n".join(parts))
 
 
