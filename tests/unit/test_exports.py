@@ -140,21 +140,7 @@ def test_gold_pairs_until_judgements_exist_then_judgements(store, config):
         reason="uncertainty",
     )
     votes = {"ann-1": [c, a, b], "ann-2": [a, c, b], "ann-3": [a, b, c]}
-    with store.transaction():
-        store.add_tasks([task])
-        store.put_judgements(
-            [
-                Judgement(
-                    task_id=task.id,
-                    annotator_id=who,
-                    simulated=True,
-                    ranking=[
-                        RankedCandidate(candidate_id=x.id, rank=i + 1) for i, x in enumerate(order)
-                    ],
-                )
-                for who, order in votes.items()
-            ]
-        )
+    _store_rankings(store, task, votes, simulated=True)
     pairs, drops, origins = build_pairs(store, config)
     assert origins["honesty"] == "judgements"
     [pair] = pairs  # best-vs-worst over the task's mean rank scores
@@ -174,20 +160,7 @@ def test_classifier_labels_and_held_out_gold_come_from_the_workspace_pairs(store
         prompt_id=a.prompt_id, candidate_ids=[a.id, b.id, c.id], trait="honesty", reason="random"
     )
     votes = {"ann-1": [c, a, b], "ann-2": [a, c, b], "ann-3": [a, b, c]}
-    with store.transaction():
-        store.add_tasks([task])
-        store.put_judgements(
-            [
-                Judgement(
-                    task_id=task.id,
-                    annotator_id=who,
-                    ranking=[
-                        RankedCandidate(candidate_id=x.id, rank=i + 1) for i, x in enumerate(order)
-                    ],
-                )
-                for who, order in votes.items()
-            ]
-        )
+    _store_rankings(store, task, votes)
     # Every ordered pair counts: a beats c and b, c beats b; c is chosen as often as
     # rejected, so it is no label. The config's own strategy (best-vs-worst) is not used.
     assert judgement_examples(store, config) == {
@@ -621,3 +594,22 @@ def test_ties_reach_the_report_the_provenance_the_card_and_the_summary(store, co
     out = " ".join(printed.get().split())
     assert "Dropped" not in out
     assert "Tied (answers, not drops): honesty 3 of 5 answers (60.0%), 1 task with only ties" in out
+
+
+def _store_rankings(store, task, votes, simulated=False):
+    """The task and one ranking answer per annotator (best first)."""
+    with store.transaction():
+        store.add_tasks([task])
+        store.put_judgements(
+            [
+                Judgement(
+                    task_id=task.id,
+                    annotator_id=who,
+                    simulated=simulated,
+                    ranking=[
+                        RankedCandidate(candidate_id=x.id, rank=i + 1) for i, x in enumerate(order)
+                    ],
+                )
+                for who, order in votes.items()
+            ]
+        )

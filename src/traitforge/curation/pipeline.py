@@ -22,7 +22,7 @@ from traitforge.curation.progress import StageProgress
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
 from traitforge.curation.scorers.features import prompt_texts
-from traitforge.curation.selection import PairSelector, SelectionInputs
+from traitforge.curation.selection import EPISTEMIC, PairSelector, SelectionInputs
 from traitforge.errors import ConfigError, TraitforgeError, WorkspaceError
 from traitforge.schemas import (
     Candidate,
@@ -410,8 +410,10 @@ def curate(
 ) -> CurationReport:
     """Run the curation stages over every candidate in the store and add the selected tasks."""
     existing = list(store.tasks())
-    # Every answer so far, ties included: what the epistemic strategies' ensemble learns from.
-    answers = comparisons(existing, store.judgements())
+    # Every answer so far, ties included: what the epistemic strategies' ensemble learns from
+    # (read only for them: the other strategies never look at answers).
+    epistemic = config.curation.selection.strategy in EPISTEMIC
+    answers = comparisons(existing, store.judgements()) if epistemic else []
     with EmbeddingCache(cache_path) as cache:
         stages: list[Stage] = [
             EmbeddingStage(config, cache, progress),
