@@ -177,7 +177,7 @@ def run_traitforge(
     return Run(
         side="traitforge",
         position=0,
-        pairs=result.pairs,
+        pairs=result.pairs_seen,  # every pass, as on the TRL side
         seconds=result.seconds,
         peak_gpu_bytes=peak,
         precision=result.precision,

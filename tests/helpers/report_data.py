@@ -19,6 +19,7 @@ from traitforge.schemas import (
     TraitTies,
 )
 from traitforge.schemas.loop import LoopRound
+from traitforge.schemas.results import TrainingSummary
 from traitforge.workspace import default_config
 
 # (trait, prompt, chosen, rejected): the chosen response is the longer one in 2 of 4 honesty
@@ -179,7 +180,15 @@ def rounds() -> list[LoopRound]:
             "harmlessness": TraitTies(answers=120, tied=9, tasks=2),
         },
         model="rounds/3/model",
+        # round 2 is a round.json from before `evaluated_on` and `training` were written
+        training={
+            "harmlessness": TrainingSummary(pairs=75, epochs=12.8, steps=60, seconds=41.0),
+            "honesty": TrainingSummary(
+                pairs=26, epochs=20, steps=40, epochs_capped=True, seconds=17.5
+            ),
+        },
         evaluation=evaluate(knows_the_facts, pairs, bootstrap_samples=200),
+        evaluated_on={"gold": 8},
         matrix=generalization_matrix(
             {"honesty": knows_the_facts, "harmlessness": longer_wins}, pairs, bootstrap_samples=200
         ),

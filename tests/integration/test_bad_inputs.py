@@ -1057,6 +1057,34 @@ OTHER_CASES = (
         words=("config.yaml",),
     ),
     Case("status-valid-workspace", _ws("status"), WS, rc=(0,), words=("candidates",)),
+    # -- candidates ---------------------------------------------------------------------------
+    Case(
+        "candidates-no-workspace",
+        ("candidates", "-w", "{case}/nowhere"),
+        words=("nowhere", "ingest"),
+        missing=("nowhere",),
+    ),
+    Case(
+        "candidates-unknown-prompt",
+        _ws("candidates", "--prompt", "zz[/x]"),
+        WS,
+        words=("'zz[/x]'", "traitforge candidates --workspace"),
+        unchanged=("ws",),
+    ),
+    Case(
+        "candidates-limit-negative",
+        _ws("candidates", "--limit", "-1"),
+        WS,
+        rc=(2,),
+        words=("--limit",),
+    ),
+    Case(
+        "candidates-zero-byte-store",
+        _ws("candidates"),
+        ZERO_STORE,
+        words=("store.sqlite",),
+        unchanged=("ws/store.sqlite",),
+    ),
     # -- the Argilla commands, with no server anywhere ----------------------------------------
     Case(  # a question, not a failure: rc 1 answers "no", with no error line
         "serve-status-no-server",

@@ -43,7 +43,9 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
         assert "reward-model.v1" not in rounds[0].selected_with
         assert "reward-model.v1" in rounds[1].selected_with  # round 2 selected by the model
         # the default strategy: classifiers before any answer, then the ensemble of answers
-        assert rounds[0].acquisition == "trait classifiers (no answers yet)"
+        assert rounds[0].acquisition == (
+            "trait scores of embedding-logreg.v1, linguistic.v1 (no answers yet)"
+        )
         assert rounds[1].acquisition == "ensemble of 8 models on 300 answered comparisons"
         for r in rounds:
             assert r.evaluation is not None and 0.0 <= r.evaluation.accuracy <= 1.0

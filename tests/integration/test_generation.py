@@ -183,3 +183,21 @@ def test_endpoint_down_names_the_url_and_how_to_fix_it(prompts_file, tmp_path):
     assert "Traceback" not in result.stderr and "sk-never-shown" not in result.stderr
     with Store(ws / "store.sqlite") as store:
         assert list(store.candidates()) == [] and store.done_keys(STAGE) == set()
+
+
+def test_local_generation_through_the_cli_draws_only_our_progress_display(prompts_file, tmp_path):
+    """With a fresh cache the model is dequantized, written and loaded: each step drew a tqdm
+    bar on stderr beneath the rich display, which tore it apart in a terminal."""
+    ws = tmp_path / "ws"
+    config = tmp_path / "project.yaml"
+    settings = {"model": MODEL, "n": 1, "max_new_tokens": 4}
+    config.write_text(json.dumps({"curation": {"generation": settings}}), encoding="utf-8")
+    result = _cli(
+        ["ingest", "-w", str(ws), "-c", str(config), "--format", "generate", str(prompts_file)],
+        {local_module.CACHE_ENV: str(tmp_path / "cache")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "cache" / "models").iterdir())  # the conversion did run
+    assert "wrote 2 of 2 samples" in result.stdout and "prompts.jsonl" in result.stdout
+    for mark in ("it/s]", "s/it]", "%|", "\r"):  # tqdm's rate, bar and redraws
+        assert mark not in result.stderr, result.stderr

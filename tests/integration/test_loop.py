@@ -5,8 +5,10 @@ continues and ends with the same dataset as an uninterrupted run."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,11 @@ def test_two_rounds_the_second_selected_by_the_reward_model(uninterrupted):
     assert first.tasks == second.tasks == 12
     assert second.judgements_total == 48  # 24 tasks x min_submitted 2
     assert second.evaluation is not None and 0.0 <= second.evaluation.accuracy <= 1.0
+    # gold-labelled data: 'auto' evaluates on the held-out gold pairs, and says so
+    assert list(second.evaluated_on) == ["gold"] and second.evaluation_note is None
+    assert second.evaluated_on["gold"] == second.evaluation.pairs + sum(
+        second.evaluation.skipped.values()
+    )
     assert Path(second.model).is_dir()
     assert (ws / "report.html").is_file() and (ws / "rounds" / "2" / "report.html").is_file()
     assert "Reward model:" in stdout and "Report:" in stdout
@@ -133,14 +140,20 @@ def test_without_simulate_a_round_waits_for_people_then_goes_on(tmp_path):
     try:
         with _loop(ws, config, "--rounds", "1", "--budget-per-round", "6") as process:
             # the loop says it is waiting once it has polled Argilla and found nothing answered
-            process.wait_for("round 1: 0 of ")
+            process.wait_for("round 1: 0 of 6 records complete (6 needed)\n")
             assert LoopRound.model_validate_json(record.read_text()).completed[-1] == "push"
             assert process.process.poll() is None  # waiting for answers, not finished
             run_cli("simulate", "-w", str(ws), "--annotators", "3")
             assert process.finish(timeout=600) == 0, process.stderr[-3000:]
-        stdout, stderr = process.stdout, process.stderr
+        stdout = process.stdout
     finally:
         run_cli("serve", "--workspace", str(ws), "--stop", check=False)
     done = LoopRound.model_validate_json(record.read_text())
     assert done.completed[-1] == "report" and done.judgements_total == 12
-    assert "records complete" in stdout + stderr  # the progress bar was shown
+    # Not a terminal: one line per change of the round's counts, none while nothing changed.
+    waited = [line for line in stdout.splitlines() if " records complete (" in line]
+    assert waited[0] == "round 1: 0 of 6 records complete (6 needed)", waited
+    assert re.fullmatch(
+        r"round 1: 6 of 6 records complete \(6 needed\); submitted: sim-1 \d+ of 4, .*", waited[-1]
+    ), waited
+    assert all(a != b for a, b in itertools.pairwise(waited)), waited

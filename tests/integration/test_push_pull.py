@@ -162,6 +162,50 @@ def test_push_simulate_pull_end_to_end(tmp_path, data_dir, external):
     assert submitted == 2 * len(tasks)
 
 
+def test_simulated_annotators_answer_from_an_answer_key_and_leave_what_it_lacks(
+    tmp_path, data_dir, external
+):
+    """The key says the opposite of the candidates' gold: answers follow the key; the tasks
+    whose candidates it lacks stay unanswered, and progress counts them pending."""
+    tag = uuid.uuid4().hex[:6]
+    argilla = ArgillaConfig(dataset=f"ak{tag}-{{trait}}-k{{k}}", min_submitted=2)
+    ws, tasks = _workspace(tmp_path / "ws", data_dir, argilla, pairs=6, triples=0)
+    faithful = ws.config.annotation.simulation.model_copy(
+        update={"noise": 0.0, "position_bias": 0.0, "length_bias": 0.0}
+    )
+    annotation = ws.config.annotation.model_copy(update={"simulation": faithful})
+    ws = Workspace(ws.root, ws.config.model_copy(update={"annotation": annotation}))
+    with ws.store() as store:
+        by_id = {c.id: c for c in store.candidates()}
+    key = tmp_path / "key.jsonl"  # outside the workspace
+    with key.open("w", encoding="utf-8") as out:
+        for task in tasks[:4]:
+            for c in (by_id[i] for i in task.candidate_ids):
+                value = 1 if c.gold["honesty"] == 1.0 else 5
+                out.write(
+                    json.dumps(
+                        {"prompt": c.prompt, "response": c.response, "values": {"honesty": value}}
+                    )
+                    + "\n"
+                )
+    workflows.push(ws)
+    report = workflows.simulate(ws, 3, answers=workflows.answer_key(ws, key))
+    assert report.skipped == {"a candidate has no honesty value in the answer key": 2}
+    assert sum(report.answered.values()) == 2 * 4 and report.behaviour == {"answer key": 8}
+
+    workflows.pull(ws)
+    with ws.store() as store:
+        judgements = list(store.judgements())
+    assert {j.task_id for j in judgements} == {t.id for t in tasks[:4]}
+    for j in judgements:
+        (best,) = [r.candidate_id for r in j.ranking if r.rank == 1]
+        assert by_id[best].gold["honesty"] == 0.0  # the key's choice, not gold's
+        assert j.ratings[best] == {"honesty": 5.0}
+    (progress,) = workflows.annotation_progress(ws, round_=0)
+    assert (progress.records, progress.completed, progress.pending) == (6, 4, 2)
+    assert sum(c["submitted"] for c in progress.annotators.values()) == 8
+
+
 def test_a_response_to_a_record_without_task_is_dropped_and_counted(tmp_path, data_dir, external):
     tag = uuid.uuid4().hex[:6]
     argilla = ArgillaConfig(dataset=f"dr{tag}-{{trait}}-k{{k}}", min_submitted=1)

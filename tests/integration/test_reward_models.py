@@ -98,6 +98,32 @@ def test_overfits_a_handful_of_pairs_and_reloads_with_the_same_rewards(tmp_path)
     assert manifest["trait"] == "honesty" and manifest["max_length"] == 64
 
 
+def test_small_data_trains_at_most_max_epochs_and_reports_its_steps(tmp_path):
+    # 6 pairs in one batch: min_steps 20 asks for 20 epochs, max_epochs allows 3
+    pairs = truthfulqa_pairs(6)
+    config = RewardConfig(**{**FAST, "min_steps": 20, "max_epochs": 3.0})
+    logged, progress = [], []
+    result = fit(
+        pairs,
+        config,
+        tmp_path / "m",
+        "honesty",
+        trait_prefix=False,
+        log=logged.append,
+        progress=lambda *update: progress.append(update),
+    )
+    assert (result.pairs, result.epochs, result.steps, result.epochs_capped) == (6, 3.0, 3, True)
+    assert result.pairs_seen == 18
+    assert (
+        "honesty: 6 pairs x 3 epochs, about 3 steps: reward.min_steps (20) asked for 26.7 "
+        "epochs; capped by reward.max_epochs (3)"
+    ) in logged
+    label = "training honesty (6 pairs x 3 epochs), steps"
+    assert progress == [(label, n, 3) for n in range(4)]
+    manifest = json.loads((tmp_path / "m" / "traitforge-reward.json").read_text())
+    assert manifest["training"]["pairs"] == 6 and manifest["training"]["epochs_capped"] is True
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A two-trait dataset, and per-trait models trained on it through the CLI."""
@@ -118,6 +144,8 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
     out = root / "models"
     result = run_cli("train", "--data", str(data), "--out", str(out), "--config", str(config))
     assert "pairs have a side longer than 64 tokens" in result.stdout  # reported up front
+    # distinct pairs and epochs apart (min_steps 0: reward.epochs as configured)
+    assert "honesty: 16 pairs x 2 epochs (4 steps)" in result.stdout
     return data, out, config
 
 

@@ -3,6 +3,7 @@ message, all without a server."""
 
 from __future__ import annotations
 
+import html
 import socket
 from datetime import UTC
 
@@ -11,17 +12,26 @@ import pytest
 from traitforge.annotators.argilla.client import ArgillaAPI, ArgillaError
 from traitforge.annotators.argilla.datasets import RemoteDataset, record_item
 from traitforge.annotators.argilla.pull import presented_order_of
+from traitforge.annotators.argilla.push import queue_position
 from traitforge.annotators.records import (
     CANDIDATE_ORDER,
     PREFERENCE,
+    PROMPT_TEMPLATE,
     RANKING,
     DatasetLayout,
     InvalidResponse,
     group_tasks,
+    preference_description,
+    preference_title,
     presented_order,
+    rating_description,
     rating_question,
+    rating_title,
     render_prompt,
     response_judgement,
+    script_safe,
+    shown_responses,
+    side_by_side_template,
     suggested_values,
     task_record,
 )
@@ -387,3 +397,116 @@ def test_trait_spec_fixture_has_default_scale(traits):
     # The assertions above assume the shipped 1..5 honesty scale.
     assert isinstance(traits["honesty"], TraitSpec)
     assert (traits["honesty"].scale.min, traits["honesty"].scale.max) == (1, 5)
+
+
+SYCOPHANCY = TraitSpec(
+    name="sycophancy",
+    description="The response flatters a user's false belief instead of correcting it.",
+    guidelines="Rate higher the more the response goes along with the false belief.",
+    polarity="negative",
+    scale=RatingScale(labels={1: "corrects the false belief", 5: "endorses the false belief"}),
+)
+
+
+def test_questions_are_worded_from_the_traits_polarity_and_adjective(traits):
+    honesty = traits["honesty"]  # the default config gives it the adjective "honest"
+    named = SYCOPHANCY.model_copy(update={"adjective": "sycophantic"})
+    assert preference_title(honesty, 2) == "Which response is more honest?"
+    assert preference_title(named, 2) == "Which response is less sycophantic?"
+    assert preference_title(named, 3) == "Rank the responses, least sycophantic first"
+    # No adjective: the trait name cannot be inflected, so it stays a noun.
+    assert preference_title(SYCOPHANCY, 2) == "Which response shows less sycophancy?"
+    assert preference_title(SYCOPHANCY, 3) == "Rank the responses by sycophancy, least first"
+    plain = SYCOPHANCY.model_copy(update={"name": "user_flattery", "polarity": "positive"})
+    assert preference_title(plain, 2) == "Which response shows more user flattery?"
+    assert preference_description(named).endswith("Less sycophantic is better.")
+    # The rating title carries what the ends of the scale mean (the options are bare numbers).
+    assert rating_title(named, 1) == (
+        "How sycophantic is response B? (1 = corrects the false belief … 5 = endorses the "
+        "false belief)"
+    )
+    unlabelled = SYCOPHANCY.model_copy(update={"scale": RatingScale()})
+    assert rating_title(unlabelled, 0) == (
+        "How much sycophancy does response A show? (1 = least … 5 = most)"
+    )
+    assert rating_description(named) == "1: corrects the false belief; 5: endorses the false belief"
+
+
+def test_overlong_anchors_keep_the_titles_within_what_argilla_accepts():
+    long = SYCOPHANCY.model_copy(
+        update={"scale": RatingScale(labels={1: "x" * 400, 5: "y" * 400, 3: "z" * 900})}
+    )
+    assert rating_title(long, 0) == (
+        "How much sycophancy does response A show? (1 = least … 5 = most)"
+    )
+    assert len(rating_description(long)) == 1000
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "very\nsycophantic", "s" * 41])
+def test_an_adjective_must_be_a_short_phrase(bad):
+    with pytest.raises(ValueError, match="short phrase on one line"):
+        TraitSpec.model_validate({**SYCOPHANCY.model_dump(), "adjective": bad})
+
+
+def test_the_guidelines_ask_the_worded_question_and_explain_team_progress(traits):
+    members = _candidates()
+    task = _task(members)
+    layout = _layout(task)
+    text = layout.guidelines(traits, min_submitted=2)
+    assert "answer *Which response is more honest?*" in text
+    assert "completed once 2 answers are submitted" in text
+    assert "team progress" not in layout.guidelines(traits, min_submitted=1)
+
+
+HOSTILE = "</script><img src=x onerror=alert(1)> costs $' and #TEMPLATE# & <!-- more"
+
+
+def test_side_by_side_records_hold_escaped_text_only(traits):
+    members = [
+        Candidate(prompt=f"Q {HOSTILE}", response=f"{text} {HOSTILE}", source="s<b>", model="m$")
+        for text, _ in ANSWERS[:2]
+    ]
+    by_id = {c.id: c for c in members}
+    task = _task(members)
+    layout = DatasetLayout.for_tasks(TEMPLATE, [task], "side-by-side")
+    assert layout.field_names == ["prompt", "responses"]
+    draft = task_record(task, by_id, traits, layout)
+    assert set(draft.fields) == {"prompt", "responses"}
+    items = draft.fields["responses"]["items"]
+    assert [i["title"] for i in items] == ["Response A", "Response B"]
+    # Nothing in the record can end Argilla's <script>, expand in its replace or fake its
+    # template marker; the escaped text reads back as the literal response.
+    sent = repr(record_item(draft, RemoteDataset("d", "n", {}, {"source", "model"}, None)))
+    assert not [c for c in ("<", "$", "#TEMPLATE#") if c in sent]
+    order = presented_order(task)
+    assert shown_responses(draft.fields, 2) == [by_id[c].response for c in order]
+    assert draft.fields["prompt"]["text"] == script_safe(f"Q {HOSTILE}")
+    assert html.unescape(draft.fields["prompt"]["text"]) == f"Q {HOSTILE}"
+    assert draft.metadata["source"] == ["s&lt;b&gt;"] and draft.metadata["model"] == ["m&#36;"]
+    # The stacked layout keeps plain (markdown) text fields.
+    stacked = task_record(task, by_id, traits, _layout(task))
+    assert shown_responses(stacked.fields, 2) == [by_id[c].response for c in order]
+    assert stacked.fields["prompt"] == f"Q {HOSTILE}"
+
+
+def test_the_side_by_side_template_shows_one_column_per_response_unescaped_only_by_us():
+    template = side_by_side_template(3)
+    assert "repeat(3,minmax(0,1fr))" in template
+    # triple braces insert the text we escaped; nothing in the template itself that Argilla's
+    # String.replace would expand
+    assert "{{{this.text}}}" in template and "$" not in template and "#TEMPLATE#" not in template
+    assert "{{{record.fields.prompt.text}}}" in PROMPT_TEMPLATE
+
+
+def test_records_are_queued_by_round_then_task_id_never_by_gold():
+    tasks = []
+    for i in range(6):
+        members = [
+            Candidate(prompt=f"{Q} ({i})", response=text, source="t") for text, _ in ANSWERS[:2]
+        ]
+        tasks.append(_task(members).model_copy(update={"round": i % 2, "gold_check": i < 3}))
+    queued = sorted(tasks, key=queue_position)
+    assert [t.round for t in queued] == [0, 0, 0, 1, 1, 1]
+    assert [t.id for t in queued[:3]] == sorted(t.id for t in tasks if t.round == 0)
+    flipped = [t.model_copy(update={"gold_check": not t.gold_check}) for t in tasks]
+    assert [t.id for t in sorted(flipped, key=queue_position)] == [t.id for t in queued]

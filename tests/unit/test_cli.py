@@ -270,3 +270,63 @@ def test_push_with_no_tasks_says_how_to_get_some(workspace: Workspace) -> None:
     said = " ".join(result.stdout.split())
     assert f"Nothing to push: {workspace.root} holds no comparison tasks" in said
     assert "`traitforge curate --budget N" in said
+
+
+def test_ingest_says_which_columns_became_metadata_and_which_traits_were_restated(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "project.yaml"
+    config.write_text("ingest:\n  mapping:\n    trait: trait\n", encoding="utf-8")
+    source = tmp_path / "rows.jsonl"
+    rows = [
+        {"prompt": "Can pigs fly?", "response": "No.", "trait": "honesty", "topic": MARKUP},
+        {"prompt": "Can pigs fly?", "response": "Yes.", "trait": "honesty", "reviewer": "ann"},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ws = str(tmp_path / "ws")
+
+    first = runner.invoke(app, ["ingest", "-f", "jsonl", "-w", ws, "-c", str(config), str(source)])
+    assert first.exit_code == 0, first.output
+    said = " ".join(first.stdout.split())
+    assert "rows.jsonl: columns kept as metadata: topic, reviewer" in said
+    assert "restated" not in said and "other traits" not in said
+
+    rows[1]["trait"] = ["honesty", "harmlessness"]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    again = runner.invoke(app, ["ingest", "-f", "jsonl", "-w", ws, str(source)])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.stdout.split())
+    assert (
+        "rows.jsonl: 1 stored candidate states other traits now; its traits were updated "
+        "(ids, scores and tasks kept)"
+    ) in said
+
+
+def test_loop_answers_need_simulated_annotators(tmp_path: Path) -> None:
+    key = tmp_path / "key.jsonl"
+    key.write_text('{"prompt": "p", "response": "r", "values": {"honesty": 4}}\n')
+    result = runner.invoke(app, ["loop", "--answers", str(key), "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 2, result.output
+    assert "--answers is what simulated annotators answer: add --simulate N" in " ".join(
+        result.stderr.split()
+    )
+    assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["loop", "--simulate", "2"]])
+def test_a_bad_answer_key_is_one_error_line_before_any_work(
+    tmp_path: Path, command: list[str]
+) -> None:
+    key = tmp_path / f"{EMOJI} key.jsonl"
+    good = {"prompt": MARKUP, "response": "r", "values": {"honesty": 4}}
+    key.write_text(json.dumps(good) + "\n" + json.dumps({**good, "values": {"honesty": 9}}) + "\n")
+    ws = tmp_path / "ws"
+    # An external server nobody listens on: a request would fail with another error.
+    env = {"ARGILLA_API_URL": "http://127.0.0.1:9", "ARGILLA_API_KEY": "not-a-key"}
+    result = runner.invoke(app, [*command, "--answers", str(key), "-w", str(ws)], env=env)
+    _assert_error_line(
+        result,
+        f"{key}, line 2, field 'values.honesty': expected a rating on honesty's scale (1..5)",
+        "got 9",
+    )
+    assert not (ws / "rounds").exists()

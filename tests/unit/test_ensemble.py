@@ -118,12 +118,12 @@ def test_comparisons_read_rankings_with_ties_in_task_order():
 
 def test_before_any_answer_the_classifiers_uncertainty_ranks_pairs_and_alike_pairs_score_low():
     probability = {"sure-good": 0.9, "sure-bad": 0.1, "also-good": 0.9, "mid-a": 0.6, "mid-b": 0.4}
-    acquisition = Acquisition(probability, None, {}, 0)
+    acquisition = Acquisition(probability, None, {}, 0, ["embedding-logreg.v1"])
     groups = [("sure-good", "sure-bad"), ("sure-good", "also-good"), ("mid-a", "mid-b")]
     sure, alike, unsure = acquisition.score(groups)
     assert unsure.score > alike.score > sure.score
     assert alike.tie == pytest.approx(0.82)  # both look good: likely a tie
-    assert "classifiers" in acquisition.source
+    assert acquisition.source == "trait scores of embedding-logreg.v1 (no answers yet)"
 
 
 def _acquisition(phi, answers, probability):

@@ -4,6 +4,7 @@ httpx.MockTransport) and the runner's resume logic (against a small fake generat
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import threading
@@ -31,6 +32,7 @@ from traitforge.curation.generation import (
     sample_seed,
     work_key,
 )
+from traitforge.curation.generation import local as local_module
 from traitforge.curation.generation.endpoint import display_url
 from traitforge.curation.generation.local import PACKAGED_GGUF, ModelSource, resolve_local_model
 from traitforge.errors import ConfigError, InputError, TraitforgeError
@@ -585,3 +587,57 @@ def test_candidates_and_their_work_keys_commit_together(store, tmp_path, monkeyp
         )
     # Had the candidates been committed on their own, a re-run would sample them again.
     assert list(store.candidates()) == []
+
+
+@pytest.fixture
+def transformers_bars_on():
+    """transformers' bars as a fresh process has them (on), restored afterwards."""
+    from transformers.utils import logging as transformers_logging
+
+    was = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()
+    yield
+    if was:
+        transformers_logging.enable_progress_bar()
+    else:
+        transformers_logging.disable_progress_bar()
+
+
+def _drawn(bar) -> str:
+    """What a tqdm-like class writes while counting to 3."""
+    out = io.StringIO()
+    for _ in bar(range(3), file=out, desc="bar", mininterval=0):
+        pass
+    return out.getvalue()
+
+
+def test_loading_a_local_model_draws_no_tqdm_bar_beneath_our_display(transformers_bars_on):
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as transformers_logging
+
+    assert "bar" in _drawn(transformers_logging.tqdm)  # "Loading weights", "Writing shards"
+    local_module.silence_progress_bars()
+    assert _drawn(transformers_logging.tqdm) == "" and are_progress_bars_disabled()
+    # The GGUF conversion's own tqdm ignores that switch, except while we convert.
+    conversion_bar = gguf_utils.tqdm
+    assert "bar" in _drawn(gguf_utils.tqdm)
+    with local_module._gguf_bar_follows_transformers():
+        assert _drawn(gguf_utils.tqdm) == ""
+    assert gguf_utils.tqdm is conversion_bar
+
+
+def test_a_prompt_rows_traits_carry_to_its_samples_and_are_checked(store, tmp_path):
+    base = _config(n=2)
+    config = base.model_copy(
+        update={"ingest": base.ingest.model_copy(update={"mapping": FieldMapping(trait="trait")})}
+    )
+    rows = [{"prompt": "Can pigs fly?", "trait": "honesty"}, {"prompt": "Hi?", "trait": ""}]
+    generate_file(
+        store, config, _prompts(tmp_path, rows), tmp_path / "q", generator=FakeGenerator()
+    )
+    traits = {(c.prompt, tuple(c.traits)) for c in store.candidates()}
+    assert traits == {("Can pigs fly?", ("honesty",)), ("Hi?", ())}
+    bad = _prompts(tmp_path, [{"prompt": "Who are you?", "trait": "tact"}], "bad.jsonl")
+    with pytest.raises(InputError, match=r"bad\.jsonl, line 1, field 'trait'.*define 'tact'"):
+        generate_file(store, config, bad, tmp_path / "q", generator=FakeGenerator())

@@ -29,6 +29,7 @@ from traitforge.schemas import (
 
 OLD_ROUND = Path(__file__).parent / "data" / "round-before-typed-results.json"
 TIES_HEADER = ["Trait", "Answers", "Tied", "Share tied", "Tasks with only ties"]
+FEW = "(n=8: too few test pairs for a meaningful interval)"
 
 
 def section_of(page: str, anchor: str) -> str:
@@ -62,9 +63,11 @@ def test_full_report_has_every_section_and_a_summary(page):
     summary = re.search(r'<p class="summary">(.*?)</p>', page, re.S).group(1)
     assert "/data/tf-workspace" in summary and "3 rounds so far" in summary
     assert "240 labels" in summary and "165 pairs" in summary
-    # 7.5 of 8 pairs right against a length baseline of 5 of 8
-    assert "round 3): accuracy 93.8% [81.2%, 100.0%]" in summary
-    assert "length baseline of 62.5% (+31.2 points)" in summary
+    # 7.5 of 8 pairs right against a length baseline of 5 of 8; 8 pairs are too few for an
+    # interval worth printing
+    assert f"round 3): accuracy 93.8% {FEW}" in summary
+    assert "[81.2%, 100.0%]" not in summary
+    assert "length baseline of 62.5% (+31.2 points), on gold pairs of held-out prompts" in summary
     assert "covers round" not in summary
     assert "<title>traitforge loop report: /data/tf-workspace</title>" in page
 
@@ -99,7 +102,7 @@ def test_pipeline_tables_the_latest_rounds_ties_per_trait_apart_from_drops(page)
 def test_rounds_table_puts_the_length_baseline_beside_each_accuracy(page):
     rounds = section_of(page, "rounds")
     header, *body = _rows(rounds)
-    assert header[:9] == [
+    assert header[:10] == [
         "Round",
         "Labels",
         "Pairs",
@@ -109,26 +112,29 @@ def test_rounds_table_puts_the_length_baseline_beside_each_accuracy(page):
         "Tied answers",
         "Accuracy [CI]",
         "Length baseline",
+        "Evaluated on",
     ]
-    assert header[9:] == ["harmlessness", "honesty"]
+    assert header[10:] == ["harmlessness", "honesty"]
     assert "Per trait: accuracy (length baseline on the same pairs)." in rounds
     first, second, third = body
     assert first[:6] == ["1", "80", "55", "40", "embedding-logreg.v1", "uncertainty"]
     # round 1 has no tie record (as in a round.json written before ties were counted)
-    assert first[6:] == ["-", "not yet", "not yet", "-", "-"]
+    assert first[6:] == ["-", "not yet", "not yet", "-", "-", "-"]
     assert second[4] == "embedding-logreg.v1\nlinguistic.v1"
     # tied answers of both traits together, after each round
     assert second[6] == "20 of 160 (12.5%)" and third[6] == "24 of 240 (10.0%)"
     # a length-lover is the length baseline, overall and per trait
-    assert second[7:] == ["62.5% [25.0%, 87.5%]", "62.5%", "75.0% (75.0%)", "50.0% (50.0%)"]
-    assert third[7:] == ["93.8% [81.2%, 100.0%]", "62.5%", "87.5% (75.0%)", "100.0% (50.0%)"]
+    # round 2's record predates `evaluated_on`: its pair count stands in
+    assert second[7:] == [f"62.5% {FEW}", "62.5%", "8 pairs", "75.0% (75.0%)", "50.0% (50.0%)"]
+    assert third[7:] == [f"93.8% {FEW}", "62.5%", "gold: 8", "87.5% (75.0%)", "100.0% (50.0%)"]
     assert rounds.count("data:image/png;base64,") == 1
 
 
 def test_latest_round_reuses_the_reward_report_sections(page):
     latest = section_of(page, "latest")
     assert "Latest reward model (round 3)" in latest and "rounds/3/model" in latest
-    assert "8 pairs" in latest and "No generalization matrix" not in latest
+    assert "evaluated on gold pairs of held-out prompts (8 pairs)" in latest
+    assert "No generalization matrix" not in latest
     assert "93.8%" in section_of(page, "accuracy")
     assert 'class="verdict ok"' in section_of(page, "shortcuts")
     matrix = section_of(page, "matrix")
@@ -305,3 +311,75 @@ def test_the_rounds_export_step_keeps_the_tie_counts_for_the_report(workspace):
     assert _rows(section_of(page, "rounds"))[1][6] == "1 of 3 (33.3%)"
     old = json.loads(OLD_ROUND.read_text(encoding="utf-8"))
     assert "ties" not in old and LoopRound.model_validate(old).ties == {}
+
+
+def test_latest_round_tables_training_pairs_apart_from_epochs_and_says_when_capped(page):
+    latest = section_of(page, "latest")
+    rows = _rows(latest)
+    assert rows[0] == ["Model", "Training pairs", "Epochs", "Steps", "Seconds"]
+    assert rows[1:] == [
+        ["harmlessness", "75", "12.8", "60", "41.0"],
+        ["honesty", "26", "20.0 (capped)", "40", "17.5"],
+    ]
+    assert "Epochs capped at reward.max_epochs for honesty" in latest
+    assert "959" not in latest  # never pairs x epochs as if it were pairs
+
+
+def _gold_free(second: LoopRound) -> WorkspaceReportData:
+    """Round 1 evaluated on annotated pairs of held-out prompts; round 2 as given."""
+    data = report_data()
+    first = data.rounds[2].model_copy(
+        update={"round": 1, "matrix": None, "evaluated_on": {"held-out judgements": 8}}
+    )
+    data.rounds = [first, second]
+    return data
+
+
+def test_a_gold_free_round_says_it_was_evaluated_on_held_out_judgements():
+    data = _gold_free(LoopRound(round=2, tasks=10, judgements_total=40, pairs={"honesty": 30}))
+    data.rounds = data.rounds[:1]
+    page = render_workspace_report(data)
+    summary = re.search(r'<p class="summary">(.*?)</p>', page, re.S).group(1)
+    assert "on annotators&#x27; pairs of held-out prompts (8 pairs)." in summary
+    assert _rows(section_of(page, "rounds"))[1][9] == "held-out judgements: 8"
+    latest = html.unescape(section_of(page, "latest"))
+    assert "evaluated on annotators' pairs of held-out prompts (8 pairs)" in latest
+
+
+def test_a_round_with_nothing_to_evaluate_on_says_why_and_what_to_do():
+    why = (
+        "no gold labels and no annotated test prompts: raise export.test_fraction or "
+        "annotate more prompts"
+    )
+    second = LoopRound(
+        round=2,
+        tasks=10,
+        judgements_total=40,
+        pairs={"honesty": 30},
+        model="rounds/2/model",
+        evaluation_note=why,
+    )
+    page = html.unescape(render_workspace_report(_gold_free(second)))
+    rounds = section_of(page, "rounds")
+    assert f"Round 2: no evaluation: {why}." in rounds
+    row = _rows(rounds)[2]
+    assert row[7:10] == ["none", "none", "none"]
+    summary = re.search(r'<p class="summary">(.*?)</p>', page, re.S).group(1)
+    assert "Latest reward model (round 1)" in summary
+    assert f"Round 2: no evaluation: {why}." in summary
+
+    alone = _gold_free(second)
+    alone.rounds = [second.model_copy(update={"round": 1})]
+    summary = re.search(
+        r'<p class="summary">(.*?)</p>', html.unescape(render_workspace_report(alone)), re.S
+    ).group(1)
+    assert f"No reward model has been evaluated yet: {why}." in summary
+
+
+def test_a_partly_evaluated_round_names_the_traits_it_lacks():
+    note = "not evaluated on sycophancy: no gold labels and no annotated test prompts: ..."
+    data = report_data()
+    data.rounds[2] = data.rounds[2].model_copy(update={"evaluation_note": note})
+    page = html.unescape(render_workspace_report(data))
+    assert f"Round 3: {note}." in section_of(page, "rounds")
+    assert f"<p>{note}.</p>" in section_of(page, "latest")

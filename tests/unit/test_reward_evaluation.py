@@ -15,8 +15,15 @@ import numpy as np
 import pytest
 
 from traitforge.cli import render
+from traitforge.reporting import fmt_pct_ci
 from traitforge.reward.card import model_card
-from traitforge.reward.evaluation import calibration, evaluate, generalization_matrix
+from traitforge.reward.evaluation import (
+    MIN_INTERVAL_PAIRS,
+    calibration,
+    evaluate,
+    generalization_matrix,
+    interval_note,
+)
 from traitforge.reward.pairs import PairsError, RewardPair
 from traitforge.reward.report import render_report
 
@@ -358,3 +365,42 @@ def test_generalization_matrix_is_models_by_traits():
     assert 0.0 <= low <= 0.75 <= high <= 1.0
     # every model is asked about the column's trait, chosen then rejected
     assert seen == [["harmlessness"]] * 2 + [["honesty"] * 4] * 2
+
+
+# -- too few pairs for an interval ------------------------------------------------------------
+
+
+def test_too_few_test_pairs_for_an_interval_is_said_in_the_cli_report_and_card(capsys):
+    few = evaluate(perfect_reward, PAIRS[:4], bootstrap_samples=200)
+    assert few.accuracy_ci == [1.0, 1.0]  # the numbers stay in the result (eval.json, --json)
+    note = "n=4: too few test pairs for a meaningful interval"
+
+    render.print_evaluation(few)
+    out = " ".join(capsys.readouterr().out.split())  # the table may wrap a long cell
+    assert note in out and "n=3: too few test pairs" in out  # overall, and honesty's 3
+    assert "[100.0%, 100.0%]" not in out
+    page = render_report("evaluation", evaluation=few)
+    assert f"pairwise accuracy on 4 pairs, {note}; length baseline" in page
+    assert "<td>n=3: too few test pairs for a meaningful interval</td>" in page
+    assert "[100.0%, 100.0%]" not in page
+    card = model_card([], few, {}, {})
+    assert f"- Pairwise accuracy: 100.0% ({note}) on 4 pairs" in card
+    assert "| honesty | 3 | 100.0% (n=3: too few test pairs for a meaningful interval) |" in card
+
+
+def test_from_min_interval_pairs_on_the_interval_is_printed(capsys):
+    assert MIN_INTERVAL_PAIRS == 30 and interval_note(30) is None
+    assert interval_note(29) == "n=29: too few test pairs for a meaningful interval"
+    enough = evaluate(length_reward, MANY, bootstrap_samples=200)  # 40 pairs
+    render.print_evaluation(enough)
+    out = capsys.readouterr().out
+    assert "too few test pairs" not in out
+    shown = fmt_pct_ci(enough.accuracy, enough.accuracy_ci)
+    assert shown in model_card([], enough, {}, {}) and "[" in shown
+    assert shown in " ".join(out.split())
+
+
+def test_the_card_names_trained_traits_the_evaluation_had_no_pairs_of():
+    card = model_card([], evaluate(length_reward, PAIRS), {}, {}, untested=["sycophancy"])
+    assert "Not evaluated, no test pairs: sycophancy." in card
+    assert "no test pairs" not in model_card([], evaluate(length_reward, PAIRS), {}, {})

@@ -18,6 +18,7 @@ from traitforge.annotators.server.embedded.search_rows import (
     in_range,
     response_value,
     seeded_random,
+    shuffles_per_user,
     similarity_scores,
     term_equals,
     text_score,
@@ -100,6 +101,14 @@ def test_each_annotator_gets_a_stable_shuffle_of_its_own():
     assert 0.0 <= first < 1.0
     others = {seeded_random(f"user-{i}", RECORD) for i in range(20)}
     assert len(others) == 20 and all(0.0 <= v < 1.0 for v in others)
+
+
+def test_annotators_share_one_queue_when_records_need_several_answers():
+    # One answer completes a record: shuffles keep annotators apart, as Elasticsearch does.
+    assert shuffles_per_user({"strategy": "overlap", "min_submitted": 1})
+    assert shuffles_per_user(None)
+    # Overlap: the same queue for everyone, so their answers meet on the same records.
+    assert not shuffles_per_user({"strategy": "overlap", "min_submitted": 2})
 
 
 def test_similarity_scores_follow_elasticsearch_cosine():

@@ -9,9 +9,15 @@ import pytest
 
 from tests.helpers.paths import TRUTHFULQA
 from traitforge.curation.ensemble import FIRST, SECOND, TIE, Comparison
-from traitforge.curation.selection import PairSelector, SelectionInputs
+from traitforge.curation.selection import (
+    UNSCORED_DETAIL,
+    UNSCORED_FALLBACK,
+    GoldChecks,
+    PairSelector,
+    SelectionInputs,
+)
 from traitforge.curation.sources import Parsed, source_format
-from traitforge.schemas import Scores, SelectionConfig
+from traitforge.schemas import Candidate, Scores, SelectionConfig
 
 N_PROMPTS = 60
 
@@ -235,7 +241,8 @@ def test_epistemic_strategies_learn_from_ties_and_ask_fewer_pairs_that_tie(confi
 def test_round_one_without_answers_ranks_by_the_classifiers_and_says_so(config, pool):
     tasks = _select(config, pool, 10, strategy="bald.v1", gold_fraction=0.0)
     assert len(tasks) == 10
-    assert all("trait classifiers (no answers yet)" in t.reason_detail for t in tasks)
+    assert all("(no answers yet)" in t.reason_detail for t in tasks)
+    assert all("trait scores of " in t.reason_detail for t in tasks)
     information = [float(t.reason_detail.split("information ")[1].split(" ")[0]) for t in tasks]
     assert information == sorted(information, reverse=True)
 
@@ -258,3 +265,170 @@ def test_every_configurable_strategy_is_registered_and_nothing_else():
     from traitforge.curation.selection import STRATEGIES as REGISTERED
 
     assert set(REGISTERED) == set(STRATEGIES)
+
+
+# -- which traits a prompt is asked about -----------------------------------------------------
+
+
+def _weighted(config, **weights):
+    curation = config.curation.model_copy(update={"trait_weights": weights})
+    return config.model_copy(update={"curation": curation})
+
+
+def test_a_prompts_traits_are_those_stated_then_gold_then_every_weighted_one(config):
+    def members(traits=(), gold=None):
+        return [
+            Candidate(prompt="Q?", response=r, source="t", traits=list(traits), gold=gold or {})
+            for r in ("yes", "no")
+        ]
+
+    selector = PairSelector(config)
+    # stated beats gold
+    assert selector.prompt_traits(members(["harmlessness"], {"honesty": 1.0})) == ["harmlessness"]
+    assert selector.prompt_traits(members(gold={"honesty": 1.0})) == ["honesty"]
+    assert selector.prompt_traits(members()) == ["honesty", "corrigibility", "harmlessness"]
+    # a stated trait the config no longer defines is no statement
+    assert selector.prompt_traits(members(["tact"], {"honesty": 1.0})) == ["honesty"]
+    # heaviest first, whatever order the rows name them in
+    heavy = PairSelector(_weighted(config, harmlessness=2.0))
+    assert heavy.prompt_traits(members(["honesty", "harmlessness"])) == ["harmlessness", "honesty"]
+    # a prompt stated only for a trait weighted 0 is asked about nothing, not about the others
+    off = PairSelector(_weighted(config, harmlessness=0.0))
+    assert off.prompt_traits(members(["harmlessness"])) == []
+
+
+def _world(groups, traits_of, seed=0):
+    """Candidates of `groups` prompts (two answers each), stating `traits_of(i)`, with random
+    vectors and two scorers' scores on every trait."""
+    rng = np.random.default_rng(seed)
+    candidates, scores = [], []
+    for i in range(groups):
+        for answer in ("Yes.", "No."):
+            c = Candidate(prompt=f"Question {i}?", response=answer, source="t", traits=traits_of(i))
+            candidates.append(c)
+            for trait in ("honesty", "corrigibility", "harmlessness"):
+                p = float(rng.uniform(0, 1))
+                scores.append(
+                    Scores(candidate_id=c.id, scorer="s", trait=trait, score=0, probability=p)
+                )
+    vectors = {}
+    for key in {c.prompt_id for c in candidates} | {c.id for c in candidates}:
+        v = rng.normal(size=8)
+        vectors[key] = v / np.linalg.norm(v)
+    return candidates, scores, vectors, vectors
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_prompt_is_asked_only_about_the_traits_its_rows_name(config, strategy):
+    stated = {0: ["harmlessness"], 1: ["honesty", "corrigibility"], 2: []}
+    world = _world(30, lambda i: stated[i % 3])
+    tasks = _select(config, world, 30, strategy=strategy, gold_fraction=0.0)
+    assert len(tasks) == 30
+    index = {c.prompt_id: int(c.prompt.split()[1][:-1]) for c in world[0]}
+    asked = {(t.trait, tuple(t.rated_traits)) for t in tasks if index[t.prompt_id] % 3 == 0}
+    assert asked == {("harmlessness", ())}
+    asked = {(t.trait, tuple(t.rated_traits)) for t in tasks if index[t.prompt_id] % 3 == 1}
+    assert asked == {("honesty", ("corrigibility",))}
+    asked = {(t.trait, tuple(t.rated_traits)) for t in tasks if index[t.prompt_id] % 3 == 2}
+    assert asked == {("honesty", ("corrigibility", "harmlessness"))}  # none stated: every trait
+
+
+def test_prompts_stated_only_for_a_trait_weighted_0_get_no_task(config):
+    world = _world(10, lambda i: ["harmlessness"] if i % 2 else ["honesty"])
+    tasks = _select(_weighted(config, harmlessness=0.0), world, 10, strategy="uncertainty")
+    assert len(tasks) == 5 and {t.trait for t in tasks} == {"honesty"}
+
+
+BUNDLED = (
+    ("truthfulqa", "truthfulqa/TruthfulQA.csv"),
+    ("anthropic-evals", "anthropic-evals/corrigible-more-HHH.jsonl"),
+    ("hh-rlhf", "hh-rlhf/harmless-base-test-first400.jsonl.gz"),
+)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_built_in_sources_stated_traits_select_what_their_gold_selected(
+    config, data_dir, strategy
+):
+    """The built-in sources state the trait they have gold for: the demo's selection on the
+    bundled data is the same task for task as when only gold named a prompt's traits."""
+    rng = np.random.default_rng(0)
+    candidates = []
+    for fmt, relative in BUNDLED:
+        rows = source_format(fmt).reader(data_dir / relative, config)
+        candidates += [c for o in rows if isinstance(o, Parsed) for c in o.candidates][:120]
+    assert {t for c in candidates for t in c.traits} == {
+        "honesty",
+        "corrigibility",
+        "harmlessness",
+    }
+    scores = [
+        Scores(candidate_id=c.id, scorer="s", trait=t, score=0, probability=rng.uniform())
+        for c in candidates
+        for t in c.gold
+    ]
+    vectors = {}
+    for key in sorted({c.prompt_id for c in candidates} | {c.id for c in candidates}):
+        v = rng.normal(size=8)
+        vectors[key] = v / np.linalg.norm(v)
+    unstated = [c.model_copy(update={"traits": []}) for c in candidates]
+    settings = {"strategy": strategy, "gold_fraction": 0.2, "k": 2}
+    stated_tasks = _select(config, (candidates, scores, vectors, vectors), 40, **settings)
+    gold_tasks = _select(config, (unstated, scores, vectors, vectors), 40, **settings)
+    assert len(stated_tasks) == 40
+    assert [t.model_dump() for t in stated_tasks] == [t.model_dump() for t in gold_tasks]
+
+
+# -- nothing to rank by, gold checks short ----------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_with_nothing_scored_a_ranking_strategy_says_so_and_does_what_it_can(
+    config, pool, strategy
+):
+    """No score and no answer: a strategy that ranks would take every option level, in id
+    order, as 'uncertainty'. It uses its diversity part where it has one, else draws."""
+    candidates, _scores, prompts, responses = pool
+    unscored = (candidates, [], prompts, responses)
+    settings = {"strategy": strategy, "gold_fraction": 0.0}
+
+    tasks = _select(config, unscored, 10, **settings)
+    other_seed = _select(config, unscored, 10, seed=5, **settings)
+
+    assert len(tasks) == 10
+    fallback = UNSCORED_FALLBACK.get(strategy)
+    if fallback is None:  # random and diversity need no scores: they run as configured
+        assert strategy in ("random", "diversity")
+        assert {t.reason for t in tasks} == {strategy}
+        assert not {t.reason_detail for t in tasks} & set(UNSCORED_DETAIL.values())
+        return
+    assert {(t.reason, t.reason_detail) for t in tasks} == {(fallback, UNSCORED_DETAIL[fallback])}
+    if fallback == "random":
+        assert {t.id for t in tasks} != {t.id for t in other_seed}  # drawn, not in id order
+    else:
+        plain = _select(config, unscored, 10, strategy="diversity", gold_fraction=0.0)
+        assert [t.id for t in tasks] == [t.id for t in plain]
+    scored = _select(config, pool, 10, **settings)
+    assert not {t.reason_detail for t in scored} & set(UNSCORED_DETAIL.values())
+
+
+def test_an_epistemic_strategy_with_answers_needs_no_scores(config, pool):
+    candidates, _scores, prompts, responses = pool
+    unscored = (candidates, [], prompts, responses)
+    first = _select(config, unscored, 10, round_=1, strategy="random", gold_fraction=0.0)
+    answers = _gold_answers(pool, first)
+    second = _select(config, unscored, 10, first, 2, answers, strategy="bald.v1", gold_fraction=0)
+    assert second and {t.reason for t in second} == {"epistemic"}
+
+
+def test_the_selector_counts_gold_checks_wanted_possible_and_made(config, pool):
+    candidates, scores, prompts, responses = pool
+    settings = SelectionConfig(strategy="uncertainty", gold_fraction=0.5)
+    curation = config.curation.model_copy(update={"selection": settings})
+    selector = PairSelector(config.model_copy(update={"curation": curation}))
+    selector.process(SelectionInputs(candidates, scores, prompts, responses), 10, 0)
+    assert selector.gold_checks == GoldChecks(budget=10, wanted=5, available=N_PROMPTS, made=5)
+    few = [c for c in candidates if c.prompt_id in sorted(prompts)[:2]]  # two with gold
+    no_gold = [c.model_copy(update={"gold": {}}) for c in candidates if c not in few]
+    selector.process(SelectionInputs(few + no_gold, scores, prompts, responses), 10, 0)
+    assert selector.gold_checks == GoldChecks(budget=10, wanted=5, available=2, made=2)

@@ -194,3 +194,27 @@ def test_truthfulqa_with_wrong_columns_explains_the_format(tmp_path, config, sto
     path.write_text("question,answer\nWhy?,Because\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"tqa\.csv, line 2, field 'Type'.*use --format csv"):
         ingest_file(store, config, "truthfulqa", path, tmp_path / "q")
+
+
+BUILT_IN = [
+    ("truthfulqa", "truthfulqa/TruthfulQA.csv", "honesty"),
+    ("anthropic-evals", "anthropic-evals/corrigible-more-HHH.jsonl", "corrigibility"),
+    ("hh-rlhf", "hh-rlhf/harmless-base-test-first400.jsonl.gz", "harmlessness"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "relative", "trait"), BUILT_IN, ids=[b[0] for b in BUILT_IN])
+def test_a_source_made_for_one_trait_states_it_when_the_project_defines_it(
+    data_dir, config, fmt, relative, trait
+):
+    candidates = [
+        c
+        for o in _outcomes(fmt, data_dir / relative, config)
+        if isinstance(o, Parsed)
+        for c in o.candidates
+    ]
+    assert candidates and all(c.traits == [trait] for c in candidates)
+    # a project without the trait: nothing stated (its gold label is kept, as before)
+    others = config.model_copy(update={"traits": [t for t in config.traits if t.name != trait]})
+    unstated = [o for o in _outcomes(fmt, data_dir / relative, others) if isinstance(o, Parsed)]
+    assert all(c.traits == [] and trait in c.gold for o in unstated for c in o.candidates)

@@ -509,6 +509,189 @@ def test_metadata_values_json_cannot_hold_become_strings(
     assert candidate.metadata == {"collected": "2024-01-02", "votes": 4}
 
 
+def test_ingest_report_names_the_columns_kept_as_metadata(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    rows = [
+        {"prompt": "Q?", "response": "A.", "topic": "science", "truthful": 1},
+        {"prompt": "Q?", "response": "B.", "reviewer": "ann", "truthful": 0},
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+
+    report = ingest(
+        store, "jsonl", path, quarantine_dir, FieldMapping(gold={"honesty": "truthful"})
+    )
+
+    # first-seen order, the mapped gold column left out
+    assert report.metadata_columns == ["topic", "reviewer"]
+    listed = ingest(store, "jsonl", path, quarantine_dir, FieldMapping(metadata=["reviewer"]))
+    assert listed.metadata_columns == ["reviewer"]
+
+
+# -- traits per row ---------------------------------------------------------------------------
+
+TRAIT = FieldMapping(trait="trait")
+
+# format -> the trait cells of three rows: one name, two names, none (an empty cell or list)
+TRAIT_CELLS: dict[str, list[Any]] = {
+    "jsonl": ["honesty", ["honesty", "harmlessness"], None],
+    "csv": ["honesty", '["honesty", "harmlessness"]', ""],
+    "parquet": [["honesty"], ["honesty", "harmlessness"], []],
+    "hf": [["honesty"], ["honesty", "harmlessness"], []],
+}
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_a_trait_column_names_each_rows_traits_in_every_format(
+    tmp_path: Path, store: Store, quarantine_dir: Path, fmt: str
+) -> None:
+    rows = [
+        {"prompt": "Is the Earth flat?", "response": r, "trait": cell, "topic": "geo"}
+        for r, cell in zip(("No.", "Yes.", "Maybe."), TRAIT_CELLS[fmt], strict=True)
+    ]
+    path = write_rows(tmp_path, fmt, rows)
+
+    report = ingest(store, fmt, path, quarantine_dir, TRAIT)
+
+    assert report.new == 3
+    got = by_response(store)
+    assert got["No."].traits == ["honesty"]
+    assert got["Yes."].traits == ["honesty", "harmlessness"]
+    assert got["Maybe."].traits == []  # not stated
+    assert all(c.metadata == {"topic": "geo"} for c in got.values())  # the column is mapped
+    assert report.metadata_columns == ["topic"]
+
+
+def test_without_a_trait_mapping_a_trait_column_is_metadata(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "Q?", "response": "A.", "trait": "x"}])
+
+    ingest(store, "jsonl", path, quarantine_dir)
+
+    [candidate] = stored(store)
+    assert (candidate.traits, candidate.metadata) == ([], {"trait": "x"})
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_unknown_trait_names_file_line_column_value_and_the_known_traits(
+    tmp_path: Path, store: Store, quarantine_dir: Path, fmt: str
+) -> None:
+    rows = [
+        {"prompt": "Q?", "response": "A.", "trait": "honesty"},
+        {"prompt": "Q?", "response": "B.", "trait": "sycophancy"},
+    ]
+    path = write_rows(tmp_path, fmt, rows)
+
+    with pytest.raises(InputError) as caught:
+        ingest(store, fmt, path, quarantine_dir, TRAIT)
+
+    line = 3 if fmt == "csv" else 2  # below the header, or the second line
+    assert str(caught.value) == (
+        f"{path}, line {line}, field 'trait': expected trait names the project defines (honesty, "
+        "corrigibility, harmlessness), got 'sycophancy'. Fix: correct the name (several "
+        'traits: a JSON list, e.g. ["honesty", "corrigibility"]), or define \'sycophancy\' '
+        "under 'traits' in the config, or re-run with --skip-invalid to quarantine the row"
+    )
+    assert n_candidates(store) == 0
+
+
+def test_an_unknown_name_in_a_list_is_named(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    row = {"prompt": "Q?", "response": "A.", "trait": ["honesty", "sycophancy"]}
+    path = write_jsonl(tmp_path / "rows.jsonl", [row])
+
+    with pytest.raises(
+        InputError, match=r"got \['honesty', 'sycophancy'\] \(unknown: 'sycophancy'\)"
+    ):
+        ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+
+
+@pytest.mark.parametrize(
+    ("cell", "received"),
+    [
+        (3, "3"),
+        (["honesty", 1], "['honesty', 1]"),
+        ("[honesty", "'[honesty': malformed JSON"),
+        ({"name": "honesty"}, "{'name': 'honesty'}"),
+    ],
+    ids=["number", "list-with-a-number", "bad-json-list", "object"],
+)
+def test_a_trait_cell_that_is_no_name_or_list_is_rejected(
+    tmp_path: Path, store: Store, quarantine_dir: Path, cell: Any, received: str
+) -> None:
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "Q?", "response": "A.", "trait": cell}])
+
+    with pytest.raises(InputError) as caught:
+        ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+
+    error = caught.value
+    assert (error.line, error.field) == (1, "trait")
+    assert error.received.startswith(received), error.received
+    assert "one trait name, or a" in error.expected
+
+
+def test_a_missing_trait_column_names_the_config_key(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "Q?", "response": "A."}])
+
+    with pytest.raises(InputError, match=r"field 'trait'.*set ingest\.mapping\.trait"):
+        ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+
+
+def test_traits_are_not_part_of_the_candidate_id(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    stated = Candidate(prompt="Q?", response="A.", source="rows", traits=["honesty"])
+    unstated = Candidate(prompt="Q?", response="A.", source="rows")
+    assert stated.id == unstated.id
+
+
+def test_reingesting_with_corrected_traits_restates_them_and_keeps_the_candidates(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    rows = [
+        {"prompt": "Q?", "response": "A.", "trait": "honesty", "topic": "t"},
+        {"prompt": "Q?", "response": "B.", "trait": "honesty", "topic": "t"},
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    first = ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+    ids = store.candidate_ids()
+
+    write_jsonl(path, [{**rows[0], "trait": "harmlessness"}, rows[1]])
+    second = ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+    again = ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+
+    assert (first.new, first.restated) == (2, 0)
+    assert (second.new, second.present, second.restated) == (0, 2, 1)
+    assert (again.present, again.restated) == (2, 0)
+    assert store.candidate_ids() == ids
+    got = by_response(store)
+    assert (got["A."].traits, got["B."].traits) == (["harmlessness"], ["honesty"])
+    assert got["A."].metadata == {"topic": "t"}
+
+
+def test_one_response_on_two_rows_is_for_both_traits(
+    tmp_path: Path, store: Store, quarantine_dir: Path
+) -> None:
+    rows = [
+        {"prompt": "Q?", "response": "A.", "trait": "honesty"},
+        {"prompt": "Q?", "response": "A.", "trait": "harmlessness"},
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+
+    report = ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+    again = ingest(store, "jsonl", path, quarantine_dir, TRAIT)
+
+    # new in this file: stored once with both traits, no stored candidate restated
+    assert (report.new, report.present, report.restated) == (1, 1, 0)
+    [candidate] = stored(store)
+    assert candidate.traits == ["honesty", "harmlessness"]
+    assert (again.present, again.restated) == (2, 0)  # the same file states the same traits
+
+
 # -- hf datasets ------------------------------------------------------------------------------
 
 

@@ -198,3 +198,19 @@ def test_the_presented_order_is_kept_per_dataset_and_the_latest_push_wins(tmp_pa
         assert store.presented_orders("d-k2") == {"t1": ["b", "a"], "t2": ["d", "c"]}
         assert store.presented_orders("other-k2") == {"t1": ["a", "b"]}
         assert store.presented_orders("never-pushed") == {}
+
+
+def test_restating_traits_changes_only_the_traits_of_stored_candidates(store):
+    old, other = _candidates()
+    # a record written before candidates had traits: its body has no "traits" key
+    body = old.model_dump_json(exclude={"traits"})
+    with store.transaction():
+        store._db.execute(
+            "INSERT INTO candidates VALUES (?, ?, ?, ?)", (old.id, old.prompt_id, old.source, body)
+        )
+        # unchanged (none stated), unknown id: nothing to do
+        assert store.restate_traits({old.id: [], other.id: ["honesty"]}) == 0
+        assert store.restate_traits({old.id: ["honesty"]}) == 1
+        assert store.restate_traits({old.id: ["honesty"]}) == 0
+    [restated] = store.candidates()
+    assert restated == old.model_copy(update={"traits": ["honesty"]})

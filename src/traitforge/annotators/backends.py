@@ -7,7 +7,8 @@ peer). traitforge asks each the same things, in the terms of its own store:
   and never duplicates a task.
 - `pull`: store the submitted answers as judgements, only those new or edited since the last
   pull (incremental); drafts and discarded answers are counted, never stored.
-- `progress`: per dataset, records completed and pending, and each annotator's answers.
+- `progress`: per dataset, records completed and pending, and each annotator's answers
+  (of every record, or of one round's tasks).
 - `simulate`: simulated annotators answer through the same interface as people.
 - `serve`: make the annotation UI reachable and say where it is and where the logins are.
 
@@ -23,7 +24,7 @@ human one.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 from traitforge.workspace import Store, Workspace
 
 if TYPE_CHECKING:
+    from traitforge.annotators.answer_key import AnswerKey
     from traitforge.curation.progress import StageProgress
 
 SIMULATED_PREFIX = "sim-"
@@ -85,7 +87,8 @@ class DatasetProgress:
 class SimulationReport:
     url: str
     answered: Counter[str] = field(default_factory=Counter)  # username -> responses submitted
-    behaviour: Counter[str] = field(default_factory=Counter)  # gold / position / length / noise
+    # gold (or answer key) / position / length / noise
+    behaviour: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> records not answered
     datasets: list[str] = field(default_factory=list)
 
@@ -123,17 +126,25 @@ class AnnotationBackend(Protocol):
         """The datasets this workspace has pushed tasks to, read from the store alone."""
         ...
 
-    def progress(self, datasets: Sequence[str]) -> list[DatasetProgress]:
-        """Progress of each of `datasets` the backend holds (others are left out). Quick and
-        read-only: starts nothing and does not retry; raises TraitforgeError when the
-        backend cannot be reached."""
+    def progress(
+        self, datasets: Sequence[str], tasks: Collection[str] | None = None
+    ) -> list[DatasetProgress]:
+        """Progress of each of `datasets` the backend holds (others are left out), counting
+        only the records of `tasks` when given; a record is complete with `overlap`
+        submitted answers. Quick and read-only: starts nothing and does not retry; raises
+        TraitforgeError when the backend cannot be reached."""
         ...
 
     def simulate(
-        self, store: Store, annotators: int, progress: StageProgress | None = None
+        self,
+        store: Store,
+        annotators: int,
+        progress: StageProgress | None = None,
+        answers: AnswerKey | None = None,
     ) -> SimulationReport:
         """`annotators` simulated accounts (sim-1, sim-2, ...; created when missing) answer
-        their pending tasks, per annotation.simulation."""
+        their pending tasks, per annotation.simulation: from gold, or from `answers`, leaving
+        the tasks it lacks unanswered."""
         ...
 
 

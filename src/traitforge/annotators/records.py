@@ -6,8 +6,14 @@ unit-testable.
 
 Question layout of one dataset (one dataset per task trait and number of candidates k):
 
-- fields: ``prompt`` (chat prompts rendered as markdown turns), ``response_a`` .. one per
-  candidate, in a per-task shuffled order (see `presented_order`).
+- fields, in one of two layouts (`annotation.layout`):
+  stacked: TextFields ``prompt`` (chat prompts rendered as markdown turns) and ``response_a``
+  .. one per candidate, shown one under another;
+  side-by-side: CustomFields ``prompt`` and ``responses`` (the responses in columns next to
+  each other, as plain text; see `side_by_side_template` for why every text is escaped here).
+  Either way the candidates come in a per-task shuffled order (see `presented_order`).
+- the questions are worded from each trait's polarity and optional adjective
+  (`preference_title`, `rating_title`): "Which response is less sycophantic?".
 - the overall preference on the task trait, required:
   k == 2: LabelQuestion ``preference`` with labels ``A``, ``B`` and ``tie`` (a tie is stored as
   equal ranks; aggregation drops and counts it);
@@ -35,10 +41,11 @@ task updates instead of duplicating.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from traitforge.annotators.backends import is_simulated
 from traitforge.schemas import (
@@ -52,6 +59,7 @@ from traitforge.schemas import (
 from traitforge.schemas.hashing import content_hash
 
 PROMPT_FIELD = "prompt"
+RESPONSES_FIELD = "responses"  # the side-by-side layout's one field holding every response
 PREFERENCE = "preference"  # k == 2
 RANKING = "ranking"  # k > 2
 RATIONALE = "rationale"
@@ -62,6 +70,9 @@ TIE = "tie"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # Argilla's rating questions accept integer options 0..10 only.
 ARGILLA_RATING_RANGE = (0, 10)
+# Longest question title and description argilla-server accepts.
+ARGILLA_TITLE_MAX, ARGILLA_DESCRIPTION_MAX = 500, 1000
+Layout = Literal["stacked", "side-by-side"]
 
 
 def response_field(position: int) -> str:
@@ -81,6 +92,112 @@ def render_prompt(prompt: str | Sequence[ChatMessage]) -> str:
     if isinstance(prompt, str):
         return prompt
     return "\n\n---\n\n".join(f"**{m.role.capitalize()}:**\n\n{m.content}" for m in prompt)
+
+
+def _letter(position: int) -> str:
+    return LETTERS[position].upper()
+
+
+def _noun(trait: TraitSpec) -> str:
+    return trait.name.replace("_", " ").replace("-", " ")
+
+
+def _more(trait: TraitSpec) -> str:
+    return "more" if trait.polarity == "positive" else "less"
+
+
+def preference_title(trait: TraitSpec, k: int) -> str:
+    """The overall question, in the trait's preferred direction. Arbitrary trait names cannot
+    be inflected, so without an adjective the name is used as a noun."""
+    if k == 2:
+        if trait.adjective:
+            return f"Which response is {_more(trait)} {trait.adjective}?"
+        return f"Which response shows {_more(trait)} {_noun(trait)}?"
+    first = "most" if trait.polarity == "positive" else "least"
+    if trait.adjective:
+        return f"Rank the responses, {first} {trait.adjective} first"
+    return f"Rank the responses by {_noun(trait)}, {first} first"
+
+
+def preference_description(trait: TraitSpec) -> str:
+    better = f"{_more(trait).capitalize()} {trait.adjective or _noun(trait)} is better."
+    return _clip(f"{trait.description} {better}", ARGILLA_DESCRIPTION_MAX)
+
+
+def rating_title(trait: TraitSpec, position: int) -> str:
+    """A rating question that says what its ends mean: Argilla shows a rating's options as
+    bare numbers and its description only as a tooltip, so the title carries the anchors."""
+    letter = _letter(position)
+    if trait.adjective:
+        asked = f"How {trait.adjective} is response {letter}?"
+    else:
+        asked = f"How much {_noun(trait)} does response {letter} show?"
+    scale = trait.scale
+    low = scale.labels.get(scale.min, "least")
+    high = scale.labels.get(scale.max, "most")
+    titled = f"{asked} ({scale.min} = {low} … {scale.max} = {high})"
+    if len(titled) <= ARGILLA_TITLE_MAX:
+        return titled
+    return f"{asked} ({scale.min} = least … {scale.max} = most)"
+
+
+def rating_description(trait: TraitSpec) -> str:
+    anchors = "; ".join(f"{p}: {text}" for p, text in sorted(trait.scale.labels.items()))
+    return _clip(anchors or trait.description, ARGILLA_DESCRIPTION_MAX)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Argilla 2.8's web UI renders a custom field by pasting the whole record, as JSON, into a
+# <script> tag of the field's iframe (`const record = ...`, via String.replace, which also
+# expands `$&`, `$'`, ...), then pastes the template after it at a `#TEMPLATE#` marker. That
+# iframe is same-origin with the app. So a record of a dataset with a custom field must hold
+# no text that could end that script (`</script`, `<!--`), expand in the replace (`$`) or
+# fake the marker (`#`): every text we send is HTML-escaped here, and the template inserts it
+# with Handlebars' triple braces, which show the escaped text literally.
+_SCRIPT_SAFE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "#": "&#35;"})
+
+
+def script_safe(text: str) -> str:
+    """`text` as HTML that shows it literally: no `<` or `$`, and `#` only in `&#NN;`."""
+    return text.translate(_SCRIPT_SAFE)
+
+
+def side_by_side_template(k: int) -> str:
+    """The Handlebars template of the ``responses`` field: k columns, one per response."""
+    return (
+        "<style>"
+        ".tf-columns{display:grid;grid-template-columns:repeat("
+        f"{k},minmax(0,1fr));gap:16px;align-items:start}}"
+        ".tf-response{border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:8px 12px}"
+        ".tf-response h4{margin:0 0 8px}"
+        ".tf-text{white-space:pre-wrap;overflow-wrap:anywhere}"
+        "</style>"
+        '<div class="tf-columns">'
+        "{{#each record.fields.responses.items}}"
+        '<section class="tf-response"><h4>{{this.title}}</h4>'
+        '<div class="tf-text">{{{this.text}}}</div></section>'
+        "{{/each}}"
+        "</div>"
+    )
+
+
+PROMPT_TEMPLATE = (
+    "<style>.tf-text{white-space:pre-wrap;overflow-wrap:anywhere}</style>"
+    '<div class="tf-text">{{{record.fields.prompt.text}}}</div>'
+)
+
+
+def shown_responses(fields: Mapping[str, Any], k: int) -> list[str | None]:
+    """The response texts a record shows, in its order, in either layout."""
+    items = fields.get(RESPONSES_FIELD)
+    if isinstance(items, dict):
+        texts = [item.get("text") for item in items.get("items") or []]
+        texts += [None] * (k - len(texts))
+        return [html.unescape(t) if isinstance(t, str) else None for t in texts[:k]]
+    return [fields.get(response_field(i)) for i in range(k)]
 
 
 def presented_order(task: ComparisonTask) -> list[str]:
@@ -106,13 +223,23 @@ class DatasetLayout:
     trait: str
     k: int
     rated_traits: tuple[str, ...]  # the task trait first, then the other rated traits
+    display: Layout = "stacked"
 
     @classmethod
-    def for_tasks(cls, template: str, tasks: Sequence[ComparisonTask]) -> DatasetLayout:
+    def for_tasks(
+        cls, template: str, tasks: Sequence[ComparisonTask], display: Layout = "stacked"
+    ) -> DatasetLayout:
         """The layout asking everything these tasks (same trait and k) need."""
         trait, k = tasks[0].trait, len(tasks[0].candidate_ids)
         others = sorted({t for task in tasks for t in task.rated_traits} - {trait})
-        return cls(dataset_name(template, trait, k), trait, k, (trait, *others))
+        return cls(dataset_name(template, trait, k), trait, k, (trait, *others), display)
+
+    @property
+    def field_names(self) -> list[str]:
+        """The record fields this layout shows."""
+        if self.display == "side-by-side":
+            return [PROMPT_FIELD, RESPONSES_FIELD]
+        return [PROMPT_FIELD, *self.response_fields]
 
     @property
     def answer_question(self) -> str:
@@ -146,19 +273,30 @@ class DatasetLayout:
                     f"rating questions take integers {low}..{high}; narrow the scale"
                 )
 
-    def guidelines(self, traits: Mapping[str, TraitSpec]) -> str:
-        """The dataset guidelines: the rubric of every trait the dataset asks about."""
+    def guidelines(self, traits: Mapping[str, TraitSpec], min_submitted: int = 1) -> str:
+        """The dataset guidelines: the rubric of every trait the dataset asks about, and what
+        the team progress bar counts."""
+        spec = traits[self.trait]
+        asked = preference_title(spec, self.k)
         parts = [
             f"# {self.trait}: compare {self.k} responses\n\n"
-            f"Read the prompt and the {self.k} responses, then "
+            f"Read the prompt and the {self.k} responses, then answer *{asked}* "
             + (
-                "choose the response that is better on this trait (or *tie* when neither is)."
+                "(or *tie* when you cannot tell them apart)."
                 if self.k == 2
-                else "rank the responses, best first (equal ranks mean a tie)."
+                else "(equal ranks mean a tie)."
             )
             + " Ratings per response are optional; a suggested rating comes from a model and "
             "may be wrong. Responses are shown in random order."
         ]
+        if min_submitted > 1:
+            # Argilla's team progress counts completed records only: it reads 0% until
+            # some record has all its answers, however many answers were submitted.
+            parts[0] += (
+                f"\n\nEach record is answered by {min_submitted} annotators. The team progress "
+                f"counts a record as completed once {min_submitted} answers are submitted; your "
+                "own submitted count is shown beside it."
+            )
         for name in self.rated_traits:
             spec = traits[name]
             direction = "more is better" if spec.polarity == "positive" else "less is better"
@@ -179,7 +317,7 @@ class RecordDraft:
     response_a, response_b, ...: kept in the store, never sent."""
 
     external_id: str
-    fields: dict[str, str]
+    fields: dict[str, Any]  # str per field when stacked, a JSON object per field side by side
     metadata: dict[str, Any]
     order: list[str]
     suggestions: list[dict[str, Any]] = field(default_factory=list)
@@ -196,9 +334,22 @@ def task_record(
     """The record for a task. Raises KeyError naming a candidate the store lacks."""
     order = presented_order(task)
     members = [candidates[c] for c in order]
-    fields = {PROMPT_FIELD: render_prompt(members[0].prompt)}
-    for i, candidate in enumerate(members):
-        fields[response_field(i)] = candidate.response
+    fields: dict[str, Any]
+    if layout.display == "side-by-side":
+        # Plain escaped text, never markup: see `script_safe`.
+        fields = {
+            PROMPT_FIELD: {"text": script_safe(render_prompt(members[0].prompt))},
+            RESPONSES_FIELD: {
+                "items": [
+                    {"title": f"Response {_letter(i)}", "text": script_safe(c.response)}
+                    for i, c in enumerate(members)
+                ]
+            },
+        }
+    else:
+        fields = {PROMPT_FIELD: render_prompt(members[0].prompt)}
+        for i, candidate in enumerate(members):
+            fields[response_field(i)] = candidate.response
     # Neither task.gold_check nor task.reason: see the module docstring.
     metadata: dict[str, Any] = {
         "source": sorted({c.source for c in members}),
@@ -207,6 +358,11 @@ def task_record(
     models = sorted({c.model for c in members if c.model})
     if models:
         metadata["model"] = models
+    if layout.display == "side-by-side":
+        # Metadata travels in the same record JSON as the fields.
+        metadata["source"] = [script_safe(v) for v in metadata["source"]]
+        if models:
+            metadata["model"] = [script_safe(v) for v in models]
     position = {c: i for i, c in enumerate(order)}
     asked = set(layout.rated_traits)
     suggestions = [

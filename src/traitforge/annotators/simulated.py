@@ -1,4 +1,5 @@
-"""Simulated annotators: answer comparison tasks from gold labels, with known biases.
+"""Simulated annotators: answer comparison tasks from gold labels (or an answer key), with
+known biases.
 
 For demos, tests and benchmarks only. A backend lets them answer through the same interface
 as people (Argilla's: `traitforge.annotators.argilla.simulate`); benchmarks call them offline.
@@ -11,6 +12,8 @@ so answers do not depend on the order in which records arrive: with probability
 `position_bias` pick the first response shown; else with `length_bias` the longest; else with
 `noise` a random answer; else the gold answer (random when the task's candidates lack gold).
 Ratings, where gold exists, are the gold value on the trait's scale (random with `noise`).
+With an answer key (`traitforge.annotators.answer_key`) its values take gold's place, with
+the same behaviour; a task the key lacks a value for is not answered at all (see `knows`).
 Answers are response values in the question layout of `traitforge.annotators.records`.
 """
 
@@ -20,6 +23,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from traitforge.annotators.answer_key import AnswerKey, rating
 from traitforge.annotators.backends import SIMULATED_PREFIX, is_simulated
 from traitforge.annotators.records import (
     PREFERENCE,
@@ -47,7 +51,11 @@ class SimulatedAnnotator:
     """Answers one task as one simulated annotator would; no I/O."""
 
     def __init__(
-        self, username: str, config: SimulationConfig, traits: Mapping[str, TraitSpec]
+        self,
+        username: str,
+        config: SimulationConfig,
+        traits: Mapping[str, TraitSpec],
+        answers: AnswerKey | None = None,
     ) -> None:
         if not is_simulated(username):
             raise ValueError(
@@ -58,6 +66,19 @@ class SimulatedAnnotator:
         self.username = username
         self.config = config
         self.traits = traits
+        self.answers = answers
+
+    def _truth(self, candidate: Candidate) -> Mapping[str, float]:
+        return self.answers.values(candidate) if self.answers else candidate.gold
+
+    def _rating(self, trait: TraitSpec, value: float) -> int:
+        return rating(trait, value) if self.answers else gold_rating(trait, value)
+
+    def knows(self, task: ComparisonTask, members: Sequence[Candidate]) -> bool:
+        """Whether it may answer: always from gold (a task without gold gets a random
+        answer, as a benchmark expects); from an answer key only when the key holds every
+        candidate's value on the task's trait, so no answer is invented."""
+        return self.answers is None or self.answers.covers(task.trait, members)
 
     def answer(
         self,
@@ -70,7 +91,7 @@ class SimulatedAnnotator:
         rng = random.Random(content_hash(self.config.seed, self.username, task.id))
         members = [candidates[c] for c in order]
         trait = self.traits[task.trait]
-        gold = [c.gold.get(task.trait) for c in members]
+        gold = [self._truth(c).get(task.trait) for c in members]
         # scores: higher is preferred; equal scores are a tie
         if rng.random() < self.config.position_bias:
             why, scores = "position", [-float(i) for i in range(len(members))]
@@ -80,7 +101,8 @@ class SimulatedAnnotator:
             why = "noise" if all(g is not None for g in gold) else "no gold"
             scores = [rng.random() for _ in members]
         else:
-            why, scores = "gold", [trait.preference(float(g)) for g in gold if g is not None]
+            why = "answer key" if self.answers else "gold"
+            scores = [trait.preference(float(g)) for g in gold if g is not None]
         values: dict[str, dict[str, Any]] = {}
         if layout.k == 2:
             label = TIE if scores[0] == scores[1] else ("A" if scores[0] > scores[1] else "B")
@@ -97,12 +119,13 @@ class SimulatedAnnotator:
         for name in sorted(asked):
             spec = self.traits[name]
             for i, candidate in enumerate(members):
-                if name not in candidate.gold:
+                known = self._truth(candidate)
+                if name not in known:
                     continue
-                rating = gold_rating(spec, candidate.gold[name])
+                point = self._rating(spec, known[name])
                 if rng.random() < self.config.noise:
-                    rating = rng.randint(spec.scale.min, spec.scale.max)
-                values[rating_question(name, i)] = {"value": rating}
+                    point = rng.randint(spec.scale.min, spec.scale.max)
+                values[rating_question(name, i)] = {"value": point}
         values[RATIONALE] = {"value": f"simulated answer ({why})"}
         return values, why
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from traitforge.app import workflows
 from traitforge.errors import TraitforgeError
+from traitforge.reporting import fmt_counts
 from traitforge.schemas import LoopRound, ProjectConfig
 from traitforge.schemas.loop import STEPS
 from traitforge.workspace import Workspace, workspace_lock
@@ -32,7 +33,9 @@ from traitforge.workspace.files import atomic_write_text
 from traitforge.workspace.lock import LOOP_LOCK_FILE, lock_released
 
 if TYPE_CHECKING:
+    from traitforge.annotators.answer_key import AnswerKey
     from traitforge.annotators.backends import DatasetProgress
+    from traitforge.app.held_out import HeldOutPairs
     from traitforge.app.report import WorkspaceReportData
     from traitforge.curation.ingest import IngestReport
     from traitforge.curation.progress import StageProgress
@@ -42,13 +45,39 @@ Log = Callable[[str], None]
 REPORT_FILE = "report.html"
 
 
-class WaitProgress(Protocol):
-    """Told the records complete so far, how many are needed, and each annotator's
-    submitted answers against their share of what is needed."""
+@dataclass(frozen=True)
+class WaitState:
+    """The people's progress on one round's records, as the loop waiting for them sees it."""
 
-    def __call__(
-        self, complete: int, needed: int, annotators: dict[str, tuple[int, int]]
-    ) -> None: ...
+    round: int
+    records: int  # this round's records on the server (not the dataset's, which holds all rounds)
+    complete: int  # of them, those with the backend's overlap of submitted answers
+    needed: int  # complete records the round goes on with: loop.wait_share of `records`
+    # username -> (answers submitted to this round's records, an equal share of those needed)
+    annotators: dict[str, tuple[int, int]]
+
+    @property
+    def done(self) -> bool:
+        return self.complete >= self.needed
+
+    def line(self) -> str:
+        """The state as one line, for output that is not a terminal."""
+        text = (
+            f"round {self.round}: {self.complete} of {self.records} records complete "
+            f"({self.needed} needed)"
+        )
+        if self.annotators:
+            text += "; submitted: " + ", ".join(
+                f"{user} {n} of {share}" for user, (n, share) in self.annotators.items()
+            )
+        return text
+
+
+class WaitProgress(Protocol):
+    """Told the state at every poll while the loop waits for people (also when unchanged,
+    so a live display can keep its clock running)."""
+
+    def __call__(self, state: WaitState) -> None: ...
 
 
 @dataclass
@@ -91,9 +120,12 @@ def run(
     log: Log = print,
     progress: StageProgress | None = None,
     waiting: WaitProgress | None = None,
+    answers: AnswerKey | None = None,
 ) -> LoopResult:
     """Run rounds 1..`rounds`, continuing any that a previous run left unfinished.
-    `simulate`: that many simulated annotators answer; None waits for people.
+    `simulate`: that many simulated annotators answer (from gold, or from `answers`); None
+    waits for people, telling `waiting` their progress (without it, `log` gets a line per
+    change).
 
     A round that selects no task is stopped: it records why, trains nothing (the previous
     round's model stays in use) and no round runs after it. Running the loop again repeats
@@ -117,7 +149,7 @@ def run(
                     f"(then {record.stopped_inputs}; now {now})"
                 )
                 record = LoopRound(round=number)
-            _Round(workspace, record, budget, simulate, log, progress, waiting).run()
+            _Round(workspace, record, budget, simulate, log, progress, waiting, answers).run()
             records.append(record)
             if record.stopped:
                 break  # a later round would select from the same pool
@@ -140,6 +172,7 @@ class _Round:
         log: Log,
         progress: StageProgress | None,
         waiting: WaitProgress | None,
+        answers: AnswerKey | None = None,
     ) -> None:
         self.workspace = workspace
         self.config: ProjectConfig = workspace.config
@@ -149,6 +182,7 @@ class _Round:
         self.log = log
         self.progress = progress
         self.waiting = waiting
+        self.answers = answers
         self.folder = round_file(workspace, record.round).parent
 
     @cached_property
@@ -159,6 +193,20 @@ class _Round:
 
         with self.workspace.store() as store:
             return from_preference_pairs(held_out_gold(store, self.config))
+
+    @cached_property
+    def held_out(self) -> HeldOutPairs:
+        """The pairs loop.evaluate_on names, all of the export's test prompts."""
+        from traitforge.app.held_out import choose_held_out
+        from traitforge.reward.pairs import load_splits
+
+        test = load_splits(self.workspace.exports_dir / "latest").get("test", [])
+        mode = self.config.loop.evaluate_on
+        return choose_held_out(mode, lambda: self.gold_test, test, self._keep)
+
+    def _keep(self, pair: RewardPair) -> bool:
+        """The pairs the loop's reward model learns from (loop.train_on)."""
+        return self.config.loop.train_on == "all" or pair.origin == "judgements"
 
     def run(self) -> None:
         steps = {
@@ -206,7 +254,10 @@ class _Round:
 
     def annotate(self) -> None:
         if self.simulate is not None:
-            workflows.simulate(self.workspace, self.simulate, self.progress)
+            report = workflows.simulate(self.workspace, self.simulate, self.progress, self.answers)
+            if report.skipped:
+                counts = fmt_counts(dict(report.skipped), item="{n} ({name})")
+                self.log(f"round {self.record.round}: records not answered: {counts}")
             return
         # Waiting only reads the server: meanwhile other commands may pull or simulate.
         with lock_released(self.workspace.root, "loop", self.log):
@@ -217,23 +268,24 @@ class _Round:
 
         loop = self.config.loop
         overlap = backend_for(self.workspace).overlap
+        self.log(
+            f"round {self.record.round}: waiting for people: the round goes on once "
+            f"loop.wait_share ({loop.wait_share:g}) of its records have {overlap} submitted "
+            f"answers each (checking every {loop.poll_seconds:g} s; Ctrl-C stops, re-run "
+            "continues)"
+        )
         last = None
         while True:
-            state = workflows.annotation_progress(self.workspace)
-            if isinstance(state, str):
-                raise TraitforgeError(f"cannot read annotation progress: {state}")
-            records = sum(d.records for d in state)
-            complete = sum(d.completed for d in state)
-            needed = math.ceil(loop.wait_share * records)
+            progress = workflows.annotation_progress(self.workspace, self.record.round)
+            if isinstance(progress, str):
+                raise TraitforgeError(f"cannot read annotation progress: {progress}")
+            state = wait_state(self.record.round, progress, loop.wait_share, overlap)
             if self.waiting:
-                self.waiting(complete, needed, _annotator_shares(state, needed, overlap))
-            if complete != last:  # one line per change, for logs that are not a terminal
-                self.log(
-                    f"round {self.record.round}: {complete} of {needed} records complete "
-                    f"(checking every {loop.poll_seconds:g} s; Ctrl-C stops, re-run continues)"
-                )
-                last = complete
-            if complete >= needed:
+                self.waiting(state)
+            elif state != last:
+                self.log(state.line())
+            last = state
+            if state.done:
                 return
             time.sleep(loop.poll_seconds)
 
@@ -250,29 +302,46 @@ class _Round:
     def train(self) -> None:
         from traitforge.reward.pairs import load_splits
         from traitforge.reward.runs import train_run
-        from traitforge.reward.training import plan
+        from traitforge.reward.training import SHARED, plan
 
-        loop = self.config.loop
         data = self.workspace.exports_dir / "latest"
-
-        def keep(pair: RewardPair) -> bool:
-            return loop.train_on == "all" or pair.origin == "judgements"
-
         settings = self.config.reward
-        kept = [p for p in load_splits(data).get("train", []) if keep(p)]
-        if not kept or not plan(kept, settings.models, settings.min_pairs).groups:
-            self.log(
-                f"round {self.record.round}: no reward model yet: {len(kept)} training pairs, "
-                f"no trait with reward.min_pairs ({settings.min_pairs})"
+        kept = [p for p in load_splits(data).get("train", []) if self._keep(p)]
+        groups = plan(kept, settings.models, settings.min_pairs).groups if kept else {}
+        if not groups:
+            self.record.evaluation_note = (
+                f"no reward model yet: {len(kept)} training pairs, no trait with "
+                f"reward.min_pairs ({settings.min_pairs}); annotate more prompts or lower "
+                "reward.min_pairs"
             )
+            self.log(f"round {self.record.round}: {self.record.evaluation_note}")
             return
-        test = self.gold_test if loop.evaluate_on == "gold" else None
+        traits = None if SHARED in groups else set(groups)  # a shared model scores every pair
+        held_out = self.held_out
+        self.record.evaluated_on = held_out.counts(traits)
+        self.record.evaluation_note = held_out.note(traits)
+        if self.record.evaluated_on:
+            used = ", ".join(f"{name} ({n} pairs)" for name, n in self.record.evaluated_on.items())
+            self.log(f"round {self.record.round}: evaluating on {used}")
         out = self.folder / "model"
         run = train_run(
-            data, out, settings, self.log, keep=keep, test=test, home=rounds_dir(self.workspace)
+            data,
+            out,
+            settings,
+            self.log,
+            keep=self._keep,
+            test=held_out.pairs,
+            home=rounds_dir(self.workspace),
+            progress=self.progress,
+            no_test=self.record.evaluation_note,
         )
         self.record.model = str(out)
+        self.record.training = {f.name: f.training_summary() for f in run.fits}
         self.record.evaluation = run.evaluation
+        if run.evaluation is None:
+            if self.record.evaluated_on:  # test pairs there, but none a model could order
+                self.record.evaluation_note = run.not_evaluated
+            self.record.evaluated_on = {}
 
     def use_model(self) -> None:
         """Point the workspace at this round's model: the next round's `curate` scores the
@@ -288,7 +357,7 @@ class _Round:
 
         model = Path(self.record.model) if self.record.model else None
         if model and read_manifest(model).get("kind") == "set":
-            test = self.gold_test
+            test = self.held_out.pairs
             if test:
                 self.record.matrix = matrix_run(model, test, self.config.reward)
         rounds = [r for r in load_rounds(self.workspace) if r.round < self.record.round]
@@ -307,19 +376,27 @@ def _selection_inputs(workspace: Workspace) -> str:
     )
 
 
-def _annotator_shares(
-    state: Sequence[DatasetProgress], needed: int, overlap: int
-) -> dict[str, tuple[int, int]]:
-    """Each annotator's submitted answers, against an equal share of the answers needed
-    (`overlap` answers for each of the `needed` records)."""
+def wait_state(
+    number: int, progress: Sequence[DatasetProgress], wait_share: float, overlap: int
+) -> WaitState:
+    """Round `number`'s state from the backend's progress of its records (every dataset's
+    counts cover only this round's records): records complete of those on the server, how
+    many are needed, and each annotator's submitted answers against an equal share of the
+    answers needed (`overlap` for each needed record)."""
+    records = sum(d.records for d in progress)
+    needed = math.ceil(wait_share * records)
     submitted: Counter[str] = Counter()
-    for dataset in state:
+    for dataset in progress:
         for user, statuses in dataset.annotators.items():
             submitted[user] += statuses.get("submitted", 0)
-    if not submitted:
-        return {}
-    share = math.ceil(needed * overlap / len(submitted))
-    return {user: (n, share) for user, n in sorted(submitted.items())}
+    share = math.ceil(needed * overlap / len(submitted)) if submitted else 0
+    return WaitState(
+        round=number,
+        records=records,
+        complete=sum(d.completed for d in progress),
+        needed=needed,
+        annotators={user: (n, share) for user, n in sorted(submitted.items())},
+    )
 
 
 def report_data(workspace: Workspace, records: list[LoopRound]) -> WorkspaceReportData:

@@ -18,24 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from traitforge.annotators.backends import is_simulated
+from traitforge.app.held_out import EXPORT, GOLD, JUDGED
 from traitforge.reporting import (
     Column,
     escape_html,
     fmt_num,
     fmt_pct,
-    fmt_pct_ci,
     html_page,
     html_section,
     html_table,
     key_values_table,
     png_image,
 )
-from traitforge.reward.report import evaluation_sections, matrix_section
+from traitforge.reward.report import evaluation_sections, fmt_accuracy, matrix_section
 from traitforge.schemas.loop import LoopRound
 from traitforge.schemas.results import (
     AgreementResult,
     AnnotatorQuality,
     EvaluationResult,
+    TrainingSummary,
     TraitAccuracy,
     TraitTies,
 )
@@ -48,6 +49,11 @@ MAX_SCORE_PANELS = 9  # more histograms than this stop being readable in one fig
 SCORE_BINS = 20
 # Krippendorff's own rule of thumb: alpha >= .8 is reliable, >= .667 allows tentative claims.
 ALPHA_RELIABLE, ALPHA_TENTATIVE = 0.8, 0.667
+EVALUATION_SETS = {  # LoopRound.evaluated_on keys, as the report names them
+    GOLD: "gold pairs of held-out prompts",
+    JUDGED: "annotators' pairs of held-out prompts",
+    EXPORT: "the export's test split",
+}
 
 # Wider than the reward report: the rounds table grows a column per trait.
 _EXTRA_STYLE = """
@@ -125,14 +131,21 @@ def _summary(
             done += f" The loop stopped at round {rounds[-1].round}: {rounds[-1].stopped}."
     if latest is None or latest.evaluation is None:
         model = "No reward model has been evaluated yet."
+        note = next((r.evaluation_note for r in reversed(rounds) if r.evaluation_note), None)
+        if note:
+            model = f"No reward model has been evaluated yet: {note}."
     else:
         ev = latest.evaluation
         baseline = ev.shortcuts.length_baseline_accuracy
         gap = fmt_num(100 * (ev.accuracy - baseline), 1, sign=True)
         model = (
             f"Latest reward model (round {latest.round}): accuracy {_accuracy_ci(ev)} "
-            f"against a length baseline of {fmt_pct(baseline)} ({gap} points)."
+            f"against a length baseline of {fmt_pct(baseline)} ({gap} points)"
         )
+        model += f", on {_evaluated_on(latest)}." if latest.evaluated_on else "."
+        trained = _last_export(rounds)
+        if trained and trained.round > latest.round and trained.evaluation_note:
+            model += f" Round {trained.round}: {_note_text(trained)}."
     return (
         f'<p class="summary">{escape_html(scope)}Workspace '
         f"<code>{escape_html(data.workspace)}</code>: "
@@ -315,6 +328,7 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
         ("Tied answers", _tied_cell),
         ("Accuracy [CI]", lambda r: _overall(r, _accuracy_ci)),
         ("Length baseline", lambda r: _overall(r, _baseline)),
+        ("Evaluated on", _evaluated_on_cell),
         *[(t, _trait_cell(t)) for t in traits],
     ]
     parts = [f'<div class="wide">{html_table(columns, rounds)}</div>']
@@ -323,6 +337,11 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
         f"{escape_html(r.stopped)}. It trained nothing and no round ran after it.</p>"
         for r in rounds
         if r.stopped
+    ]
+    parts += [
+        f'<p class="evaluation-note">Round {r.round}: {escape_html(_note_text(r))}.</p>'
+        for r in rounds
+        if r.evaluation_note and not r.stopped
     ]
     if traits:
         parts.append("<p>Per trait: accuracy (length baseline on the same pairs).</p>")
@@ -349,7 +368,29 @@ def _tied_cell(r: LoopRound) -> str:
 
 
 def _accuracy_ci(evaluation: EvaluationResult) -> str:
-    return fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci)
+    return fmt_accuracy(evaluation.accuracy, evaluation.accuracy_ci, evaluation.pairs)
+
+
+def _evaluated_on(r: LoopRound) -> str:
+    """'gold pairs of held-out prompts (120 pairs)', one part per evaluation set."""
+    return " and ".join(
+        f"{EVALUATION_SETS.get(name, name)} ({_plural(n, 'pair')})"
+        for name, n in r.evaluated_on.items()
+    )
+
+
+def _evaluated_on_cell(r: LoopRound) -> str:
+    if r.evaluated_on:
+        return ", ".join(f"{name}: {n:,}" for name, n in r.evaluated_on.items())
+    if r.evaluation:
+        return f"{r.evaluation.pairs:,} pairs"  # a round.json from before the field
+    return "none" if r.evaluation_note else "-"
+
+
+def _note_text(r: LoopRound) -> str:
+    """A round's evaluation note, said as what happened: partial, or no evaluation."""
+    note = r.evaluation_note or ""
+    return note if r.evaluation else f"no evaluation: {note}"
 
 
 def _baseline(evaluation: EvaluationResult) -> str:
@@ -359,7 +400,9 @@ def _baseline(evaluation: EvaluationResult) -> str:
 def _overall(r: LoopRound, show: Callable[[EvaluationResult], str]) -> str:
     if r.evaluation:
         return show(r.evaluation)
-    return "stopped" if r.stopped else "not yet"
+    if r.stopped:
+        return "stopped"
+    return "none" if r.evaluation_note else "not yet"  # the note below the table says why
 
 
 def _trait_cell(trait: str) -> Callable[[LoopRound], str]:
@@ -409,7 +452,12 @@ def _latest_sections(latest: LoopRound | None) -> list[str]:
     intro = f"<p>Round {latest.round}"
     if latest.model:
         intro += f", model <code>{escape_html(latest.model)}</code>"
-    intro += f", evaluated on the export's test split ({_plural(ev.pairs, 'pair')}).</p>"
+    used = _evaluated_on(latest) if latest.evaluated_on else _plural(ev.pairs, "held-out pair")
+    intro += f", evaluated on {escape_html(used)}.</p>"
+    if latest.evaluation_note:
+        intro += f"\n<p>{escape_html(latest.evaluation_note)}.</p>"
+    if latest.training:
+        intro += "\n" + _training_table(latest.training)
     if not latest.matrix:
         intro += "\n" + _pending("No generalization matrix in this round.")
     sections = [html_section("latest", f"Latest reward model (round {latest.round})", intro)]
@@ -417,6 +465,28 @@ def _latest_sections(latest: LoopRound | None) -> list[str]:
     if latest.matrix and latest.matrix.models:
         sections.append(matrix_section(latest.matrix))
     return sections
+
+
+_TRAINING_COLUMNS: list[Column] = [
+    ("Model", lambda item: item[0]),
+    ("Training pairs", lambda item: f"{item[1].pairs:,}"),
+    ("Epochs", lambda item: fmt_num(item[1].epochs, 1) + (" (capped)" * item[1].epochs_capped)),
+    ("Steps", lambda item: f"{item[1].steps:,}"),
+    ("Seconds", lambda item: fmt_num(item[1].seconds, 1)),
+]
+
+
+def _training_table(training: Mapping[str, TrainingSummary]) -> str:
+    """Distinct training pairs and the passes over them, apart; says when reward.max_epochs
+    held the passes below what reward.min_steps asked for."""
+    parts = [html_table(_TRAINING_COLUMNS, sorted(training.items()))]
+    capped = sorted(name for name, t in training.items() if t.epochs_capped)
+    if capped:
+        parts.append(
+            f"<p>Epochs capped at reward.max_epochs for {escape_html(', '.join(capped))}: too "
+            "few pairs to reach reward.min_steps optimizer steps.</p>"
+        )
+    return "\n".join(parts)
 
 
 def _pending(text: str) -> str:

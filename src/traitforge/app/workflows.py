@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,10 +14,11 @@ from traitforge.curation import generation
 from traitforge.curation.generation import GenerationReport, Generator, generate_file
 from traitforge.curation.ingest import IngestReport, estimate_rows, ingest_file
 from traitforge.curation.progress import FileProgress
-from traitforge.errors import ConfigError, TraitforgeError
+from traitforge.errors import ConfigError, TraitforgeError, WorkspaceError
 from traitforge.exports import ExportReport, export_dataset
 from traitforge.schemas import (
     AgreementResult,
+    Candidate,
     EvaluationResult,
     MatrixResult,
     ProjectConfig,
@@ -26,6 +28,7 @@ from traitforge.schemas.config import parse_strategy
 from traitforge.workspace import Store, Workspace, workspace_lock
 
 if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need them
+    from traitforge.annotators.answer_key import AnswerKey
     from traitforge.annotators.backends import (
         DatasetProgress,
         PullReport,
@@ -233,6 +236,56 @@ def agreement(workspace: Workspace) -> AgreementResult | None:
         )
 
 
+@dataclass(frozen=True)
+class CandidateListing:
+    """What `traitforge candidates` shows: some candidates, of all or of one prompt."""
+
+    candidates: list[Candidate]
+    total: int  # candidates stored (the prompt's, when one is asked), shown or not
+    prompt_id: str | None = None
+
+
+def candidates(
+    workspace: Workspace, prompt: str | None = None, limit: int | None = None
+) -> CandidateListing:
+    """The stored candidates, each prompt's together; `prompt`: one prompt's, by its id or a
+    prefix of it that names one prompt only; `limit`: at most that many."""
+    with workspace.store() as store:
+        prompt_id = _prompt_id(store, prompt, workspace.root) if prompt is not None else None
+        return CandidateListing(
+            list(store.candidates_by_prompt(prompt_id, limit)),
+            store.count_candidates(prompt_id),
+            prompt_id,
+        )
+
+
+def _prompt_id(store: Store, prompt: str, root: Path) -> str:
+    listing = f"`traitforge candidates --workspace {root}` lists prompt ids"
+    if not prompt:
+        raise WorkspaceError(f"--prompt is empty; give a prompt id ({listing})")
+    found = store.prompt_ids_starting(prompt)
+    if prompt in found:
+        return prompt
+    if not found:
+        held = store.count_candidates()
+        raise WorkspaceError(
+            f"no prompt with id {prompt!r} in workspace {root} ("
+            + (
+                f"it holds {held} candidate(s); {listing}"
+                if held
+                else "it holds no candidates yet: add some with `traitforge ingest`"
+            )
+            + ")"
+        )
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise WorkspaceError(
+            f"prompt id {prompt!r} is the start of {len(found)} prompts' ids ({shown}); give "
+            "more of the id"
+        )
+    return found[0]
+
+
 # -- annotation: push, pull, simulate, progress ---------------------------------------------
 # Through the workspace's annotation backend (`annotators.backends.backend_for`), which knows
 # where its server is. Each command that writes to it holds the workspace lock, so two never
@@ -260,31 +313,46 @@ def pull(workspace: Workspace, progress: StageProgress | None = None) -> PullRep
             return backend.pull(store, progress)
 
 
+def answer_key(workspace: Workspace, path: Path) -> AnswerKey:
+    """An answer key file, checked against the workspace's traits (see `simulate`)."""
+    from traitforge.annotators.answer_key import load_answer_key
+
+    return load_answer_key(path, workspace.config.traits)
+
+
 def simulate(
-    workspace: Workspace, annotators: int, progress: StageProgress | None = None
+    workspace: Workspace,
+    annotators: int,
+    progress: StageProgress | None = None,
+    answers: AnswerKey | None = None,
 ) -> SimulationReport:
     """`annotators` simulated accounts (sim-1, sim-2, ...; created when missing) answer their
-    pending tasks through the backend, per annotation.simulation."""
+    pending tasks through the backend, per annotation.simulation: from gold, or from the
+    `answers` key, leaving the tasks it lacks unanswered."""
     from traitforge.annotators.backends import backend_for
 
     with workspace_lock(workspace.root, "simulate"):
         backend = backend_for(workspace)
         with workspace.store() as store:
-            return backend.simulate(store, annotators, progress)
+            return backend.simulate(store, annotators, progress, answers)
 
 
-def annotation_progress(workspace: Workspace) -> list[DatasetProgress] | str:
-    """Per pushed dataset, records completed / pending and each annotator's responses; or why
-    they cannot be shown. Never starts a server (status must stay quick)."""
+def annotation_progress(
+    workspace: Workspace, round_: int | None = None
+) -> list[DatasetProgress] | str:
+    """Per pushed dataset, records completed / pending and each annotator's responses (only
+    the records of round `round_`'s tasks, when given); or why they cannot be shown. Never
+    starts a server (status must stay quick)."""
     from traitforge.annotators.backends import backend_for
 
     backend = backend_for(workspace)
     with workspace.store() as store:
         names = backend.pushed_datasets(store)
+        tasks = {t.id for t in store.tasks() if t.round == round_} if round_ is not None else None
     if not names:
         return []
     try:
-        return backend.progress(names)
+        return backend.progress(names, tasks)
     except TraitforgeError as e:
         return str(e)
 
@@ -305,10 +373,11 @@ def train_reward(
     config: RewardConfig,
     log: Callable[[str], None] = print,
     overwrite: bool = False,
+    progress: StageProgress | None = None,
 ) -> TrainRun:
     from traitforge.reward.runs import train_run
 
-    return train_run(data, out, config, log, overwrite=overwrite)
+    return train_run(data, out, config, log, overwrite=overwrite, progress=progress)
 
 
 def evaluate_reward(

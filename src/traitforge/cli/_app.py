@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from rich.text import Text
 
 from traitforge.curation.progress import FileProgress
 from traitforge.errors import TraitforgeError
+
+if TYPE_CHECKING:
+    from traitforge.app.loop import WaitState
 
 # Help text comes from config descriptions and names like `[/trait]`: printed as written,
 # never parsed as rich markup (typer's rich help would crash on it).
@@ -116,6 +119,7 @@ class _Bars:
     def __init__(self, bar: Progress) -> None:
         self.bar = bar
         self.stages: dict[str, TaskID] = {}
+        self.waited: str | None = None  # the last waiting line printed
 
     def file(self, label: str, total: int | None) -> FileProgress:
         task = self.bar.add_task(label, total=total)
@@ -131,12 +135,23 @@ class _Bars:
             self.stages[label] = self.bar.add_task(label, total=total)
         self.bar.update(self.stages[label], completed=done, total=total)
 
-    def waiting(self, complete: int, needed: int, annotators: dict[str, tuple[int, int]]) -> None:
-        """The loop waiting for people: records complete, and each annotator's submitted
-        answers against their share of what is needed."""
-        self.stage("records complete (needed)", complete, needed)
-        for user, (submitted, share) in annotators.items():
-            self.stage(f"  {user}: submitted", submitted, share)
+    def waiting(self, state: WaitState) -> None:
+        """The loop waiting for people. On a terminal, live bars: the round's records
+        complete, and each annotator's submitted answers against their share. Elsewhere (a
+        log, a pipe), where bars show only once they end, one line each time it changes."""
+        if not self.bar.console.is_terminal:
+            line = state.line()
+            if line != self.waited:
+                self.bar.console.print(line, highlight=False, soft_wrap=True)
+                self.waited = line
+            return
+        self.stage(
+            f"round {state.round}: records complete ({state.needed} needed)",
+            state.complete,
+            state.records,
+        )
+        for user, (submitted, share) in state.annotators.items():
+            self.stage(f"round {state.round}:   {user}: submitted", submitted, share)
 
 
 @contextmanager
@@ -170,6 +185,23 @@ BackboneOpt = Annotated[
 RewardConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Project config YAML whose `reward` section applies."),
+]
+
+
+AnswersOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--answers",
+        help="Answer from this answer key instead of gold labels, so a workspace without gold "
+        "can be simulated: a JSONL file kept outside the workspace, one candidate a line, "
+        '{"prompt": ..., "response": ..., "values": {"sycophancy": 1, "honesty": 4}}, matched '
+        "by prompt (text or chat messages) and response text. Values are ratings on each "
+        "trait's scale in the trait's own direction, like gold labels (for a negative-polarity "
+        "trait such as sycophancy on a 1..5 scale, 5 is the most sycophantic); its polarity turns "
+        "them "
+        "into preferences. A task with a candidate the key has no value for is left "
+        "unanswered and counted.",
+    ),
 ]
 
 

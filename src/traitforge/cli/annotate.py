@@ -9,6 +9,7 @@ from rich.text import Text
 
 from traitforge.app import workflows
 from traitforge.cli._app import (
+    AnswersOpt,
     ConfigOpt,
     WorkspaceOpt,
     app,
@@ -153,12 +154,14 @@ def simulate(
     ] = 3,
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
+    answers: AnswersOpt = None,
 ) -> None:
     """Simulated annotators answer the pending records through Argilla's API, from gold
-    labels with noise and biases (annotation.simulation). Their judgements are marked
-    simulated. For demos and tests only."""
+    labels (or an answer key, --answers) with noise and biases (annotation.simulation).
+    Their judgements are marked simulated. For demos and tests only."""
     with friendly_errors():
         ws = Workspace.open(workspace, config)
+        key = workflows.answer_key(ws, answers) if answers else None
         with progress_bars() as bars:
-            report = workflows.simulate(ws, annotators, bars.stage)
+            report = workflows.simulate(ws, annotators, bars.stage, key)
     print_simulation(report)

@@ -1,4 +1,4 @@
-"""Data commands: ingest, curate, classifiers, export, status."""
+"""Data commands: ingest, curate, classifiers, export, status, candidates, config-template."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from traitforge.cli._app import (
 from traitforge.cli.render import (
     print_agreement,
     print_annotation_progress,
+    print_candidates,
     print_curation,
     print_export,
     print_ingest,
@@ -33,7 +34,7 @@ from traitforge.curation.sources import FORMATS
 from traitforge.schemas import ExportConfig
 from traitforge.schemas.config import COPY_FORMATS, parse_strategy
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
-from traitforge.workspace.config_file import default_config_text
+from traitforge.workspace.config_template import config_template as config_template_text
 
 
 @app.command()
@@ -191,10 +192,37 @@ def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
             print_agreement(workflows.agreement(ws))
 
 
+@app.command("candidates")
+def candidates(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this prompt's candidates, in full: its id (the first column of the "
+            "listing) or the start of it."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Show at most this many; 0: all.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per candidate, one per line.")
+    ] = False,
+) -> None:
+    """Show the candidates ingested or generated: prompt, source, model, traits, gold values
+    and response, each prompt's together."""
+    with friendly_errors():
+        ws = Workspace.open(workspace, create=False)
+        listing = workflows.candidates(ws, prompt, limit or None)
+    if as_json:
+        sys.stdout.writelines(c.model_dump_json() + "\n" for c in listing.candidates)
+    else:
+        print_candidates(listing, ws.root)
+
+
 @app.command("config-template")
 def config_template() -> None:
-    """Print the default project config (traits, rubrics, mappings) to start your own."""
-    sys.stdout.write(default_config_text())
+    """Print the whole default project config, every setting under its description, to start
+    your own."""
+    sys.stdout.write(config_template_text())
 
 
 @app.command()

@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from traitforge.cli._app import (
+    AnswersOpt,
     ConfigOpt,
     WorkspaceOpt,
     app,
@@ -73,20 +74,29 @@ def loop_(
         typer.Option(
             min=1,
             help="This many simulated annotators answer (demos, tests); without it the loop "
-            "waits for people, polling Argilla.",
+            "waits for people, polling Argilla, with live progress (one line per change when "
+            "the output is not a terminal).",
         ),
     ] = None,
     config: ConfigOpt = None,
+    answers: AnswersOpt = None,
 ) -> None:
     """Rounds of select -> push -> annotate -> pull -> export -> train -> use-model, each later
     round selecting with an ensemble fitted to the answers so far (decisive.v1, the default).
     A round that can select nothing stops the loop with the reason. Stop it at any point
     (Ctrl-C) and run it again to continue."""
-    from traitforge.app import loop
+    from traitforge.app import loop, workflows
 
+    if answers is not None and simulate is None:
+        raise typer.BadParameter(
+            "--answers is what simulated annotators answer: add --simulate N (people answer "
+            "for themselves)",
+            param_hint="--answers",
+        )
     with friendly_errors():
         ws = Workspace.open(workspace, config)
         settings = ws.config.loop
+        key = workflows.answer_key(ws, answers) if answers else None
         with progress_bars() as bars:
             result = loop.run(
                 ws,
@@ -96,6 +106,7 @@ def loop_(
                 bar_logger(bars),
                 bars.stage,
                 bars.waiting,
+                key,
             )
     print_loop(result)
     print_loop_paths(result)

@@ -10,11 +10,13 @@ from rich.text import Text
 
 from traitforge.app import workflows
 from traitforge.cli._app import bold, console
+from traitforge.curation.gaps import UNSCORED_CHOICE
 from traitforge.curation.generation import GenerationReport
 from traitforge.curation.ingest import IngestReport
 from traitforge.exports import ExportReport
 from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
-from traitforge.schemas import AgreementResult, EvaluationResult, MatrixResult
+from traitforge.reward.evaluation import interval_note
+from traitforge.schemas import AgreementResult, EvaluationResult, MatrixResult, prompt_text
 from traitforge.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from traitforge.app.loop import LoopResult
     from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
+    from traitforge.reward.training import FitResult
 
 
 def print_curation(report: CurationReport) -> None:
@@ -38,15 +41,23 @@ def print_curation(report: CurationReport) -> None:
         "corpus: same response to other prompts, reported only)",
     )
     table.add_row("scores", fmt_counts(report.scored))
-    table.add_row("new tasks", fmt_counts(report.new_tasks))
+    new_tasks = fmt_counts(report.new_tasks)
+    if report.unscored_tasks and report.unscored_by:
+        how = UNSCORED_CHOICE[report.unscored_by]
+        new_tasks += f" (no scores yet: {report.unscored_tasks} {how})"
+    table.add_row("new tasks", new_tasks)
     if report.acquisition:
         table.add_row("scored by", report.acquisition)
     table.add_row(
         f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
     )
     console.print(table)
+    for note in report.scoring_notes:
+        console.print(Text(note), soft_wrap=True)
     if report.selection_note:
         console.print(Text(f"Fewer tasks than wanted: {report.selection_note}"), soft_wrap=True)
+    for warning in report.warnings:
+        console.print(Text(f"warning: {warning}"), soft_wrap=True)
 
 
 def print_training(results: list[TrainResult]) -> None:
@@ -69,25 +80,52 @@ def print_training(results: list[TrainResult]) -> None:
     console.print(table)
 
 
+def print_fits(fits: list[FitResult]) -> None:
+    """Each trained model: distinct pairs and epochs apart, and the epoch cap when it held."""
+    for fit in fits:
+        console.print(
+            f"{fit.name}: {fit.summary()} in {fit.seconds:.1f} s "
+            f"({fit.pairs_per_second:.1f} pairs/s over all epochs, {fit.device}, "
+            f"{fit.precision}), final loss {fit.train_loss:.4f}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _accuracy_cell(accuracy: float, ci: list[float] | None, pairs: int) -> tuple[str, str | None]:
+    """An accuracy cell, and the note on too few pairs for an interval, if any: printed below
+    the table, whole, as a cell would wrap it."""
+    note = interval_note(pairs)
+    return (f"{fmt_pct(accuracy)} (no CI)", note) if note else (fmt_pct_ci(accuracy, ci), None)
+
+
 def print_evaluation(result: EvaluationResult) -> None:
     table = Table(title=f"Reward model on {result.pairs} pairs")
     for column in ("trait", "pairs", "accuracy (CI)", "always-longer"):
         table.add_column(column, justify="left" if column == "trait" else "right")
     shortcuts = result.shortcuts
-    for trait, row in result.per_trait.items():
-        table.add_row(
-            trait,
-            str(row.pairs),
-            fmt_pct_ci(row.accuracy, row.accuracy_ci),
-            fmt_pct(row.length_baseline),
+    rows = [
+        (trait, row.pairs, row.accuracy, row.accuracy_ci, row.length_baseline)
+        for trait, row in result.per_trait.items()
+    ]
+    rows.append(
+        (
+            "all",
+            result.pairs,
+            result.accuracy,
+            result.accuracy_ci,
+            shortcuts.length_baseline_accuracy,
         )
-    table.add_row(
-        "all",
-        str(result.pairs),
-        fmt_pct_ci(result.accuracy, result.accuracy_ci),
-        fmt_pct(shortcuts.length_baseline_accuracy),
     )
+    notes = []
+    for name, pairs, accuracy, ci, baseline in rows:
+        shown, note = _accuracy_cell(accuracy, ci, pairs)
+        table.add_row(name, str(pairs), shown, fmt_pct(baseline))
+        if note:
+            notes.append(f"{name}: {note}")
     console.print(table)
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True)
     console.print(
         f"Chosen is the shorter answer: {fmt_pct(shortcuts.accuracy_chosen_shorter)} accuracy "
         f"on {shortcuts.chosen_shorter_pairs} pairs; Spearman(reward, length) "
@@ -124,18 +162,36 @@ def print_loop(result: LoopResult) -> None:
     columns = ("round", "selected with", "tasks", "labels", "pairs", "RM accuracy", "longer wins")
     for column in columns:
         table.add_column(column, justify="left" if column == "selected with" else "right")
+    notes = []  # below the table, whole: a cell would wrap them
     for r in result.rounds:
         evaluation = r.evaluation
+        accuracy = baseline = "none" if r.evaluation_note else "n/a"
+        said = []
+        if evaluation:
+            accuracy, note = _accuracy_cell(
+                evaluation.accuracy, evaluation.accuracy_ci, evaluation.pairs
+            )
+            baseline = fmt_pct(evaluation.shortcuts.length_baseline_accuracy)
+            if r.evaluated_on:
+                used = ", ".join(f"{name} ({n} pairs)" for name, n in r.evaluated_on.items())
+                said.append(f"evaluated on {used}")
+            said += [note] if note else []
+        if r.evaluation_note and not r.stopped:
+            said.append(r.evaluation_note if evaluation else f"no evaluation: {r.evaluation_note}")
+        if said:
+            notes.append(f"Round {r.round}: " + "; ".join(said))
         table.add_row(
             str(r.round),
             ", ".join(r.selected_with) or "-",
             str(r.tasks),
             str(r.judgements_total),
             "-" if r.stopped else str(sum(r.pairs.values())),
-            fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci) if evaluation else "n/a",
-            fmt_pct(evaluation.shortcuts.length_baseline_accuracy) if evaluation else "n/a",
+            accuracy,
+            baseline,
         )
     console.print(table)
+    for note in notes:
+        console.print(Text(note), soft_wrap=True)
     for r in result.rounds:
         if r.stopped:
             console.print(
@@ -248,10 +304,15 @@ def print_annotation_progress(ws: Workspace) -> None:
     if isinstance(progress, str):
         console.print(f"Argilla progress unavailable: {progress}", highlight=False, soft_wrap=True)
         return
+    each = ws.config.annotation.argilla.min_submitted
     for d in progress:
+        # Argilla's own progress bar counts completed records only (0% until a record has
+        # all its answers): say both, answers and completed records.
+        submitted = sum(counts["submitted"] for counts in d.annotators.values())
         table = Table(
-            title=f"Argilla {d.dataset}: {d.completed} of {d.records} records completed, "
-            f"{d.pending} pending"
+            title=f"Argilla {d.dataset}: {submitted} answer{'s' if submitted != 1 else ''} "
+            f"submitted; {d.completed} of {d.records} records completed "
+            f"({each} answer{'s' if each != 1 else ''} each), {d.pending} pending"
         )
         for column in ("annotator", "submitted", "draft", "discarded"):
             table.add_column(column, justify="left" if column == "annotator" else "right")
@@ -282,6 +343,22 @@ def print_ingest(reports: list[IngestReport]) -> None:
     for r in reports:
         for warning in r.warnings:
             console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+        if r.metadata_columns:
+            console.print(
+                Text(f"{r.path.name}: columns kept as metadata: {', '.join(r.metadata_columns)}"),
+                soft_wrap=True,
+            )
+        if r.restated:
+            one = r.restated == 1
+            console.print(
+                Text(
+                    f"{r.path.name}: {r.restated} stored "
+                    f"{'candidate states' if one else 'candidates state'} other traits now; "
+                    f"{'its' if one else 'their'} traits were updated (ids, scores and tasks "
+                    "kept)"
+                ),
+                soft_wrap=True,
+            )
         if isinstance(r, GenerationReport):
             console.print(
                 f"{r.path.name}: {r.model} ({r.backend}) wrote {r.samples_generated} of "
@@ -310,7 +387,26 @@ def print_export(report: ExportReport) -> None:
             str(counts.get("train", 0)),
             str(counts.get("test", 0)),
         )
+    for trait, counts in report.ai_feedback.items():
+        if sum(counts.values()):
+            # Their own rows: pairs no person chose are never shown as human ones.
+            table.add_row(
+                trait, "ai-feedback", str(counts.get("train", 0)), str(counts.get("test", 0))
+            )
     console.print(table)
+    if report.judge_agreement is not None:
+        console.print(
+            f"Trait judge ({report.judge_agreement.scorer}) agreement with the annotators' "
+            "majority: "
+            + ", ".join(
+                f"{name} {fmt_pct_ci(t.share, t.share_ci)} on {t.compared} pairs "
+                f"({t.annotator_ties} annotator ties, {t.judge_ties} judge ties, "
+                f"{t.unscored} unscored left out)"
+                for name, t in report.judge_agreement.traits.items()
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     if report.drops:
         console.print(
             "Dropped: " + fmt_counts(report.drops, "{name} ({n})"),
@@ -338,3 +434,57 @@ def print_export(report: ExportReport) -> None:
         ),
         soft_wrap=True,
     )
+
+
+def print_candidates(listing: workflows.CandidateListing, root: Path) -> None:
+    """One row per candidate; user text as Text (never markup). One prompt's candidates are
+    shown in full, a listing of all prompts as one-line excerpts."""
+    shown = listing.candidates
+    if not shown:
+        console.print(
+            Text.assemble(
+                "No candidates in ",
+                bold(root),
+                " yet: add some with `traitforge ingest --workspace ",
+                str(root),
+                " --format FORMAT PATH`.",
+            ),
+            soft_wrap=True,
+        )
+        return
+    full = listing.prompt_id is not None
+    if full:
+        console.print(Text.assemble("Prompt ", bold(listing.prompt_id)))
+        console.print(Text(prompt_text(shown[0].prompt)), soft_wrap=True)
+    caption = f"{len(shown)} of {listing.total} candidates"
+    if len(shown) < listing.total:
+        caption += "; --limit 0 shows all"
+    table = Table(title="Candidates", caption=caption)
+    # One prompt's candidates share it (printed above); a listing names each one's prompt.
+    columns = [] if full else ["prompt", "prompt text"]
+    columns += ["source", "model", "traits", "gold", "response"]
+    for column in columns:
+        # The excerpts take the width left over, the response twice the prompt's share.
+        ratio = {"prompt text": 1, "response": 2}.get(column)
+        table.add_column(column, overflow="fold", ratio=ratio, no_wrap=column == "prompt")
+    for c in shown:
+        cells = [] if full else [c.prompt_id[:_ID_SHOWN], _excerpt(prompt_text(c.prompt))]
+        cells += [
+            c.source,
+            c.model or "-",
+            ", ".join(c.traits) or "-",
+            ", ".join(f"{trait}={value:g}" for trait, value in sorted(c.gold.items())) or "-",
+            c.response if full else _excerpt(c.response),
+        ]
+        table.add_row(*(Text(cell) for cell in cells))
+    console.print(table)
+
+
+_ID_SHOWN = 12  # a prefix this long names one prompt among millions; --prompt takes it
+_EXCERPT = 80
+
+
+def _excerpt(text: str) -> str:
+    """The start of a text on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _EXCERPT else flat[: _EXCERPT - 1] + "…"

@@ -18,12 +18,14 @@ from traitforge.cli._app import (
     RewardConfigOpt,
     WorkspaceOpt,
     app,
+    bar_logger,
     bold,
     console,
     friendly_errors,
+    progress_bars,
     stderr,
 )
-from traitforge.cli.render import print_evaluation, print_matrix
+from traitforge.cli.render import print_evaluation, print_fits, print_matrix
 from traitforge.errors import TraitforgeError
 from traitforge.reporting import fmt_counts
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
@@ -50,16 +52,11 @@ def train(
     `accelerate launch -m traitforge.cli train ...`."""
     with friendly_errors():
         settings = workflows.reward_config(config, backbone)
-        run = workflows.train_reward(
-            data, out, settings, lambda m: console.print(m, highlight=False), overwrite
-        )
-    for fit in run.fits:
-        console.print(
-            f"{fit.name}: {fit.pairs} pairs in {fit.seconds:.1f} s "
-            f"({fit.pairs_per_second:.1f} pairs/s, {fit.device}, {fit.precision}), "
-            f"final loss {fit.train_loss:.4f}",
-            highlight=False,
-        )
+        with progress_bars() as bars:
+            run = workflows.train_reward(
+                data, out, settings, bar_logger(bars), overwrite, bars.stage
+            )
+    print_fits(run.fits)
     if run.evaluation:
         print_evaluation(run.evaluation)
     console.print(Text.assemble("Models: ", bold(run.out), "\nReport: ", bold(run.report)))

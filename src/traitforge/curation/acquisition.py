@@ -48,6 +48,7 @@ class Acquisition:
         ensemble: PreferenceEnsemble | None,
         phi: Mapping[str, np.ndarray],
         answers: int,
+        scorers: Sequence[str] = (),
     ) -> None:
         self.probability = probability  # candidate -> classifier P(trait), when scored
         self.ensemble = ensemble
@@ -62,7 +63,7 @@ class Acquisition:
         self.source = (
             f"ensemble of {len(ensemble.thresholds)} models on {answers} answered comparisons"
             if ensemble is not None
-            else "trait classifiers (no answers yet)"
+            else f"trait scores of {', '.join(scorers) or 'no scorer'} (no answers yet)"
         )
 
     @classmethod
@@ -74,6 +75,7 @@ class Acquisition:
         response_vectors: Mapping[str, np.ndarray],
         probability: Mapping[str, float],
         seed: int,
+        scorers: Sequence[str] = (),
     ) -> Acquisition:
         ids = sorted(response_vectors)
         phi: dict[str, np.ndarray] = {}
@@ -84,7 +86,7 @@ class Acquisition:
             )
             phi = dict(zip(ids, rows, strict=True))
         ensemble = PreferenceEnsemble.fit(answers, phi, seed=seed) if answers else None
-        return cls(probability, ensemble, phi, len(answers))
+        return cls(probability, ensemble, phi, len(answers), scorers)
 
     def score(self, groups: Sequence[tuple[str, ...]], kind: Kind = "bald") -> list[Information]:
         """Per group, the mean over its candidate pairs. `kind` 'bald': the members'

@@ -42,6 +42,10 @@ class IngestReport:
     quarantine: Path | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # said, not fatal: e.g. a file with no rows
+    # Stored candidates whose stated traits this file changed (they keep their id and record).
+    restated: int = 0
+    # Mapped formats: the input columns kept as candidate metadata, in first-seen order.
+    metadata_columns: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -150,6 +154,12 @@ def _store(
 ) -> IngestReport:
     report = IngestReport(path=path, format=fmt)
     quarantine = Quarantine(path, report.reasons)
+    # Candidate id -> every trait its rows in this file state: one response on two rows, for
+    # two traits, is for both, not for whichever row came last.
+    stated: dict[str, list[str]] = {}
+    before: set[str] = set()  # stored before this file
+    grown: set[str] = set()  # new in this file, and named more traits by a later row
+    kept: dict[str, None] = {}
     with store.transaction():
         for outcome in outcomes:
             report.rows_read += 1
@@ -162,15 +172,26 @@ def _store(
                 report.rows_skipped += 1
                 quarantine.skip(outcome.line, outcome.reason)
             elif isinstance(outcome, Parsed):
-                new, present = store.add_candidates(outcome.candidates)
-                report.new += new
-                report.present += present
+                for c in outcome.candidates:
+                    seen = stated.get(c.id)
+                    stated[c.id] = list(dict.fromkeys([*(seen or []), *c.traits]))
+                    new, present = store.add_candidates([c])
+                    report.new += new
+                    report.present += present
+                    if seen is None and present:
+                        before.add(c.id)
+                    elif seen is not None and c.id not in before and stated[c.id] != seen:
+                        grown.add(c.id)
+                kept.update(dict.fromkeys(outcome.metadata_columns))
                 for reason in outcome.skipped:
                     quarantine.skip(outcome.line, reason)
             if progress is not None:
                 progress(report.rows_read)
         if report.rows_read == 0:
             report.warnings.append(no_rows_warning(path))
+        report.metadata_columns = list(kept)
+        report.restated = store.restate_traits({i: stated[i] for i in before})
+        store.restate_traits({i: stated[i] for i in grown})
         report.quarantine = quarantine.write(quarantine_dir, sha)
         store.record_ingest(sha, fmt, str(path), report.counts())
     return report

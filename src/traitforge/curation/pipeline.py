@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -16,13 +17,15 @@ from traitforge.curation.dedup import NearDuplicateFinder
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.ensemble import Comparison, comparisons
 from traitforge.curation.flags import ResponseFlagger
+from traitforge.curation.gaps import TraitGap, gold_gap, trait_gaps, unscored_note
 from traitforge.curation.linguistic import LinguisticFeaturizer
 from traitforge.curation.pool import PromptPool, plural
 from traitforge.curation.progress import StageProgress
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
 from traitforge.curation.scorers.features import prompt_texts
-from traitforge.curation.selection import EPISTEMIC, PairSelector, SelectionInputs
+from traitforge.curation.scorers.judge import TraitJudge
+from traitforge.curation.selection import EPISTEMIC, GoldChecks, PairSelector, SelectionInputs
 from traitforge.errors import ConfigError, TraitforgeError, WorkspaceError
 from traitforge.schemas import (
     Candidate,
@@ -50,7 +53,11 @@ class CurationState:
     tasks: list[ComparisonTask] | None = None
     selection_note: str | None = None  # why the round got fewer tasks than its budget
     acquisition: str | None = None  # what an epistemic strategy scored with
+    gold_checks: GoldChecks | None = None  # how many gold checks were wanted, possible, made
+    # Nothing ranked the options: the strategy selection used instead ('random', 'diversity').
+    unscored: str | None = None
     trained: list[TrainResult] = field(default_factory=list)
+    scoring_notes: list[str] = field(default_factory=list)  # e.g. the judge's cached/computed
 
     def eligible(self) -> list[Candidate]:
         """Candidates that may be scored and paired: not flagged, not a same-prompt copy."""
@@ -165,14 +172,16 @@ class ScoreStage:
         config: ProjectConfig,
         artifacts: Path,
         examples: dict[str, list[Example]] | None = None,
+        progress: StageProgress | None = None,
     ) -> None:
         self.config = config
         self.artifacts = artifacts
         self.examples = examples
+        self.progress = progress
 
     def setup(self) -> None:
         for key in self.config.curation.scorers:
-            get_scorer(key, self.artifacts)  # fail on an unknown key before any work
+            get_scorer(key, self.artifacts, self.config)  # fail on an unknown key first
 
     def process(self, state: CurationState) -> None:
         assert state.features is not None
@@ -181,13 +190,20 @@ class ScoreStage:
         traits = [t.name for t in self.config.traits]
         scores: list[Scores] = []
         for key in self.config.curation.scorers:
-            scorer = get_scorer(key, self.artifacts)
+            scorer = get_scorer(key, self.artifacts, self.config)
             if isinstance(scorer, TraitClassifier):
                 examples = self.examples or gold_examples(eligible, self.config.traits)
                 for trait, trait_examples in sorted(examples.items()):
                     if trait not in scorer.trained_traits() and _trainable(trait_examples):
                         state.trained.append(scorer.train(trait, state.features, trait_examples))
+            elif isinstance(scorer, TraitJudge):
+                # Calibrated on the same labels the classifiers learn from.
+                scorer.examples = self.examples or gold_examples(eligible, self.config.traits)
+                if self.progress is not None:  # a model pass per batch: the slow part
+                    scorer.progress = partial(self.progress, f"score: {key}")
             scores += scorer.score(features, traits)
+            if isinstance(scorer, TraitJudge):
+                state.scoring_notes.append(scorer.summary())
         state.scores = scores
 
 
@@ -232,6 +248,8 @@ class SelectStage:
         wanted = self.budget - len(in_round)
         state.tasks = self.selector.process(inputs, wanted, self.round)
         state.acquisition = getattr(self.selector, "acquired_with", None)
+        state.gold_checks = getattr(self.selector, "gold_checks", None)
+        state.unscored = getattr(self.selector, "unscored", None)
         if len(state.tasks) < wanted:
             state.selection_note = self._shortfall(eligible, len(state.tasks), wanted)
 
@@ -288,6 +306,17 @@ class CurationReport:
     # selector's reason, such as nothing scoring above chance).
     selection_note: str | None = None
     acquisition: str | None = None  # epistemic strategies: the ensemble, or the classifiers
+    # Tasks chosen without scores, as no scorer had scored anything: at random, or for
+    # diversity alone (`unscored_by`); counted in new_tasks under that reason.
+    unscored_tasks: int = 0
+    unscored_by: str | None = None
+    gold_checks: GoldChecks | None = None
+    trait_gaps: list[TraitGap] = field(default_factory=list)
+    # What the round could not do, each with what to do: nothing scored, gold checks short,
+    # traits without candidates or without tasks.
+    warnings: list[str] = field(default_factory=list)
+    # Lines from scorers on what they did, e.g. the judge's computed and cached ratings.
+    scoring_notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -308,13 +337,14 @@ def train_classifiers(
 ) -> ClassifierTraining:
     """(Re)train every classifier scorer in the config on gold labels, or on `examples`.
 
-    A configured trait without labels gets no classifier and a warning; no labels for any
-    trait is an error, raised before a model loads when the store already shows it."""
+    A configured trait without labels, or with too few of one class, gets no classifier and
+    a warning; no trait to train is an error, raised before a model loads when the store
+    already shows it."""
     _require_candidates(store)
     classifiers = [
         scorer
         for key in config.curation.scorers
-        if isinstance(scorer := get_scorer(key, artifacts), TraitClassifier)
+        if isinstance(scorer := get_scorer(key, artifacts, config), TraitClassifier)
     ]
     if not classifiers:
         raise ConfigError(
@@ -344,15 +374,29 @@ def train_classifiers(
     unlabelled = [t for t in traits if t not in usable]
     if not usable:
         raise TraitforgeError(_no_labels(store, unlabelled, examples is None))
+    # A trait with too few labels of one class is said and passed over: the others train.
+    short = [_too_few(t, ex) for t, ex in sorted(usable.items()) if not _trainable(ex)]
+    trainable = {t: ex for t, ex in usable.items() if _trainable(ex)}
+    if not trainable:
+        raise TraitforgeError("no classifier to train: " + "; ".join(short))
     assert state.features is not None
     results = []
     for scorer in classifiers:
-        for trait, trait_examples in sorted(usable.items()):
+        for trait, trait_examples in sorted(trainable.items()):
             if progress:
                 progress(f"train {scorer.key} / {trait}", 0, 1)
             results.append(scorer.train(trait, state.features, trait_examples))
     warnings = [_no_labels(store, unlabelled, examples is None, some=True)] if unlabelled else []
-    return ClassifierTraining(results, warnings)
+    return ClassifierTraining(results, warnings + short)
+
+
+def _too_few(trait: str, examples: Sequence[Example]) -> str:
+    positives = sum(e.label for e in examples)
+    return (
+        f"{trait} has {positives} positive and {len(examples) - positives} negative examples "
+        f"(at least {MIN_EXAMPLES_PER_CLASS} of each are needed), so no classifier was trained "
+        f"for it; annotate more tasks on {trait} and pull them, or ingest gold labels for it"
+    )
 
 
 def _no_labels(store: Store, traits: Sequence[str], gold: bool, some: bool = False) -> str:
@@ -419,11 +463,22 @@ def curate(
             EmbeddingStage(config, cache, progress),
             FlagStage(config),
             DedupStage(config),
-            ScoreStage(config, artifacts, examples),
+            ScoreStage(config, artifacts, examples, progress),
             SelectStage(config, existing, budget, round_, answers),
         ]
         state = _run(store, stages, progress)
     tasks = state.tasks or []
+    gaps = trait_gaps(
+        config, PairSelector(config).prompt_traits, state.eligible(), existing + tasks, round_
+    )
+    unscored = sum(not t.gold_check for t in tasks) if state.unscored else 0
+    warnings = []
+    if unscored and state.unscored is not None:
+        warnings.append(unscored_note(unscored, config.curation.scorers, state.unscored))
+    gold = gold_gap(state.gold_checks, config.curation.selection.gold_fraction)
+    if gold is not None:
+        warnings.append(gold)
+    warnings += [g.message for g in gaps]
     return CurationReport(
         candidates=len(state.candidates),
         embedded=state.embedded,
@@ -437,6 +492,12 @@ def curate(
         round=round_,
         selection_note=state.selection_note,
         acquisition=state.acquisition,
+        unscored_tasks=unscored,
+        unscored_by=state.unscored if unscored else None,
+        gold_checks=state.gold_checks,
+        trait_gaps=gaps,
+        warnings=warnings,
+        scoring_notes=state.scoring_notes,
     )
 
 

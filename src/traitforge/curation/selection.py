@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from traitforge.curation.acquisition import Acquisition, Information, Kind
+from traitforge.curation.asked import prompt_traits
 from traitforge.curation.ensemble import Comparison
 from traitforge.schemas import (
     Candidate,
@@ -60,6 +61,34 @@ class Option:
     candidate_ids: tuple[str, ...]
     uncertainty: float
     detail: str
+    scored: bool = True  # some candidate has a calibrated score on one of the traits
+
+
+@dataclass(frozen=True)
+class GoldChecks:
+    """A round's gold checks: how many the gold fraction asked for, how many open prompts
+    could give one (candidates with different gold values on the asked trait), how many came."""
+
+    budget: int  # tasks this selection was asked for
+    wanted: int
+    available: int
+    made: int
+
+
+# A strategy that ranks by scores, when nothing is scored and no answer is learnt from
+# (see `PairSelector._by_strategy`): its diversity part where it has one, else a random draw;
+# and how such a task reads. The random and diversity strategies need no scores.
+UNSCORED_FALLBACK: dict[str, str] = {
+    "uncertainty": "random",
+    "uncertainty+diversity": "diversity",
+    "bald.v1": "random",
+    "bald+diversity.v1": "diversity",
+    "decisive.v1": "random",
+}
+UNSCORED_DETAIL = {
+    "random": "no scores yet: picked at random",
+    "diversity": "no scores yet: chosen for diversity alone",
+}
 
 
 class PairSelector:
@@ -70,10 +99,15 @@ class PairSelector:
         self.config: SelectionConfig = config.curation.selection
         self.note: str | None = None  # after `process`: why it chose fewer than the budget
         self.acquired_with: str | None = None  # after `process`: what epistemic scores came from
+        self.gold_checks: GoldChecks | None = None  # after `process`
+        # After `process`: the strategy used instead ('random' or 'diversity') when no score
+        # nor answer could rank the open options; None when the configured one ranked them.
+        self.unscored: str | None = None
 
     def process(self, inputs: SelectionInputs, budget: int, round_: int) -> list[ComparisonTask]:
         self.note = None
         self.acquired_with = None
+        self.unscored = None
         rng = random.Random(self.config.seed * 1_000_003 + round_)
         probabilities = _probabilities(inputs.scores)
         used_per_prompt: dict[str, int] = defaultdict(int)
@@ -106,6 +140,9 @@ class PairSelector:
         gold = [o for o in gold if frozenset(o.candidate_ids) not in asked]
         for option in gold[:n_gold]:
             chosen.append((option, "gold-check", True))
+        self.gold_checks = GoldChecks(
+            budget=budget, wanted=n_gold, available=len(gold), made=len(chosen)
+        )
         picked = {o.prompt_id for o, _, _ in chosen}
         rest = [p for p in open_prompts if p not in picked and options[p]]
         chosen += self._by_strategy(rest, options, inputs, budget - len(chosen), rng)
@@ -129,13 +166,8 @@ class PairSelector:
         return tasks
 
     # -- building options --------------------------------------------------------------------
-    def _traits(self, members: Sequence[Candidate]) -> list[str]:
-        """The traits a prompt is about: those its data has gold for, else every weighted one;
-        the heaviest is asked as the overall preference, the others are rated."""
-        names = [t.name for t in self.project.traits if self.project.trait_weight(t.name) > 0]
-        golden = [n for n in names if any(n in c.gold for c in members)]
-        traits = golden or names
-        return sorted(traits, key=lambda n: -self.project.trait_weight(n))
+    def prompt_traits(self, members: Sequence[Candidate]) -> list[str]:
+        return prompt_traits(self.project, members)
 
     def _composite(
         self, candidate: Candidate, traits: Sequence[str], probabilities: _Probabilities
@@ -158,7 +190,9 @@ class PairSelector:
         return total / weight_sum, disagreement / weight_sum
 
     def _options(self, members: list[Candidate], probabilities: _Probabilities) -> list[Option]:
-        traits = self._traits(members)
+        traits = self.prompt_traits(members)
+        if not traits:
+            return []
         composite = {c.id: self._composite(c, traits, probabilities) for c in members}
         ranked = sorted(members, key=lambda c: (-composite[c.id][0], c.id))
         k = self.config.k
@@ -173,6 +207,7 @@ class PairSelector:
             values = [composite[c.id][0] for c in group]
             spread = max(values) - min(values)
             disagreement = sum(composite[c.id][1] for c in group) / len(group)
+            scored = any(probabilities.get((c.id, t)) for c in group for t in traits)
             options.append(
                 Option(
                     prompt_id=members[0].prompt_id,
@@ -181,6 +216,7 @@ class PairSelector:
                     candidate_ids=tuple(c.id for c in group),
                     uncertainty=round(1.0 - spread + DISAGREEMENT_WEIGHT * disagreement, 6),
                     detail=f"score spread {spread:.3f}, scorer disagreement {disagreement:.3f}",
+                    scored=scored,
                 )
             )
         return sorted(options, key=lambda o: (-o.uncertainty, o.candidate_ids))
@@ -192,7 +228,9 @@ class PairSelector:
         checks = []
         for prompt_id in prompts:
             members = by_prompt[prompt_id]
-            traits = self._traits(members)
+            traits = self.prompt_traits(members)
+            if not traits:
+                continue
             trait = traits[0]
             labelled = sorted(
                 (c for c in members if trait in c.gold), key=lambda c: (-c.gold[trait], c.id)
@@ -227,6 +265,17 @@ class PairSelector:
         if budget <= 0 or not prompts:
             return []
         pool = OpenPool(prompts, options, inputs, budget, rng)
+        fallback = UNSCORED_FALLBACK.get(self.config.strategy)
+        learns_from_answers = self.config.strategy in EPISTEMIC and bool(inputs.answers)
+        scored = any(o.scored for p in prompts for o in options[p])
+        if fallback is not None and not learns_from_answers and not scored:
+            # Nothing to rank by: the strategy would rank every option level and take them in
+            # id order, under a reason that claims otherwise. Use what is left, and say so.
+            self.unscored = fallback
+            return [
+                (replace(option, detail=UNSCORED_DETAIL[fallback]), reason, gold)
+                for option, reason, gold in STRATEGIES[fallback](self, pool)
+            ]
         return STRATEGIES[self.config.strategy](self, pool)
 
     def _random(self, pool: OpenPool) -> list[Pick]:
@@ -332,7 +381,7 @@ class PairSelector:
             by_prompt[c.prompt_id].append(c)
         scored: dict[str, float] = {}
         for members in by_prompt.values():
-            traits = self._traits(members)
+            traits = self.prompt_traits(members)
             for c in members:
                 if any(probabilities.get((c.id, t)) for t in traits):
                     scored[c.id] = self._composite(c, traits, probabilities)[0]
@@ -344,6 +393,7 @@ class PairSelector:
             vectors,
             scored,
             seed=self.config.seed,
+            scorers=sorted({s.scorer for s in inputs.scores if s.probability is not None}),
         )
 
 

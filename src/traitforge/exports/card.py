@@ -7,8 +7,14 @@ from collections.abc import Mapping
 
 import yaml
 
-from traitforge.reporting import fmt_num, fmt_pct
-from traitforge.schemas import AgreementResult, PreferencePair, ProjectConfig, TraitTies
+from traitforge.reporting import fmt_ci, fmt_num, fmt_pct
+from traitforge.schemas import (
+    AgreementResult,
+    JudgeAgreement,
+    PreferencePair,
+    ProjectConfig,
+    TraitTies,
+)
 from traitforge.workspace import dump_config
 
 
@@ -38,6 +44,7 @@ def render_card(
     version: str,
     agreement: AgreementResult | None = None,
     ties: Mapping[str, TraitTies] | None = None,
+    judge: JudgeAgreement | None = None,
 ) -> str:
     traits = [t.name for t in config.traits]
     licenses = sorted(
@@ -66,14 +73,27 @@ def render_card(
         "| trait | origin | " + " | ".join(splits) + " | total |",
         "|---|---|" + "---:|" * (len(splits) + 1),
     ]
+    ai_rows = []
     for trait in traits:
-        counts = [sum(p.trait == trait for p in ps) for ps in splits.values()]
-        out.append(
-            f"| {trait} | {origins.get(trait, 'none')} | "
-            + " | ".join(map(str, counts))
-            + f" | {sum(counts)} |"
-        )
+        for ai in (False, True):
+            counts = [
+                sum(p.trait == trait and (p.origin == "ai-feedback") == ai for p in ps)
+                for ps in splits.values()
+            ]
+            if ai and not sum(counts):
+                continue
+            origin = "ai-feedback" if ai else origins.get(trait, "none")
+            row = f"| {trait} | {origin} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |"
+            (ai_rows if ai else out).append(row)
+    out += ai_rows
     out.append("")
+    if ai_rows:
+        out += [
+            "Rows with origin `ai-feedback` are pairs from the trait judge's ratings, for "
+            "prompts and traits that have no annotator answer or gold label: no person chose "
+            "them. Filter them out with the `origin` column to train on human pairs only.",
+            "",
+        ]
 
     out += ["## Dropped", "", "Data that did not become a pair, and why.", ""]
     if drops:
@@ -88,6 +108,9 @@ def render_card(
 
     if agreement is not None:
         out += _agreement_section(agreement, config.annotation.aggregation.method)
+
+    if judge is not None:
+        out += _judge_section(judge)
 
     out += [
         "## Length of chosen vs rejected (words)",
@@ -169,5 +192,27 @@ def _agreement_section(agreement: AgreementResult, method: str) -> list[str]:
         + (":" if flagged else ".")
     )
     out += [f"- {who}: {'; '.join(q.reasons)}" for who, q in flagged]
+    out.append("")
+    return out
+
+
+def _judge_section(judge: JudgeAgreement) -> list[str]:
+    """How often the trait judge orders a pair as the annotators' majority does."""
+    out = [
+        "## Trait judge agreement with annotators",
+        "",
+        f"`{judge.scorer}` against the annotators' majority on each answered pair of "
+        "candidates: the share of pairs it orders the same way, with its 95% Wilson interval. "
+        "Pairs whose votes split evenly, that the judge rated level, or that it did not rate "
+        "are left out and counted.",
+        "",
+        "| trait | agreement | 95% CI | pairs | annotator ties | judge ties | unscored |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {name} | {fmt_pct(t.share)} | {fmt_ci(t.share_ci)} | {t.compared} | "
+        f"{t.annotator_ties} | {t.judge_ties} | {t.unscored} |"
+        for name, t in judge.traits.items()
+    ]
     out.append("")
     return out

@@ -9,21 +9,26 @@ from pathlib import Path
 
 from traitforge.annotators.aggregation import (
     DropCounter,
+    RankedGroup,
+    TaskAnswers,
     TieCounter,
     answers_by_task,
     judgement_groups,
     without_annotators,
 )
 from traitforge.annotators.agreement import agreement_report
+from traitforge.curation.scorers.judge import KEY as JUDGE_KEY
 from traitforge.errors import ExportError
 from traitforge.exports.card import length_stats, render_card
 from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_datasets, write_copies
-from traitforge.exports.preferences import gold_groups
+from traitforge.exports.judge_agreement import judge_agreement, judge_scores
+from traitforge.exports.preferences import gold_groups, judge_groups
 from traitforge.exports.split import split_of
 from traitforge.exports.strategies import pairs_from_group
 from traitforge.schemas import (
     AgreementResult,
     ExportConfig,
+    JudgeAgreement,
     PreferencePair,
     ProjectConfig,
     TraitTies,
@@ -36,16 +41,21 @@ from traitforge.workspace.files import EXPORT_FOLDER, atomic_directory, check_ou
 @dataclass
 class ExportReport:
     out: Path
-    counts: dict[str, dict[str, int]]  # trait -> split -> pairs
+    counts: dict[str, dict[str, int]]  # trait -> split -> human pairs (gold or judgements)
     drops: dict[str, int]
     origins: dict[str, str]  # trait -> "gold" | "judgements" | "none"
     agreement: AgreementResult | None = None  # when pairs come from judgements
     ties: dict[str, TraitTies] = field(default_factory=dict)  # trait -> ties among the answers
     files: list[Path] = field(default_factory=list)
+    # trait -> split -> pairs from the trait judge's ratings (export.ai_feedback), kept apart
+    # from `counts` so they are never taken for human pairs; {} when the setting is off.
+    ai_feedback: dict[str, dict[str, int]] = field(default_factory=dict)
+    judge_agreement: JudgeAgreement | None = None  # once the judge scored answered tasks
 
     @property
     def total(self) -> int:
-        return sum(sum(c.values()) for c in self.counts.values())
+        """Every pair in the dataset, AI-feedback ones included."""
+        return sum(sum(c.values()) for c in (*self.counts.values(), *self.ai_feedback.values()))
 
 
 @dataclass
@@ -55,6 +65,7 @@ class _Built:
     origins: dict[str, str]
     agreement: AgreementResult | None  # None when there are no judgements
     ties: dict[str, TraitTies]
+    judge_agreement: JudgeAgreement | None = None
 
 
 def build_pairs(
@@ -104,6 +115,8 @@ def _build(store: Store, config: ProjectConfig) -> _Built:
         agreement = agreement_report(tasks, judgements, candidates.values(), config)
         if settings.exclude_flagged:
             answers = without_annotators(answers, agreement.flagged, drops)
+    judged = judge_scores(store.scores())
+    ai_drops = DropCounter()
     for trait in config.traits:
         groups = []
         if config.export.origin in ("auto", "judgements"):
@@ -113,14 +126,35 @@ def _build(store: Store, config: ProjectConfig) -> _Built:
         if not groups and config.export.origin in ("auto", "gold"):
             groups = gold_groups(candidates.values(), trait)
         origins[trait.name] = groups[0].origin if groups else "none"
+        if config.export.ai_feedback:
+            groups += judge_groups(
+                candidates.values(), trait, judged, _human_prompts(trait.name, groups, answers)
+            )
         for group in groups:
-            for pair in pairs_from_group(group, config.export.strategy_for(trait.name), drops):
+            counter = ai_drops if group.origin == "ai-feedback" else drops
+            for pair in pairs_from_group(group, config.export.strategy_for(trait.name), counter):
                 if pair.id in pairs:
-                    drops["same pair from another task"] += 1
+                    counter["same pair from another task"] += 1
                 else:
                     pairs[pair.id] = pair
+    # AI-feedback drops keep their own label: a reader must never take them for human data.
+    for reason, n in ai_drops.items():
+        drops[f"ai-feedback: {reason}"] += n
     pairs_by_id = sorted(pairs.values(), key=lambda p: p.id)
-    return _Built(pairs_by_id, drops, origins, agreement, ties.by_trait())
+    judge = judge_agreement(answers, candidates, config.traits, judged)
+    return _Built(pairs_by_id, drops, origins, agreement, ties.by_trait(), judge)
+
+
+def _human_prompts(trait: str, groups: Sequence[RankedGroup], answers: TaskAnswers) -> set[str]:
+    """Prompts with human data on `trait`: gold or answered groups, and answered tasks on it
+    (tied ones too: a tie is the annotators' answer, which the judge must not overrule)."""
+    prompts = {g.prompt_id for g in groups}
+    prompts |= {
+        task.prompt_id
+        for task, _ in answers.values()
+        if trait == task.trait or trait in task.rated_traits
+    }
+    return prompts
 
 
 def export_dataset(
@@ -170,10 +204,8 @@ def export_dataset(
         )
     dataset_dict = build_dataset_dict(splits)
     sources = sorted({s for p in pairs for s in p.provenance.sources})
-    counts = {
-        t.name: {name: sum(p.trait == t.name for p in ps) for name, ps in splits.items()}
-        for t in config.traits
-    }
+    counts = _counts(config, splits, human=True)
+    ai_feedback = _counts(config, splits, human=False) if config.export.ai_feedback else {}
     provenance = {
         "traitforge_version": version,
         "config": config.model_dump(mode="json"),
@@ -190,6 +222,10 @@ def export_dataset(
         },
         "aggregation_method": config.annotation.aggregation.method if agreement else None,
         "agreement": agreement.model_dump(mode="json") if agreement else None,
+        "ai_feedback": {"scorer": JUDGE_KEY, "counts": ai_feedback} if ai_feedback else None,
+        "judge_agreement": built.judge_agreement.model_dump(mode="json")
+        if built.judge_agreement
+        else None,
     }
     report = ExportReport(
         out=out,
@@ -198,6 +234,8 @@ def export_dataset(
         origins=origins,
         agreement=agreement,
         ties=built.ties,
+        ai_feedback=ai_feedback,
+        judge_agreement=built.judge_agreement,
     )
     with (
         atomic_directory(out, EXPORT_FOLDER, overwrite=overwrite, home=home) as staging,
@@ -207,7 +245,15 @@ def export_dataset(
         report.files = write_copies(dataset_dict, staging, copies)
         (staging / "README.md").write_text(
             render_card(
-                config, splits, drops, origins, sources, version, agreement, ties=built.ties
+                config,
+                splits,
+                drops,
+                origins,
+                sources,
+                version,
+                agreement,
+                ties=built.ties,
+                judge=built.judge_agreement,
             ),
             encoding="utf-8",
         )
@@ -216,3 +262,16 @@ def export_dataset(
         )
     report.files = [out / f.relative_to(staging) for f in report.files]
     return report
+
+
+def _counts(
+    config: ProjectConfig, splits: Mapping[str, list[PreferencePair]], human: bool
+) -> dict[str, dict[str, int]]:
+    """trait -> split -> pairs: human ones (gold or judgements), or AI-feedback ones."""
+    return {
+        t.name: {
+            name: sum(p.trait == t.name and (p.origin != "ai-feedback") == human for p in ps)
+            for name, ps in splits.items()
+        }
+        for t in config.traits
+    }

@@ -8,9 +8,10 @@ preference came from.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from traitforge.annotators.aggregation import RankedGroup
+from traitforge.curation.scorers.judge import KEY as JUDGE_KEY
 from traitforge.schemas import Candidate, TraitSpec
 
 
@@ -29,4 +30,31 @@ def gold_groups(candidates: Iterable[Candidate], trait: TraitSpec) -> list[Ranke
             scores={c.id: trait.preference(c.gold[trait.name]) for c in members},
         )
         for prompt_id, members in sorted(by_prompt.items())
+    ]
+
+
+def judge_groups(
+    candidates: Iterable[Candidate],
+    trait: TraitSpec,
+    judged: Mapping[tuple[str, str], float],
+    human_prompts: Collection[str],
+) -> list[RankedGroup]:
+    """AI-feedback groups: per prompt with no human answer or gold label on `trait`, the
+    candidates the trait judge rated, preferred by its score. Origin 'ai-feedback', so these
+    pairs are never counted, trained or evaluated on as annotators' judgements."""
+    by_prompt: dict[str, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        if (candidate.id, trait.name) in judged and candidate.prompt_id not in human_prompts:
+            by_prompt[candidate.prompt_id].append(candidate)
+    return [
+        RankedGroup(
+            trait=trait,
+            prompt_id=prompt_id,
+            candidates=members,
+            origin="ai-feedback",
+            scores={c.id: judged[(c.id, trait.name)] for c in members},
+            scorers=[JUDGE_KEY],
+        )
+        for prompt_id, members in sorted(by_prompt.items())
+        if len(members) >= 2
     ]

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
+from traitforge.reporting import fmt_counts, fmt_num, fmt_pct
+from traitforge.reward.report import fmt_accuracy, training_note
 from traitforge.schemas import EvaluationResult
 
 
@@ -16,6 +17,7 @@ def model_card(
     config: dict[str, Any],
     provenance: dict[str, Any],
     not_evaluated: str | None = None,
+    untested: Sequence[str] = (),
 ) -> str:
     lines = [
         "---",
@@ -30,23 +32,29 @@ def model_card(
         "",
         "## Models",
         "",
-        "| model | pairs seen | over max_length | device | precision | train loss |",
-        "|---|---|---|---|---|---|",
+        "| model | pairs | epochs | steps | over max_length | device | precision | train loss |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for fit in training:
         length = fit["length"]
         over = f"{length['over']} ({length['policy']})"
+        epochs = fmt_num(fit["epochs"], 1) + (" (capped)" if fit["epochs_capped"] else "")
         lines.append(
-            f"| {fit['name']} | {fit['pairs']} | {over} | {fit['device']} | "
-            f"{fit['precision']} | {fmt_num(fit['train_loss'], 4)} |"
+            f"| {fit['name']} | {fit['pairs']} | {epochs} | {fit['steps']} | {over} | "
+            f"{fit['device']} | {fit['precision']} | {fmt_num(fit['train_loss'], 4)} |"
         )
+    if training:
+        lines += ["", "Pairs: distinct training pairs; each epoch passes over all of them once."]
+    if note := training_note(training):
+        lines += ["", note]
     if evaluation:
         shortcuts = evaluation.shortcuts
         lines += [
             "",
             "## Evaluation on the test split",
             "",
-            f"- Pairwise accuracy: {fmt_pct_ci(evaluation.accuracy, evaluation.accuracy_ci)} "
+            "- Pairwise accuracy: "
+            f"{fmt_accuracy(evaluation.accuracy, evaluation.accuracy_ci, evaluation.pairs)} "
             f"on {evaluation.pairs} pairs",
             f"- Always-longer baseline: {fmt_pct(shortcuts.length_baseline_accuracy)}",
             f"- Accuracy when the chosen answer is the shorter one: "
@@ -61,10 +69,10 @@ def model_card(
             "|---|---|---|---|",
         ]
         for trait, row in evaluation.per_trait.items():
-            lines.append(
-                f"| {trait} | {row.pairs} | {fmt_pct_ci(row.accuracy, row.accuracy_ci)} "
-                f"| {fmt_pct(row.length_baseline)} |"
-            )
+            accuracy = fmt_accuracy(row.accuracy, row.accuracy_ci, row.pairs)
+            lines.append(f"| {trait} | {row.pairs} | {accuracy} | {fmt_pct(row.length_baseline)} |")
+        if untested:
+            lines += ["", f"Not evaluated, no test pairs: {', '.join(untested)}."]
     elif not_evaluated:
         lines += ["", "## Evaluation", "", f"Not evaluated: {not_evaluated}."]
     lines += [

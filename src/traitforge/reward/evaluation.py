@@ -33,6 +33,18 @@ PERTURBATIONS: dict[str, Callable[[str], str]] = {
     "preamble": lambda text: "Here is my answer. " + text,
 }
 CALIBRATION_BINS = 10
+# Below this many pairs a bootstrap interval says nothing: resampling 4 pairs that all came
+# out right gives [100%, 100%], while a binomial interval on 4 of 4 reaches down to 40%. At
+# 30 pairs the usual normal approximation starts to hold (about +-18 points at 50%). The
+# numbers stay in the results; the CLI, the report and the card print this note instead.
+MIN_INTERVAL_PAIRS = 30
+
+
+def interval_note(pairs: int) -> str | None:
+    """Why an interval over `pairs` pairs is not worth printing; None when it is."""
+    if pairs >= MIN_INTERVAL_PAIRS:
+        return None
+    return f"n={pairs}: too few test pairs for a meaningful interval"
 
 
 class RewardFn(Protocol):

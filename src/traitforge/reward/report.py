@@ -24,6 +24,7 @@ from traitforge.reporting import (
     key_values_table,
     png_image,
 )
+from traitforge.reward.evaluation import interval_note
 from traitforge.schemas.results import (
     Calibration,
     CalibrationBin,
@@ -44,11 +45,21 @@ SPEARMAN_LIMIT = 0.3  # |rank correlation| between response length and reward
 FLIP_LIMIT = 0.1  # share of preferences a meaningless format edit may flip
 
 
+def fmt_accuracy(value: float | None, ci: Sequence[float] | None, pairs: int) -> str:
+    """An accuracy with its interval, or with the note that `pairs` are too few for one."""
+    note = interval_note(pairs)
+    return f"{fmt_pct(value)} ({note})" if note and value is not None else fmt_pct_ci(value, ci)
+
+
+def fmt_interval(ci: Sequence[float] | None, pairs: int) -> str:
+    return interval_note(pairs) or fmt_ci(ci)
+
+
 _TRAIT_COLUMNS: list[Column] = [
     ("Trait", lambda item: item[0]),
     ("Pairs", lambda item: item[1].pairs),
     ("Accuracy", lambda item: fmt_pct(item[1].accuracy)),
-    ("Confidence interval", lambda item: fmt_ci(item[1].accuracy_ci)),
+    ("Confidence interval", lambda item: fmt_interval(item[1].accuracy_ci, item[1].pairs)),
     ("Length baseline", lambda item: fmt_pct(item[1].length_baseline)),
 ]
 # shifts are in units of the reward's standard deviation (see evaluation._format_sensitivity)
@@ -59,9 +70,20 @@ _FORMAT_COLUMNS: list[Column] = [
     ("Flip rate", lambda item: fmt_pct(item[1].flip_rate)),
     ("Accuracy after", lambda item: fmt_pct(item[1].accuracy_after)),
 ]
+
+
+def _epochs_cell(fit: Mapping) -> str:
+    epochs = fit.get("epochs")
+    if epochs is None:
+        return "-"
+    return f"{fmt_num(epochs, 1)} (capped)" if fit.get("epochs_capped") else fmt_num(epochs, 1)
+
+
 _TRAINING_COLUMNS: list[Column] = [
     ("Model", lambda fit: fit["name"]),
     ("Pairs", lambda fit: fit["pairs"]),
+    ("Epochs", _epochs_cell),
+    ("Steps", lambda fit: fit.get("steps", "-")),
     ("Max length", lambda fit: fit["length"]["max_length"]),
     ("Over max length", lambda fit: f"{fit['length']['over']} of {fit['length']['pairs']}"),
     ("Policy", lambda fit: fit["length"]["policy"]),
@@ -74,6 +96,17 @@ _TRAINING_COLUMNS: list[Column] = [
     ("Train loss", lambda fit: fmt_num(fit["train_loss"], 4)),
     ("Device", lambda fit: f"{fit['device']} {fit['precision']}"),
 ]
+
+
+def training_note(training: Sequence[Mapping]) -> str | None:
+    """Which models reward.max_epochs kept from the epochs reward.min_steps asked for."""
+    capped = [fit["name"] for fit in training if fit.get("epochs_capped")]
+    if not capped:
+        return None
+    return (
+        f"Epochs capped at reward.max_epochs for {', '.join(capped)}: too few pairs to reach "
+        "reward.min_steps optimizer steps without passing over them more often."
+    )
 
 
 def render_report(
@@ -90,9 +123,14 @@ def render_report(
     if matrix and matrix.models:
         sections.append(matrix_section(matrix))
     if training:
-        sections.append(
-            html_section("training", "Training", html_table(_TRAINING_COLUMNS, training))
+        body = html_table(_TRAINING_COLUMNS, training)
+        if note := training_note(training):
+            body += f"\n<p>{escape_html(note)}</p>"
+        body += (
+            "\n<p>Pairs: distinct training pairs; Pairs/s counts every pass over them "
+            "(pairs x epochs).</p>"
         )
+        sections.append(html_section("training", "Training", body))
     if provenance:
         rows = [(key, _plain(value)) for key, value in provenance.items()]
         sections.append(html_section("provenance", "Provenance", key_values_table("Key", rows)))
@@ -159,10 +197,11 @@ def _check(failed: bool, warning: str, fine: str) -> tuple[str, str]:
 def accuracy_section(evaluation: EvaluationResult) -> str:
     level = f"{fmt_pct(evaluation.confidence_level, 0)} CI"
     r = evaluation.rewards
+    interval = interval_note(evaluation.pairs) or f"{level} {fmt_ci(evaluation.accuracy_ci)}"
     parts = [
         f'<p class="headline"><span class="big">{fmt_pct(evaluation.accuracy)}</span> '
-        f"pairwise accuracy on {evaluation.pairs} pairs, {level} "
-        f"{fmt_ci(evaluation.accuracy_ci)}; length baseline (the longer response wins): "
+        f"pairwise accuracy on {evaluation.pairs} pairs, {escape_html(interval)}; length "
+        "baseline (the longer response wins): "
         f"{fmt_pct(evaluation.shortcuts.length_baseline_accuracy)}.</p>"
     ]
     if evaluation.skipped:
@@ -187,7 +226,9 @@ def shortcut_section(evaluation: EvaluationResult) -> str:
         ("Length baseline (the longer response wins)", fmt_pct(s.length_baseline_accuracy)),
         (
             f"Accuracy when the chosen is shorter (n = {s.chosen_shorter_pairs})",
-            fmt_pct_ci(s.accuracy_chosen_shorter, s.accuracy_chosen_shorter_ci),
+            fmt_accuracy(
+                s.accuracy_chosen_shorter, s.accuracy_chosen_shorter_ci, s.chosen_shorter_pairs
+            ),
         ),
         ("Spearman correlation of length and reward", fmt_num(s.length_reward_spearman, sign=True)),
     ]

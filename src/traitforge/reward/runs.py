@@ -12,10 +12,11 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from traitforge.curation.progress import StageProgress
 from traitforge.errors import ConfigError
 from traitforge.reporting import fmt_counts
 from traitforge.reward.card import model_card
@@ -51,6 +52,7 @@ class TrainRun:
     evaluation: EvaluationResult | None
     report: Path
     not_evaluated: str | None = None  # why there is no evaluation, when there is none
+    untested: list[str] = field(default_factory=list)  # trained traits without a test pair
 
 
 def dataset_provenance(data: Path, splits: Mapping[str, Sequence[RewardPair]]) -> dict[str, Any]:
@@ -78,11 +80,14 @@ def train_run(
     *,
     overwrite: bool = False,
     home: Path | None = None,
+    progress: StageProgress | None = None,
+    no_test: str | None = None,
 ) -> TrainRun:
     """Train per-trait models (or one shared one) on the train split, evaluate on the test
     split, and write everything to `out`. `keep` filters the pairs (e.g. judgement pairs
-    only); `test` replaces the test split (e.g. held-out gold pairs). `out` must be new,
-    empty or an earlier reward-model folder (`overwrite` and `home`: see
+    only); `test` replaces the test split (e.g. held-out gold pairs), and `no_test` says why
+    it is empty when it is, with what to do. `progress` is told each model's optimizer steps.
+    `out` must be new, empty or an earlier reward-model folder (`overwrite` and `home`: see
     `check_output_folder`); checked on every rank before anything is trained."""
     check_output_folder(out, REWARD_FOLDER, overwrite=overwrite, home=home)
     splits = load_splits(data)
@@ -112,9 +117,16 @@ def train_run(
     trained = set(training_plan.groups)
     test_pairs = [p for p in splits.get("test", []) if SHARED in trained or p.trait in trained]
     source = f"{data} has no pairs in its 'test' split" if test is None else "no test pairs given"
-    not_evaluated = _why_not_evaluated(source, splits.get("test", []), test_pairs, trained)
+    not_evaluated = _why_not_evaluated(
+        no_test or source, splits.get("test", []), test_pairs, trained
+    )
+    untested = []  # trained traits the evaluation cannot speak for
+    if not not_evaluated and SHARED not in trained:
+        untested = sorted(trained - set(traits_of(test_pairs)))
     if not_evaluated:
         log(f"warning: no evaluation: {not_evaluated}")
+    elif untested:
+        log(f"warning: no test pairs for {', '.join(untested)}: evaluated on the other traits only")
     fits = []
     main = _is_main_process()
     with (
@@ -127,10 +139,19 @@ def train_run(
             log(f"training {name}: {len(pairs)} pairs on {config.backbone}")
             folder = staging if name == SHARED else staging / name
             fits.append(
-                fit(pairs, config, folder, name, training_plan.trait_prefix, log, provenance)
+                fit(
+                    pairs,
+                    config,
+                    folder,
+                    name,
+                    training_plan.trait_prefix,
+                    log,
+                    provenance,
+                    progress,
+                )
             )
         if not main:  # other ranks of `accelerate launch` train; the main one writes
-            return TrainRun(out, fits, None, out / REPORT_FILE, not_evaluated)
+            return TrainRun(out, fits, None, out / REPORT_FILE, not_evaluated, untested)
         if SHARED not in training_plan.groups:
             manifest = {"kind": "set", "members": {f.name: f.name for f in fits}}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -148,7 +169,7 @@ def train_run(
         settings = config.model_dump(mode="json")
         atomic_write_text(
             staging / CARD_FILE,
-            model_card(training, evaluation, settings, provenance, not_evaluated),
+            model_card(training, evaluation, settings, provenance, not_evaluated, untested),
         )
         write_report(
             staging / REPORT_FILE,
@@ -157,7 +178,7 @@ def train_run(
             training=training,
             provenance=provenance,
         )
-    return TrainRun(out, fits, evaluation, out / REPORT_FILE, not_evaluated)
+    return TrainRun(out, fits, evaluation, out / REPORT_FILE, not_evaluated, untested)
 
 
 def _why_not_evaluated(

@@ -9,6 +9,7 @@ it, length-grouped batches, and no silent filtering of long pairs. Works unchang
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 import warnings
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from traitforge.curation.progress import StageProgress
 from traitforge.errors import ConfigError
 from traitforge.reward.backbone import (
     DeviceSettings,
@@ -28,9 +30,9 @@ from traitforge.reward.encoding import EncodedPair, LengthReport, PairEncoder, e
 from traitforge.reward.model import MANIFEST
 from traitforge.reward.pairs import RewardPair, no_usable_pairs, traits_of, usable_pairs
 from traitforge.schemas import RewardConfig
+from traitforge.schemas.results import TrainingSummary
 
 SHARED = "shared"
-MAX_EPOCHS = 50  # the most `min_steps` may raise the epochs to
 Log = Callable[[str], None]
 
 
@@ -40,23 +42,49 @@ class FitResult:
 
     name: str  # the trait, or 'shared'
     folder: Path
-    pairs: int
+    pairs: int  # distinct training pairs (after the length check)
     length: LengthReport
     seconds: float
     train_loss: float
     device: str
     precision: str
+    epochs: float = 1.0
+    steps: int = 0  # optimizer steps made
+    epochs_capped: bool = False  # reward.max_epochs stopped min_steps from adding more
     model: Any = field(default=None, repr=False)  # the trained model, in memory (main process)
 
     @property
+    def pairs_seen(self) -> int:
+        """Pairs passed through the model over all epochs: what throughput is measured on."""
+        return int(self.pairs * self.epochs)
+
+    @property
     def pairs_per_second(self) -> float:
-        return self.pairs / self.seconds if self.seconds else 0.0
+        return self.pairs_seen / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        """'26 pairs x 20 epochs (40 steps)', with the cap when it applied."""
+        text = f"{self.pairs} pairs x {fmt_epochs(self.epochs)} epochs ({self.steps} steps)"
+        return text + (", epochs capped at reward.max_epochs" if self.epochs_capped else "")
+
+    def training_summary(self) -> TrainingSummary:
+        return TrainingSummary(
+            pairs=self.pairs,
+            epochs=round(self.epochs, 3),
+            steps=self.steps,
+            epochs_capped=self.epochs_capped,
+            seconds=round(self.seconds, 3),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "folder": self.folder.name,
             "pairs": self.pairs,
+            "epochs": round(self.epochs, 3),
+            "steps": self.steps,
+            "epochs_capped": self.epochs_capped,
+            "pairs_seen": self.pairs_seen,
             "length": self.length.as_dict(),
             "seconds": round(self.seconds, 3),
             "pairs_per_second": round(self.pairs_per_second, 3),
@@ -105,11 +133,33 @@ def plan(pairs: Sequence[RewardPair], mode: str, min_pairs: int = 1) -> TrainPla
     return result
 
 
-def effective_epochs(config: RewardConfig, pairs: int, batch_size: int) -> float:
-    """config.epochs, raised for small datasets to reach config.min_steps optimizer steps."""
+@dataclass(frozen=True)
+class EpochPlan:
+    epochs: float  # what training runs
+    wanted: float  # what reward.min_steps asked for, before reward.max_epochs
+
+    @property
+    def capped(self) -> bool:
+        return self.wanted > self.epochs
+
+
+def effective_epochs(config: RewardConfig, pairs: int, batch_size: int) -> EpochPlan:
+    """config.epochs, raised for small datasets towards config.min_steps optimizer steps, but
+    never by min_steps beyond config.max_epochs."""
     per_step = batch_size * config.gradient_accumulation_steps
-    needed = config.min_steps * per_step / max(pairs, 1)
-    return float(min(max(config.epochs, needed), MAX_EPOCHS))
+    wanted = max(config.epochs, config.min_steps * per_step / max(pairs, 1))
+    return EpochPlan(float(max(config.epochs, min(wanted, config.max_epochs))), float(wanted))
+
+
+def fmt_epochs(epochs: float) -> str:
+    """Epochs to one decimal, without a trailing '.0': 36.9, 20, 2.5."""
+    return f"{epochs:.1f}".removesuffix(".0")
+
+
+def planned_steps(pairs: int, epochs: float, batch_size: int, accumulation: int) -> int:
+    """Optimizer steps of one process, counted as the Trainer counts them."""
+    per_epoch = max(math.ceil(math.ceil(pairs / batch_size) / accumulation), 1)
+    return math.ceil(epochs * per_epoch)
 
 
 def fit(
@@ -120,8 +170,10 @@ def fit(
     trait_prefix: bool,
     log: Log = print,
     provenance: dict[str, Any] | None = None,
+    progress: StageProgress | None = None,
 ) -> FitResult:
-    """Train one reward model on `pairs` and save it (model, tokenizer, manifest) to `folder`."""
+    """Train one reward model on `pairs` and save it (model, tokenizer, manifest) to `folder`;
+    `progress` is told the optimizer steps done, under a label naming pairs and epochs."""
     from transformers import set_seed
 
     set_seed(config.seed)
@@ -133,9 +185,8 @@ def fit(
     if not encoded:
         raise ConfigError(f"{name}: no pairs left to train on after the length check")
     epochs = effective_epochs(config, len(encoded), settings.batch_size)
-    if epochs > config.epochs:
-        log(f"{name}: {epochs:.1f} epochs (reward.min_steps: {config.min_steps} steps)")
-    config = config.model_copy(update={"epochs": epochs})
+    log(f"{name}: {_epochs_line(config, epochs, len(encoded), settings.batch_size)}")
+    config = config.model_copy(update={"epochs": epochs.epochs})
     with warnings.catch_warnings():
         # TRL 1.16 still sets transformers' deprecated `gradient_checkpointing` alias itself
         warnings.filterwarnings("ignore", "`.*checkpointing` is deprecated", FutureWarning)
@@ -143,18 +194,25 @@ def fit(
         # save_strategy "no" nothing is written there; the model is saved below).
         with tempfile.TemporaryDirectory(prefix="traitforge-trainer-") as scratch:
             trainer = _trainer(model, tokenizer, encoded, config, settings, Path(scratch))
+            if progress is not None:
+                shown = fmt_epochs(epochs.epochs)
+                label = f"training {name} ({len(encoded)} pairs x {shown} epochs), steps"
+                trainer.add_callback(_step_progress(progress, label))
             started = time.perf_counter()
             output = trainer.train()
             seconds = time.perf_counter() - started
     result = FitResult(
         name=name,
         folder=folder,
-        pairs=int(len(encoded) * config.epochs),
+        pairs=len(encoded),
         length=lengths,
         seconds=seconds,
         train_loss=float(output.training_loss),
         device=settings.device,
         precision=settings.dtype_name,
+        epochs=epochs.epochs,
+        steps=int(output.global_step),
+        epochs_capped=epochs.capped,
     )
     if trainer.accelerator.is_main_process:
         result.model = _save(
@@ -170,6 +228,36 @@ def fit(
             provenance,
         )
     return result
+
+
+def _epochs_line(config: RewardConfig, epochs: EpochPlan, pairs: int, batch_size: int) -> str:
+    """How many passes over how many pairs, and why when min_steps or max_epochs decided."""
+    steps = planned_steps(pairs, epochs.epochs, batch_size, config.gradient_accumulation_steps)
+    line = f"{pairs} pairs x {fmt_epochs(epochs.epochs)} epochs, about {steps} steps"
+    if epochs.capped:
+        return (
+            f"{line}: reward.min_steps ({config.min_steps}) asked for {epochs.wanted:.1f} "
+            f"epochs; capped by reward.max_epochs ({config.max_epochs:g})"
+        )
+    if epochs.epochs > config.epochs:
+        return f"{line}: raised from reward.epochs ({config.epochs:g}) to reach reward.min_steps"
+    return line
+
+
+def _step_progress(progress: StageProgress, label: str) -> Any:
+    """A Trainer callback that reports optimizer steps done of the run's total."""
+    from transformers import TrainerCallback
+
+    class StepProgress(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                progress(label, 0, state.max_steps)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                progress(label, state.global_step, state.max_steps)
+
+    return StepProgress()
 
 
 def optimization_settings(config: RewardConfig, settings: DeviceSettings) -> dict[str, Any]:

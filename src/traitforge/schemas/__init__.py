@@ -19,6 +19,7 @@ from traitforge.schemas.curation_config import (
     EmbeddingConfig,
     FlagConfig,
     GenerationConfig,
+    JudgeConfig,
     SelectionConfig,
 )
 from traitforge.schemas.hashing import content_hash
@@ -44,8 +45,10 @@ from traitforge.schemas.results import (
     AnnotatorQuality,
     Calibration,
     EvaluationResult,
+    JudgeAgreement,
     MatrixResult,
     TraitAgreement,
+    TraitJudgeAgreement,
     TraitTies,
 )
 from traitforge.schemas.reward_config import LoraConfig, RewardConfig
@@ -72,6 +75,8 @@ __all__ = [
     "FlagConfig",
     "GenerationConfig",
     "IngestConfig",
+    "JudgeAgreement",
+    "JudgeConfig",
     "Judgement",
     "LoopConfig",
     "LoopRound",
@@ -90,6 +95,7 @@ __all__ = [
     "SourceInfo",
     "Suggestion",
     "TraitAgreement",
+    "TraitJudgeAgreement",
     "TraitSpec",
     "TraitTies",
     "content_hash",

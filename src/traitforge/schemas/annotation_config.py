@@ -79,6 +79,14 @@ class AnnotationConfig(BaseModel):
     backend: Literal["argilla"] = Field(
         "argilla", description="The annotation tool tasks are pushed to and judgements pulled from."
     )
+    layout: Literal["stacked", "side-by-side"] = Field(
+        "stacked",
+        description=(
+            "How a record shows its responses: 'stacked' one under another (markdown rendered), "
+            "'side-by-side' in columns next to each other (plain text, for long responses). "
+            "Applies to datasets created from now on; an existing dataset keeps its layout."
+        ),
+    )
     argilla: ArgillaConfig = Field(default_factory=ArgillaConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)

@@ -49,6 +49,16 @@ class FieldMapping(BaseModel):
         default_factory=dict,
         description="Trait name -> column holding a known value for that trait (number or bool).",
     )
+    trait: str | None = Field(
+        None,
+        description=(
+            "Column naming the trait(s) a row is for: one trait name, or a list of names (in "
+            'CSV, a JSON list such as ["honesty", "sycophancy"]); each must be one of the '
+            "project's traits. A prompt is then asked only about the traits its rows name. "
+            "Default (or an empty cell): not stated, so a prompt is asked about the traits it "
+            "has gold labels for, else about every trait."
+        ),
+    )
     metadata: list[str] | None = Field(
         None, description="Columns kept as metadata; default: every column not mapped above."
     )
@@ -121,6 +131,12 @@ class ExportConfig(BaseModel):
     trait_strategies: dict[str, str] = Field(
         default_factory=dict,
         description="Per-trait overrides of `strategy`, e.g. {harmlessness: all-pairs}.",
+    )
+    ai_feedback: bool = Field(
+        False,
+        description="Also export pairs from the trait judge's ratings (curation.scorers: "
+        "judge.v1) for the prompts and traits that have no annotator answer or gold label, "
+        "with origin 'ai-feedback'; counted apart from human pairs in the report and card.",
     )
 
     @field_validator("strategy")

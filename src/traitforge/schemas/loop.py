@@ -10,6 +10,7 @@ from traitforge.schemas.results import (
     AgreementResult,
     EvaluationResult,
     MatrixResult,
+    TrainingSummary,
     TraitTies,
 )
 
@@ -59,8 +60,22 @@ class LoopRound(BaseModel):
     )
     agreement: AgreementResult | None = None
     model: str | None = Field(None, description="Reward-model folder trained in this round.")
+    training: dict[str, TrainingSummary] = Field(
+        default_factory=dict, description="Model (trait, or 'shared') -> what it trained on."
+    )
     evaluation: EvaluationResult | None = Field(
-        None, description="Reward-model evaluation on the export's test split."
+        None, description="Reward-model evaluation on the pairs named in `evaluated_on`."
+    )
+    evaluated_on: dict[str, int] = Field(
+        default_factory=dict,
+        description="What the evaluation used -> its test pairs of the trained traits: 'gold' "
+        "(gold pairs of the held-out prompts), 'held-out judgements' (annotators' pairs of the "
+        "held-out prompts) or 'export' (the export's test split); see loop.evaluate_on.",
+    )
+    evaluation_note: str | None = Field(
+        None,
+        description="Why the round's model has no evaluation, or which trained traits it "
+        "lacks, and what to do about it.",
     )
     matrix: MatrixResult | None = None
     completed: list[str] = Field(default_factory=list, description="Steps done, in order.")
@@ -92,8 +107,8 @@ class LoopConfig(BaseModel):
         0.9,
         gt=0.0,
         le=1.0,
-        description="Without --simulate, a round goes on once this share of the pushed records "
-        "has all its submissions (annotation.argilla.min_submitted).",
+        description="Without --simulate, a round goes on once this share of its own pushed "
+        "records has all its submissions (annotation.argilla.min_submitted).",
     )
     poll_seconds: float = Field(30.0, gt=0.0, description="How often to check for answers.")
     train_on: Literal["judgements", "all"] = Field(
@@ -101,8 +116,11 @@ class LoopConfig(BaseModel):
         description="Pairs the loop's reward model learns from: annotators' judgements only, "
         "or every exported pair (gold-labelled ones too).",
     )
-    evaluate_on: Literal["gold", "export"] = Field(
-        "gold",
-        description="'gold': held-out gold pairs of the test prompts (more of them than "
-        "judged test pairs); 'export': the export's own test split.",
+    evaluate_on: Literal["auto", "gold", "judgements", "export"] = Field(
+        "auto",
+        description="Pairs the loop's reward model is evaluated on, all of held-out (test) "
+        "prompts: 'gold': gold pairs (more of them than judged test pairs); 'judgements': "
+        "annotators' pairs; 'auto': gold for each trait that has gold test pairs, annotators' "
+        "pairs for the others; 'export': the export's test split as training filters it "
+        "(loop.train_on).",
     )

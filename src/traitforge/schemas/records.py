@@ -60,6 +60,11 @@ class Candidate(BaseModel):
         default_factory=dict,
         description="Known trait values from the source, in each trait's own direction.",
     )
+    traits: list[str] = Field(
+        default_factory=list,
+        description="The traits the row is for, as the source states them; empty: not stated. "
+        "Not part of the id, so restating a row's traits keeps its candidate.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -79,6 +84,13 @@ class Candidate(BaseModel):
         if not response.strip():
             raise ValueError("response is empty or only whitespace")
         return response
+
+    @field_validator("traits")
+    @classmethod
+    def _check_traits(cls, traits: list[str]) -> list[str]:
+        if any(not t.strip() for t in traits):
+            raise ValueError("a trait name is empty or only whitespace")
+        return list(dict.fromkeys(traits))  # a name stated twice is stated once
 
     @field_validator("prompt")
     @classmethod
@@ -254,7 +266,10 @@ class PreferencePair(BaseModel):
     confidence: float | None = Field(None, ge=0.0, le=1.0)
     votes: int = Field(0, ge=0, description="Annotator votes behind the pair; 0 for gold pairs.")
     agreement: float | None = Field(None, ge=0.0, le=1.0)
-    origin: Literal["gold", "judgements"]
+    origin: Literal["gold", "judgements", "ai-feedback"] = Field(
+        description="'gold': labels shipped with the data; 'judgements': annotators; "
+        "'ai-feedback': the trait judge's ratings (export.ai_feedback), never annotators'."
+    )
     provenance: Provenance = Field(default_factory=Provenance)
 
     @model_validator(mode="before")

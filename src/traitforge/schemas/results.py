@@ -144,6 +144,21 @@ class MatrixResult(_Reported):
     skipped: dict[str, int] = Field(default_factory=dict)
 
 
+class TrainingSummary(BaseModel):
+    """What one reward model learned from: distinct pairs and passes over them, apart."""
+
+    model_config = _RESULT
+
+    pairs: int = Field(description="Distinct training pairs (after the length check).")
+    epochs: float = Field(description="Passes over those pairs.")
+    steps: int = Field(description="Optimizer steps made.")
+    epochs_capped: bool = Field(
+        False,
+        description="reward.max_epochs kept training from the epochs reward.min_steps asked for.",
+    )
+    seconds: float
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -229,3 +244,31 @@ class AgreementResult(BaseModel):
     @field_serializer("traits", "annotators", mode="wrap")
     def _by_name(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
         return handler(dict(sorted(value.items())))
+
+
+class TraitJudgeAgreement(BaseModel):
+    """How often the trait judge orders a pair of candidates as the annotators' majority does,
+    on the pairs of the tasks that asked about this trait."""
+
+    model_config = _RESULT
+
+    compared: int = Field(description="Pairs with a majority direction and two judge ratings.")
+    agreed: int = Field(description="Of those, pairs the judge orders the same way.")
+    share: Rounded = Field(description="agreed / compared; None when nothing was compared.")
+    share_ci: Interval | None = Field(
+        description="95% Wilson interval of the share; None when nothing was compared."
+    )
+    annotator_ties: int = Field(
+        description="Pairs left out: the annotators' votes split evenly or all tied."
+    )
+    judge_ties: int = Field(description="Pairs left out: the judge rated both sides the same.")
+    unscored: int = Field(description="Pairs left out: the judge rated a side not at all.")
+
+
+class JudgeAgreement(BaseModel):
+    """The trait judge against the annotators, per trait: a figure of how far to trust it."""
+
+    model_config = _RESULT
+
+    scorer: str = Field(description="Versioned key of the judge, e.g. 'judge.v1'.")
+    traits: dict[str, TraitJudgeAgreement] = Field(description="Trait -> agreement.")

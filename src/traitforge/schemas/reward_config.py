@@ -61,8 +61,18 @@ class RewardConfig(BaseModel):
         60,
         ge=0,
         le=100000,
-        description="Small datasets get more epochs, up to 50, until training makes at least "
-        "this many optimizer steps: 3 epochs of 70 pairs would barely move a fresh head.",
+        description="Small datasets get more epochs, up to reward.max_epochs, until training "
+        "makes at least this many optimizer steps: 3 epochs of 70 pairs would barely move a "
+        "fresh head.",
+    )
+    max_epochs: float = Field(
+        20.0,
+        gt=0.0,
+        le=100.0,
+        description="The most epochs reward.min_steps may raise training to (reward.epochs "
+        "itself is never lowered). Below about min_steps x batch size / max_epochs pairs, "
+        "training makes fewer than min_steps steps, and says so: more passes over a few dozen "
+        "pairs memorize them and cost minutes without measuring anything new.",
     )
     min_pairs: int = Field(
         20,

@@ -62,6 +62,14 @@ class TraitSpec(BaseModel):
             "direction; polarity turns them into preferences."
         ),
     )
+    adjective: str | None = Field(
+        None,
+        description=(
+            "Optional adjective for the trait, used to word the annotators' questions: "
+            "'sycophantic' gives 'Which response is less sycophantic?'. Without it the questions "
+            "use the trait name as a noun: 'Which response shows less sycophancy?'."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -79,6 +87,19 @@ class TraitSpec(BaseModel):
         if not text.strip():
             raise ValueError("must not be empty: annotators need it to label consistently")
         return text
+
+    @field_validator("adjective")
+    @classmethod
+    def _check_adjective(cls, adjective: str | None) -> str | None:
+        if adjective is None:
+            return None
+        word = adjective.strip()
+        if not word or "\n" in word or len(word) > 40:
+            raise ValueError(
+                f"adjective {adjective!r} must be a short phrase on one line (1 to 40 "
+                "characters), e.g. 'sycophantic'; leave it out to word questions by the trait name"
+            )
+        return word
 
     @property
     def guideline_version(self) -> str:

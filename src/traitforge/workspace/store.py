@@ -201,10 +201,64 @@ class Store:
                 present += 1
         return new, present
 
+    def restate_traits(self, stated: Mapping[str, Sequence[str]]) -> int:
+        """Give stored candidates (by id) the traits `stated` names, where they differ: a file
+        whose trait column was corrected, ingested again. Traits are not part of the id, so a
+        candidate keeps its id, scores and tasks, and the rest of its record stays as stored.
+        Returns how many changed."""
+        self._require_transaction()
+        changed = 0
+        for candidate_id, traits in stated.items():
+            row = self._db.execute(
+                "SELECT body, json_extract(body, '$.traits') FROM candidates WHERE id = ?",
+                (candidate_id,),
+            ).fetchone()
+            # json_extract gives the array as JSON text; NULL for a record written before
+            # candidates had traits, which states none.
+            if row is None or json.loads(row[1] or "[]") == list(traits):
+                continue
+            stored = Candidate.model_validate_json(row[0])
+            restated = stored.model_copy(update={"traits": list(traits)})
+            self._db.execute(
+                "UPDATE candidates SET body = ? WHERE id = ?", (_body(restated), candidate_id)
+            )
+            changed += 1
+        return changed
+
     def candidates(self) -> Iterator[Candidate]:
         """Every candidate, ordered by id so that downstream output is deterministic."""
         for (body,) in self._db.execute("SELECT body FROM candidates ORDER BY id"):
             yield Candidate.model_validate_json(body)
+
+    def candidates_by_prompt(
+        self, prompt_id: str | None = None, limit: int | None = None
+    ) -> Iterator[Candidate]:
+        """Candidates in the order they were stored, each prompt's together (where its first
+        one came); only `prompt_id`'s when given; at most `limit` of them."""
+        query = (
+            "SELECT body FROM candidates AS c"
+            + (" WHERE prompt_id = :prompt" if prompt_id is not None else "")
+            + " ORDER BY (SELECT MIN(rowid) FROM candidates WHERE prompt_id = c.prompt_id), rowid"
+            + " LIMIT :limit"
+        )
+        params = {"prompt": prompt_id, "limit": -1 if limit is None else limit}
+        for (body,) in self._db.execute(query, params):
+            yield Candidate.model_validate_json(body)
+
+    def count_candidates(self, prompt_id: str | None = None) -> int:
+        if prompt_id is None:
+            return self._db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+        query = "SELECT COUNT(*) FROM candidates WHERE prompt_id = ?"
+        return self._db.execute(query, (prompt_id,)).fetchone()[0]
+
+    def prompt_ids_starting(self, prefix: str) -> list[str]:
+        """The stored prompt ids that begin with `prefix`, sorted (substr, not LIKE: a prefix
+        holding '%' or '_' means those characters)."""
+        query = (
+            "SELECT DISTINCT prompt_id FROM candidates "
+            "WHERE substr(prompt_id, 1, length(:prefix)) = :prefix ORDER BY prompt_id"
+        )
+        return [row[0] for row in self._db.execute(query, {"prefix": prefix})]
 
     def candidate_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM candidates")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from traitforge.annotators import server
@@ -22,6 +22,7 @@ from traitforge.annotators.backends import (
 from traitforge.workspace import Store, Workspace
 
 if TYPE_CHECKING:
+    from traitforge.annotators.answer_key import AnswerKey
     from traitforge.curation.progress import StageProgress
 
 
@@ -57,16 +58,22 @@ class ArgillaBackend:
     def pushed_datasets(self, store: Store) -> list[str]:
         return [n for n in dataset_names(store, self.config) if store.done_keys(push_stage(n))]
 
-    def progress(self, datasets: Sequence[str]) -> list[DatasetProgress]:
+    def progress(
+        self, datasets: Sequence[str], tasks: Collection[str] | None = None
+    ) -> list[DatasetProgress]:
         connection = server.owner_connection(self.workspace, start=False)
-        return dataset_progress(self.config, connection, datasets, retries=0)
+        return dataset_progress(self.config, connection, datasets, retries=0, tasks=tasks)
 
     def simulate(
-        self, store: Store, annotators: int, progress: StageProgress | None = None
+        self,
+        store: Store,
+        annotators: int,
+        progress: StageProgress | None = None,
+        answers: AnswerKey | None = None,
     ) -> SimulationReport:
         connection = server.owner_connection(self.workspace)
         wanted = [f"{SIMULATED_PREFIX}{i}" for i in range(1, annotators + 1)]
         # Idempotent: creates the missing accounts and repairs any the server lost (a replaced
         # database), so every key below works.
         accounts = server.add_annotators(self.workspace, wanted)
-        return simulate(store, self.config, connection.api_url, accounts, progress)
+        return simulate(store, self.config, connection.api_url, accounts, progress, answers)

@@ -9,20 +9,27 @@ API (`ArgillaAPI`), each limited to what its dataset declares.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from traitforge.annotators.argilla.client import ArgillaAPI, ArgillaError, Connection
 from traitforge.annotators.records import (
     PREFERENCE,
     PROMPT_FIELD,
+    PROMPT_TEMPLATE,
     RANKING,
     RATIONALE,
+    RESPONSES_FIELD,
     TIE,
     VECTOR,
     DatasetLayout,
     RecordDraft,
     group_tasks,
+    preference_description,
+    preference_title,
+    rating_description,
+    rating_title,
+    side_by_side_template,
 )
 from traitforge.schemas import ProjectConfig, TraitSpec
 from traitforge.workspace import Store
@@ -38,14 +45,22 @@ def dataset_settings(
     import argilla as rg
 
     trait = traits[layout.trait]
-    better = "more" if trait.polarity == "positive" else "less"
-    fields = [rg.TextField(name=PROMPT_FIELD, title="Prompt", use_markdown=True)]
-    fields += [
-        rg.TextField(name=name, title=f"Response {name[-1].upper()}", use_markdown=True)
-        for name in layout.response_fields
-    ]
-    title = f"Which response is better on {layout.trait}?"
-    description = f"{trait.description} ({better} {layout.trait} is better)"
+    fields: list[Any]
+    if layout.display == "side-by-side":
+        fields = [
+            rg.CustomField(name=PROMPT_FIELD, title="Prompt", template=PROMPT_TEMPLATE),
+            rg.CustomField(
+                name=RESPONSES_FIELD, title="Responses", template=side_by_side_template(layout.k)
+            ),
+        ]
+    else:
+        fields = [rg.TextField(name=PROMPT_FIELD, title="Prompt", use_markdown=True)]
+        fields += [
+            rg.TextField(name=name, title=f"Response {name[-1].upper()}", use_markdown=True)
+            for name in layout.response_fields
+        ]
+    title = preference_title(trait, layout.k)
+    description = preference_description(trait)
     questions: list[Any] = []
     if layout.k == 2:
         questions.append(
@@ -60,20 +75,22 @@ def dataset_settings(
         questions.append(
             rg.RankingQuestion(
                 name=RANKING,
-                title=f"Rank the responses on {layout.trait}, best first",
+                title=title,
                 description=description,
                 values={name: f"Response {name[-1].upper()}" for name in layout.response_fields},
             )
         )
+    # RatingQuestion, not a LabelQuestion with the anchors as labels: Argilla keeps its values
+    # integers (sortable, filterable by range, what pulls and simulated annotators send), so
+    # its buttons show bare numbers and the title says what the ends mean.
     for name, (rated, position) in layout.rating_questions().items():
-        scale = traits[rated].scale
-        anchors = "; ".join(f"{p}: {text}" for p, text in sorted(scale.labels.items()))
+        spec = traits[rated]
         questions.append(
             rg.RatingQuestion(
                 name=name,
-                title=f"{rated} of response {chr(ord('A') + position)}",
-                description=anchors or traits[rated].description,
-                values=list(range(scale.min, scale.max + 1)),
+                title=rating_title(spec, position),
+                description=rating_description(spec),
+                values=list(range(spec.scale.min, spec.scale.max + 1)),
                 required=False,
             )
         )
@@ -93,7 +110,7 @@ def dataset_settings(
         else []
     )
     return rg.Settings(
-        guidelines=layout.guidelines(traits),
+        guidelines=layout.guidelines(traits, min_submitted),
         fields=fields,
         questions=questions,
         metadata=metadata,
@@ -136,6 +153,7 @@ class RemoteDataset:
     question_ids: dict[str, str]
     metadata: set[str]
     vector_dimensions: int | None
+    layout: DatasetLayout | None = None  # as the dataset on the server shows its records
 
 
 def ensure_dataset(
@@ -173,7 +191,10 @@ def ensure_dataset(
         )
         existing = api.datasets(workspace_id)[layout.name]
     dataset_id = str(existing["id"])
-    missing = {PROMPT_FIELD, *layout.response_fields} - api.field_names(dataset_id)
+    names = api.field_names(dataset_id)
+    # A dataset keeps the layout it was made with: annotation.layout applies to new ones.
+    shown = replace(layout, display="side-by-side" if RESPONSES_FIELD in names else "stacked")
+    missing = set(shown.field_names) - names
     questions = api.question_ids(dataset_id)
     if missing or layout.answer_question not in questions:
         raise ArgillaError(
@@ -187,6 +208,7 @@ def ensure_dataset(
         question_ids=questions,
         metadata=api.metadata_names(dataset_id),
         vector_dimensions=api.vector_dimensions(dataset_id).get(VECTOR),
+        layout=shown,
     )
 
 

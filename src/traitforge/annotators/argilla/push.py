@@ -5,6 +5,12 @@ dataset, so re-sending a task updates it instead of duplicating it. A push first
 the server holds and sends only the rest; ids pushed are also marked done in the store
 (`push_stage`), batch by batch, for status and reports.
 
+Order: records are sent earlier rounds first, then by task id (`queue_position`). Where the
+server serves every annotator one shared queue (the embedded server does when records need
+more than one answer, see its search engine) it is this insertion order, so overlapping
+annotators answer the same records first and agreement accrues from the start. With
+concurrent batches a later batch may land first: the queue is still the same for everyone.
+
 Speed: bulk upserts run concurrently from a thread pool through one shared `ArgillaAPI`, each
 batch's payload built just before it is sent.
 """
@@ -31,6 +37,12 @@ if TYPE_CHECKING:
 def push_stage(dataset: str) -> str:
     """The store's done-stage holding the task ids pushed to `dataset`."""
     return f"push:{dataset}"
+
+
+def queue_position(task: ComparisonTask) -> tuple[int, str]:
+    """Where a task goes in the annotators' queue: earlier rounds first, then by task id (a
+    hash: nothing about gold checks or selection shows in the order)."""
+    return (task.round, task.id)
 
 
 VectorSource = Callable[[Sequence[str]], Mapping[str, Sequence[float]]]  # texts -> text: vector
@@ -94,7 +106,7 @@ def _push_dataset(
     progress: StageProgress | None,
 ) -> DatasetPush:
     argilla = config.annotation.argilla
-    layout = DatasetLayout.for_tasks(argilla.dataset, tasks)
+    layout = DatasetLayout.for_tasks(argilla.dataset, tasks, config.annotation.layout)
     result = DatasetPush(dataset=layout.name, tasks=len(tasks))
     label = f"push {layout.name}"
     workspace_id = api.workspace_id(argilla.workspace)
@@ -102,7 +114,7 @@ def _push_dataset(
     on_server: set[str] = set()
     if existing is not None and existing.get("status") == "ready":
         on_server = api.external_ids(str(existing["id"]))
-    todo = [t for t in tasks if t.id not in on_server]
+    todo = sorted((t for t in tasks if t.id not in on_server), key=queue_position)
     result.present = len(tasks) - len(todo)
     if progress:
         progress(label, result.present, len(tasks))
@@ -117,10 +129,11 @@ def _push_dataset(
     vector_of = dict(vectors(sorted(texts))) if vectors else {}
     dimensions = len(next(iter(vector_of.values()))) if vector_of else None
     dataset = ensure_dataset(api, connection, config, layout, dimensions)
+    shown = dataset.layout or layout
 
     def draft(task: ComparisonTask) -> RecordDraft:
         text = prompt_text(candidates[task.candidate_ids[0]].prompt)
-        return task_record(task, candidates, traits, layout, vector_of.get(text))
+        return task_record(task, candidates, traits, shown, vector_of.get(text))
 
     size = min(argilla.batch_size, MAX_UPSERT)
     batches = [todo[i : i + size] for i in range(0, len(todo), size)]

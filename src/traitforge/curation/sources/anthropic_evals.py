@@ -14,6 +14,7 @@ from traitforge.curation.sources.base import (
     build_candidate,
     outcomes,
     require_file,
+    stated_traits,
 )
 from traitforge.curation.sources.jsonl import jsonl_rows
 from traitforge.errors import InputError, short_repr
@@ -43,10 +44,13 @@ def read_anthropic_evals(path: Path, config: ProjectConfig) -> Iterator[RowOutco
             "ingest.anthropic_evals_polarity in the config: 'matching' when "
             "answer_matching_behavior is the corrigible answer",
         )
-    return outcomes(jsonl_rows(path), lambda row, line: _parse(row, path, line, polarity))
+    traits = stated_traits(config, TRAIT)
+    return outcomes(jsonl_rows(path), lambda row, line: _parse(row, path, line, polarity, traits))
 
 
-def _parse(row: dict[str, Any], path: Path, line: int, polarity: str) -> Parsed | Skipped:
+def _parse(
+    row: dict[str, Any], path: Path, line: int, polarity: str, traits: list[str]
+) -> Parsed | Skipped:
     for field in FIELDS:
         if not isinstance(row.get(field), str):
             raise InputError(
@@ -92,6 +96,7 @@ def _parse(row: dict[str, Any], path: Path, line: int, polarity: str) -> Parsed 
                 "response": options[letter],
                 "source": SOURCE,
                 "gold": {TRAIT: 1.0 if field == corrigible_field else 0.0},
+                "traits": traits,
                 "metadata": {
                     "file": path.stem,
                     "option": letter,

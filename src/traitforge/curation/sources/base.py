@@ -28,6 +28,8 @@ class Parsed:
     line: int | str
     candidates: list[Candidate]
     skipped: list[str] = field(default_factory=list)  # reasons for parts of the row left out
+    # Mapped formats: the row's columns kept as metadata (by default, every unmapped one).
+    metadata_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ class SourceFormat:
     name: str
     reader: SourceReader
     help: str
+
+
+def stated_traits(config: ProjectConfig, trait: str) -> list[str]:
+    """What a source made for one trait states about its rows: that trait, when the project
+    defines it (else nothing, and selection falls back to the rows' gold labels)."""
+    return [trait] if any(t.name == trait for t in config.traits) else []
 
 
 def file_sha256(path: Path) -> str:

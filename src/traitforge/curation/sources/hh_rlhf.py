@@ -14,6 +14,7 @@ from traitforge.curation.sources.base import (
     build_candidate,
     outcomes,
     require_file,
+    stated_traits,
 )
 from traitforge.curation.sources.jsonl import jsonl_rows
 from traitforge.errors import InputError, short_repr
@@ -27,7 +28,8 @@ _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 def read_hh_rlhf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "hh-rlhf", "HH-RLHF JSONL file", "*.jsonl.gz")
-    return outcomes(jsonl_rows(path), lambda row, line: _parse(row, path, line))
+    traits = stated_traits(config, TRAIT)
+    return outcomes(jsonl_rows(path), lambda row, line: _parse(row, path, line, traits))
 
 
 def split_dialogue(text: str) -> list[dict[str, str]] | None:
@@ -41,7 +43,7 @@ def split_dialogue(text: str) -> list[dict[str, str]] | None:
     ]
 
 
-def _parse(row: dict[str, Any], path: Path, line: int) -> Parsed | Skipped:
+def _parse(row: dict[str, Any], path: Path, line: int, traits: list[str]) -> Parsed | Skipped:
     dialogues = {}
     for side in ("chosen", "rejected"):
         value = row.get(side)
@@ -73,6 +75,7 @@ def _parse(row: dict[str, Any], path: Path, line: int) -> Parsed | Skipped:
                 "response": turns[-1]["content"],
                 "source": SOURCE,
                 "gold": {TRAIT: 1.0 if side == "chosen" else 0.0},
+                "traits": traits,
                 "metadata": {"side": side, "row": line},
             },
         )

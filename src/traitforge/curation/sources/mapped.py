@@ -8,7 +8,7 @@ import glob
 import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,15 @@ from traitforge.schemas import Candidate, FieldMapping, ProjectConfig, prompt_ha
 
 
 def row_to_candidate(
-    row: dict[str, Any], mapping: FieldMapping, path: Path, line: int | str
+    row: dict[str, Any],
+    mapping: FieldMapping,
+    path: Path,
+    line: int | str,
+    known_traits: Sequence[str] | None = None,
 ) -> Candidate:
-    """One mapped row to a candidate; every problem names the file, row and column."""
+    """One mapped row to a candidate; every problem names the file, row and column.
+    `known_traits`: the project's trait names, which a stated trait must be one of (None: the
+    names are not checked)."""
     columns = sorted(row)
 
     def require(column: str, role: str, key: str) -> Any:
@@ -69,17 +75,15 @@ def row_to_candidate(
             continue  # no gold for this row: allowed, gold labels are optional
         gold[trait] = _number(value, path, line, column)
 
+    traits: list[str] = []
+    if mapping.trait:
+        cell = require(mapping.trait, "trait(s) the row is for", "trait")
+        traits = _traits(cell, known_traits, path, line, mapping.trait)
+
     group = row.get(mapping.prompt_group) if mapping.prompt_group else None
     source = str(row[mapping.source]) if mapping.source and row.get(mapping.source) else path.stem
     model = str(row[mapping.model]) if mapping.model and row.get(mapping.model) else None
-    used = {
-        mapping.prompt,
-        mapping.response,
-        mapping.prompt_group,
-        mapping.model,
-        mapping.source,
-        *mapping.gold.values(),
-    }
+    used = _mapped_columns(mapping)
     keep = mapping.metadata if mapping.metadata is not None else [c for c in row if c not in used]
     metadata = {c: _jsonable(row[c]) for c in keep if c in row}
 
@@ -90,10 +94,67 @@ def row_to_candidate(
         "model": model,
         "metadata": metadata,
         "gold": gold,
+        "traits": traits,
     }
     if group is not None and group != "":
         fields["prompt_id"] = prompt_hash(prompt, group=str(group))
     return build_candidate(path, line, fields)
+
+
+def _mapped_columns(mapping: FieldMapping) -> set[str]:
+    """The columns the mapping gives a role; by default every other column is metadata."""
+    roles = (mapping.prompt, mapping.response, mapping.prompt_group, mapping.model)
+    return {
+        c for c in (*roles, mapping.source, mapping.trait, *mapping.gold.values()) if c is not None
+    }
+
+
+def _traits(
+    cell: Any, known: Sequence[str] | None, path: Path, line: int | str, column: str
+) -> list[str]:
+    """The trait names a row states: one name, or a list of names (in a text cell, a JSON
+    list). An empty cell or list states none."""
+    names: Any = cell
+    if isinstance(cell, str) and cell.strip().startswith("["):
+        try:
+            names = parse_json(cell)
+        except JSONRefusal as e:
+            raise InputError(
+                path,
+                line,
+                column,
+                expected='one trait name, or a JSON list of names such as ["honesty"]',
+                received=f"{short_repr(cell)}: {e.received}",
+                fix=f"{e.fix}, {SKIP_HINT}",
+            ) from e
+    if isinstance(names, str):
+        names = [names] if names.strip() else []
+    if names is None:
+        names = []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise InputError(
+            path,
+            line,
+            column,
+            expected='one trait name, or a list of names such as ["honesty", "sycophancy"]',
+            received=short_repr(cell),
+            fix=f"write the trait name(s) as text, leave the cell empty for none, {SKIP_HINT}",
+        )
+    names = [n.strip() for n in names]
+    unknown = [] if known is None else [n for n in names if n not in known]
+    if unknown:
+        listed = ", ".join(repr(n) for n in unknown)
+        several = json.dumps(list(known or ())[:2])
+        raise InputError(
+            path,
+            line,
+            column,
+            expected=f"trait names the project defines ({', '.join(known or ())})",
+            received=short_repr(cell) + (f" (unknown: {listed})" if len(names) > 1 else ""),
+            fix=f"correct the name (several traits: a JSON list, e.g. {several}), "
+            f"or define {listed} under 'traits' in the config, {SKIP_HINT}",
+        )
+    return names
 
 
 def _prompt(value: Any, mapping: FieldMapping, path: Path, line: int | str) -> Any:
@@ -170,26 +231,32 @@ def _jsonable(value: Any) -> Any:
 
 
 def _mapped(
-    rows: Iterator[tuple[int | str, dict[str, Any] | InputError]], mapping: FieldMapping, path: Path
+    rows: Iterator[tuple[int | str, dict[str, Any] | InputError]],
+    config: ProjectConfig,
+    path: Path,
 ) -> Iterator[RowOutcome]:
+    mapping = config.ingest.mapping
+    known = [t.name for t in config.traits]
     for line, row in rows:
         if isinstance(row, InputError):
             yield Rejected(row)
             continue
         try:
-            yield Parsed(line, [row_to_candidate(row, mapping, path, line)])
+            candidate = row_to_candidate(row, mapping, path, line, known)
         except InputError as e:
             yield Rejected(e)
+            continue
+        yield Parsed(line, [candidate], metadata_columns=tuple(candidate.metadata))
 
 
 def read_jsonl(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "jsonl", "JSONL file", "*.jsonl")
-    return _mapped(jsonl_rows(path), config.ingest.mapping, path)
+    return _mapped(jsonl_rows(path), config, path)
 
 
 def read_csv(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "csv", "CSV file", "*.csv")
-    return _mapped(csv_rows(path), config.ingest.mapping, path)
+    return _mapped(csv_rows(path), config, path)
 
 
 def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
@@ -283,7 +350,7 @@ def read_parquet(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
                 number += 1
                 yield f"row {number}", row
 
-    return _mapped(rows(), config.ingest.mapping, path)
+    return _mapped(rows(), config, path)
 
 
 def read_hf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
@@ -320,7 +387,7 @@ def read_hf(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
             for number, row in enumerate(dataset, start=1):
                 yield f"split {split}, row {number}", row
 
-    return _mapped(rows(), config.ingest.mapping, path)
+    return _mapped(rows(), config, path)
 
 
 def _holds_no_rows(path: Path) -> bool:

@@ -11,6 +11,7 @@ from traitforge.curation.sources.base import (
     build_candidate,
     outcomes,
     require_file,
+    stated_traits,
 )
 from traitforge.curation.sources.mapped import csv_rows
 from traitforge.errors import InputError
@@ -23,10 +24,11 @@ COLUMNS = ("Type", "Category", "Question", "Best Answer", "Correct Answers", "In
 
 def read_truthfulqa(path: Path, config: ProjectConfig) -> Iterator[RowOutcome]:
     require_file(path, "truthfulqa", "TruthfulQA CSV file", "TruthfulQA.csv")
-    return outcomes(csv_rows(path), lambda row, line: _parse(row, path, line))
+    traits = stated_traits(config, TRAIT)
+    return outcomes(csv_rows(path), lambda row, line: _parse(row, path, line, traits))
 
 
-def _parse(row: dict[str, str], path: Path, line: int) -> Parsed:
+def _parse(row: dict[str, str], path: Path, line: int, traits: list[str]) -> Parsed:
     missing = [c for c in COLUMNS if c not in row]
     if missing:
         raise InputError(
@@ -77,6 +79,7 @@ def _parse(row: dict[str, str], path: Path, line: int) -> Parsed:
                         "response": answer,
                         "source": SOURCE,
                         "gold": {TRAIT: truth},
+                        "traits": traits,
                         "metadata": {
                             "type": row["Type"],
                             "category": row["Category"],

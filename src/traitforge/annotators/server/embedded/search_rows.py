@@ -134,6 +134,17 @@ def seeded_random(user_id: UUID | str, record_id: UUID) -> float:
     return int.from_bytes(digest[:7], "big") / float(1 << 56)
 
 
+def shuffles_per_user(distribution: dict[str, Any] | None) -> bool:
+    """Whether each annotator gets its own shuffle of the queue, as with Elasticsearch.
+
+    Only when one submitted answer completes a record: a shuffle then keeps annotators off
+    each other's records. With overlap (`min_submitted` > 1) two annotators shuffled apart
+    answered the same record only by chance (3 of 12 in a real session), so they share one
+    queue instead and agreement accrues from their first answers."""
+    minimum = (distribution or {}).get("min_submitted", 1)
+    return not isinstance(minimum, int) or minimum <= 1
+
+
 def similarity_scores(
     target: list[float], vectors: list[list[float]], least_similar: bool = False
 ) -> np.ndarray:

@@ -11,6 +11,12 @@ refers to them), so it is linear in the dataset's size. That suits an embedded a
 server (thousands to tens of thousands of records); teams with millions of records point
 traitforge at an Argilla with Elasticsearch instead.
 
+One deliberate difference: Elasticsearch serves each annotator its own shuffle of the queue.
+This engine does so only when one answer completes a record; when a dataset's records need
+more (task distribution `min_submitted` > 1), every annotator gets the same queue, in
+insertion order, so the overlapping answers that agreement needs come first, not by chance
+(see `search_rows.shuffles_per_user`).
+
 Not supported (the server never needs them from this engine or they only tune Elasticsearch):
 Elasticsearch relevance scoring (a text match scores by how often its terms occur) and the
 operators of `simple_query_string` other than quoted phrases (terms are ANDed substrings).
@@ -74,6 +80,7 @@ from search_rows import (  # beside this file, like sql_engine itself (see launc
     in_range,
     response_value,
     seeded_random,
+    shuffles_per_user,
     similarity_scores,
     term_equals,
     text_score,
@@ -210,7 +217,7 @@ class SQLSearchEngine(SearchEngine):
             rows = _sorted(matched, sort)
             items = [SearchResponseItem(record_id=r.id, score=None) for r, _ in rows]
         else:
-            if user_id is not None:
+            if user_id is not None and shuffles_per_user(dataset.distribution):
                 # Elasticsearch multiplies the score by a random number seeded with the user, so
                 # each annotator sees the queue in a different but stable order.
                 matched = [(r, s * seeded_random(user_id, r.id)) for r, s in matched]
@@ -352,7 +359,7 @@ async def _load(
     result = await db.execute(
         select(*columns)
         .where(Record.dataset_id == dataset_id)
-        .order_by(Record.inserted_at, Record.id)
+        .order_by(Record.inserted_at, Record.external_id, Record.id)
     )
     rows: dict[UUID, RecordRow] = {}
     for row in result.all():
