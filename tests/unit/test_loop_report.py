@@ -383,3 +383,12 @@ def test_a_partly_evaluated_round_names_the_traits_it_lacks():
     page = html.unescape(render_workspace_report(data))
     assert f"Round 3: {note}." in section_of(page, "rounds")
     assert f"<p>{note}.</p>" in section_of(page, "latest")
+
+
+def test_a_rounds_selection_warnings_are_listed_literally_under_the_rounds():
+    warning = "sycophancy: no candidates are for this trait; add rows with trait: <b>x</b>"
+    data = report_data()
+    data.rounds = [data.rounds[0].model_copy(update={"warnings": [warning]})]
+    rounds = section_of(render_workspace_report(data), "rounds")
+    assert '<p class="selection-warning">Round 1: sycophancy: no candidates' in rounds
+    assert "&lt;b&gt;x&lt;/b&gt;" in rounds and "<b>x</b>" not in rounds

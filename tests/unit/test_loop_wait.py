@@ -177,7 +177,9 @@ def test_with_people_an_empty_selection_stops_without_pushing_or_waiting(workspa
     monkeypatch.setattr(
         workflows,
         "curate",
-        lambda *a, **k: SimpleNamespace(scored={}, acquisition=None, selection_note=reason),
+        lambda *a, **k: SimpleNamespace(
+            scored={}, acquisition=None, selection_note=reason, warnings=[], scoring_notes=[]
+        ),
     )
     for name in ("push", "pull", "export", "simulate", "annotation_progress"):
         monkeypatch.setattr(workflows, name, fail(name))

@@ -242,6 +242,9 @@ class _Round:
         self.record.selected_with = sorted({k.split("/")[0] for k in report.scored})
         self.record.strategy = self.config.curation.selection.strategy
         self.record.acquisition = report.acquisition
+        self.record.warnings = list(report.warnings)
+        for line in [*report.scoring_notes, *(f"warning: {w}" for w in report.warnings)]:
+            self.log(f"round {self.record.round}: {line}")
         if tasks and report.selection_note:
             self.log(
                 f"round {self.record.round}: {len(tasks)} of {self.budget} tasks: "

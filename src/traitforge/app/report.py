@@ -339,6 +339,11 @@ def _rounds_section(rounds: Sequence[LoopRound]) -> str:
         if r.stopped
     ]
     parts += [
+        f'<p class="selection-warning">Round {r.round}: {escape_html(w)}</p>'
+        for r in rounds
+        for w in r.warnings
+    ]
+    parts += [
         f'<p class="evaluation-note">Round {r.round}: {escape_html(_note_text(r))}.</p>'
         for r in rounds
         if r.evaluation_note and not r.stopped

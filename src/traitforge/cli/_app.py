@@ -197,9 +197,8 @@ AnswersOpt = Annotated[
         '{"prompt": ..., "response": ..., "values": {"sycophancy": 1, "honesty": 4}}, matched '
         "by prompt (text or chat messages) and response text. Values are ratings on each "
         "trait's scale in the trait's own direction, like gold labels (for a negative-polarity "
-        "trait such as sycophancy on a 1..5 scale, 5 is the most sycophantic); its polarity turns "
-        "them "
-        "into preferences. A task with a candidate the key has no value for is left "
+        "trait such as sycophancy on a 1..5 scale, 5 is the most sycophantic); its polarity "
+        "turns them into preferences. A task with a candidate the key has no value for is left "
         "unanswered and counted.",
     ),
 ]

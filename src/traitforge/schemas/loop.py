@@ -33,6 +33,11 @@ class LoopRound(BaseModel):
         None, description="What an epistemic strategy scored with (ensemble or classifiers)."
     )
     tasks: int = Field(0, description="Comparison tasks selected in this round.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What this round's selection could not do, each with what to do: traits "
+        "without candidates or tasks, gold checks short, nothing scored.",
+    )
     stopped: str | None = Field(
         None,
         description="Why the loop stopped at this round: its selection found no task (no open "
