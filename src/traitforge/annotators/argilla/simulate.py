@@ -9,6 +9,7 @@ gold, or from an answer key (`traitforge.annotators.answer_key`) when one is giv
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,7 +123,11 @@ def simulate(
                 )
         report.datasets = sorted({q.layout.name for q in queues})
         groups = group_tasks(tasks.values(), argilla.dataset)
-        total = sum(len(groups[n]) for n in report.datasets) * argilla.min_submitted
+        # Answers still wanted: earlier rounds' records already hold their pulled answers.
+        stored = Counter(j.task_id for j in store.judgements())
+        total = sum(
+            max(argilla.min_submitted - stored[t.id], 0) for n in report.datasets for t in groups[n]
+        )
         # Every annotator's queue meets a record it cannot answer: count each record once.
         unanswerable: dict[str, set[str]] = {}
         while any(not q.done for q in queues):
