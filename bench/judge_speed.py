@@ -24,11 +24,10 @@ from pathlib import Path
 
 import torch
 
-from traitforge.app.workflows import BUNDLED_INPUTS, bundled_data_dir
+import embeddings as embeddings_bench  # bench/embeddings.py: the same mix of candidates
 from traitforge.curation.scorers.judge_backends import LocalRater
 from traitforge.curation.scorers.judge_cache import Rating
 from traitforge.curation.scorers.judge_prompt import judge_messages
-from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Candidate, JudgeConfig, ProjectConfig, TraitSpec, prompt_text
 from traitforge.workspace import default_config, load_config
 
@@ -45,15 +44,7 @@ def own_candidates(limit: int) -> tuple[ProjectConfig, list[Candidate]]:
 
 
 def bundled_candidates(limit: int) -> tuple[ProjectConfig, list[Candidate]]:
-    config = default_config()
-    candidates = [
-        c
-        for fmt, relative in BUNDLED_INPUTS
-        for o in source_format(fmt).reader(bundled_data_dir() / relative, config)
-        if isinstance(o, Parsed)
-        for c in o.candidates
-    ]
-    return config, candidates[:: max(1, len(candidates) // limit)][:limit]
+    return default_config(), embeddings_bench.bundled_candidates(limit)
 
 
 def judge_all(rater: LocalRater, trait: TraitSpec, candidates: list[Candidate]) -> list[Rating]:
