@@ -1085,6 +1085,21 @@ OTHER_CASES = (
         words=("store.sqlite",),
         unchanged=("ws/store.sqlite",),
     ),
+    # -- audit --------------------------------------------------------------------------------
+    Case(
+        "audit-no-workspace",
+        ("audit", "-w", "{case}/nowhere"),
+        words=("nowhere", "ingest"),
+        missing=("nowhere",),
+    ),
+    Case(
+        "audit-no-embeddings",
+        _ws("audit"),
+        WS,
+        words=("embeddings.sqlite", "traitforge curate"),
+        missing=("ws/embeddings.sqlite", "ws/audit.json"),
+    ),
+    Case("audit-folds-too-few", _ws("audit", "--folds", "1"), WS, rc=(2,), words=("--folds",)),
     # -- the Argilla commands, with no server anywhere ----------------------------------------
     Case(  # a question, not a failure: rc 1 answers "no", with no error line
         "serve-status-no-server",

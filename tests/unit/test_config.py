@@ -30,7 +30,9 @@ def test_error_names_file_line_and_field():
 
 
 def test_unknown_strategy_says_which_are_valid():
-    with pytest.raises(ConfigError, match=r"use 'best-vs-worst', 'all-pairs' or 'margin>=X'"):
+    with pytest.raises(
+        ConfigError, match=r"use 'best-vs-worst', 'all-pairs', 'length-balanced' or 'margin>=X'"
+    ):
         parse_config("export:\n  strategy: cherry-pick\n", "mine.yaml")
 
 

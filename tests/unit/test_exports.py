@@ -506,7 +506,11 @@ def test_margin_strategy_takes_any_finite_number(config):
 @pytest.mark.parametrize(
     ("strategy", "message"),
     [
-        ("bogus", "unknown pair strategy 'bogus'; use 'best-vs-worst', 'all-pairs' or 'margin>=X'"),
+        (
+            "bogus",
+            "unknown pair strategy 'bogus'; use 'best-vs-worst', 'all-pairs', "
+            "'length-balanced' or 'margin>=X'",
+        ),
         ("margin>=nan", "X of 'margin>=X' must be a finite number >= 0 (a difference in"),
         ("margin>=-1", "pair strategy 'margin>=-1': X of 'margin>=X' must be a finite number"),
     ],

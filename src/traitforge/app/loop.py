@@ -299,6 +299,7 @@ class _Round:
         self.record.drops = dict(report.drops)
         self.record.ties = dict(report.ties)
         self.record.agreement = report.agreement.rounded() if report.agreement else None
+        self.record.length_position = report.length_position
         with self.workspace.store() as store:
             self.record.judgements_total = sum(1 for _ in store.judgements())
 

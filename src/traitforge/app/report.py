@@ -24,6 +24,7 @@ from traitforge.reporting import (
     escape_html,
     fmt_num,
     fmt_pct,
+    fmt_pct_ci,
     html_page,
     html_section,
     html_table,
@@ -36,6 +37,8 @@ from traitforge.schemas.results import (
     AgreementResult,
     AnnotatorQuality,
     EvaluationResult,
+    LengthPositionFit,
+    LengthPositionResult,
     TrainingSummary,
     TraitAccuracy,
     TraitTies,
@@ -98,6 +101,7 @@ def render_workspace_report(data: WorkspaceReportData) -> str:
         _pipeline_section(data.counts, data.drops, exported.ties if exported else {}),
         _scores_section(data.score_distributions),
         _annotators_section(data.agreement),
+        _length_position_section(exported.length_position if exported else None),
         _rounds_section(rounds),
         *_latest_sections(latest),
     ]
@@ -312,6 +316,55 @@ def _annotator_table(annotators: Mapping[str, AnnotatorQuality]) -> str:
         ]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "\n".join(['<table class="quality">', f"<tr>{head}</tr>", *rows, "</table>"])
+
+
+def _odds_ratio(fit: LengthPositionFit) -> str:
+    text = fmt_num(fit.length_odds_ratio, 2)
+    if fit.length_odds_ratio_ci:
+        low, high = fit.length_odds_ratio_ci
+        text += f" [{fmt_num(low, 2)}, {fmt_num(high, 2)}]"
+    return text
+
+
+_LENGTH_POSITION_COLUMNS: list[Column] = [
+    ("Votes", lambda item: f"{item[1].votes:,}"),
+    ("Ties", lambda item: f"{item[1].ties:,}"),
+    ("First shown won", lambda item: fmt_pct(item[1].first_wins)),
+    ("Position [95% CI]", lambda item: fmt_pct_ci(item[1].position, item[1].position_ci)),
+    ("Length odds ratio [95% CI]", lambda item: _odds_ratio(item[1])),
+    ("Longer won", lambda item: fmt_pct(item[1].longer_won)),
+    ("Length pseudo-R²", lambda item: fmt_num(item[1].length_pseudo_r2)),
+    ("Note", lambda item: item[1].note or ""),
+]
+
+
+def _length_position_section(result: LengthPositionResult | None) -> str:
+    """The latest export's regression of the votes on position and length."""
+    title = "Length and position in the answers"
+    if result is None:
+        return html_section("length-position", title, _pending("No length or position fit yet."))
+    parts = [
+        "<p>Each decided two-way vote (ties left out) asks: did the response shown first win? "
+        "<em>Position</em> is the fitted chance that it wins when both are equally long (50% "
+        "means the order did not matter); the <em>length odds ratio</em> is how the odds of "
+        "winning change when a response is twice as long (1 means length did not sway the "
+        "votes); <em>longer won</em> is the share of the votes between responses of different "
+        "length that the longer one won; <em>length pseudo-R²</em> (McFadden) is how much of "
+        "the votes length explains beyond position, from 0 to 1. A fit needs at least "
+        f"{result.min_votes} decided votes.</p>",
+        "<h3>Per trait</h3>",
+        html_table(
+            [("Trait", lambda item: item[0]), *_LENGTH_POSITION_COLUMNS],
+            sorted(result.traits.items()),
+        ),
+        "<h3>Per annotator</h3>",
+    ]
+    if result.annotators:
+        columns = [("Annotator", lambda item: item[0]), *_LENGTH_POSITION_COLUMNS]
+        parts.append(html_table(columns, sorted(result.annotators.items())))
+    else:
+        parts.append(_pending("No annotator has a decided two-way vote yet."))
+    return html_section("length-position", title, "\n".join(parts))
 
 
 def _rounds_section(rounds: Sequence[LoopRound]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need 
     from traitforge.curation.scorers import Example
     from traitforge.reward.runs import TrainRun
     from traitforge.reward.scorer import ScoreResult
+    from traitforge.schemas.results import AuditResult
 
 
 # (label, estimated total or None) -> the callback for that file.
@@ -440,3 +442,28 @@ def score(workspace: Workspace, model: Path) -> ScoreResult:
     traits = [t.name for t in workspace.config.traits]
     with workspace.store() as store:
         return score_candidates(store, traits, workspace.reward_dir, model)
+
+
+AUDIT_FILE = "audit.json"
+
+
+def audit(
+    workspace: Workspace, folds: int | None = None, min_source_pairs: int | None = None
+) -> AuditResult:
+    """Audit the labels of the latest export (see `exports.audit`) and write it to
+    WORKSPACE/audit.json; `folds` and `min_source_pairs` replace the audit's defaults."""
+    from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS, audit_labels
+    from traitforge.workspace.files import atomic_write_text
+
+    with workspace.store() as store:
+        result = audit_labels(
+            store,
+            workspace.config,
+            workspace.embedding_cache_path,
+            folds=FOLDS if folds is None else folds,
+            min_source_pairs=MIN_SOURCE_PAIRS if min_source_pairs is None else min_source_pairs,
+        )
+    atomic_write_text(
+        workspace.root / AUDIT_FILE, json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
+    )
+    return result

@@ -1,4 +1,5 @@
-"""Data commands: ingest, curate, classifiers, export, status, candidates, config-template."""
+"""Data commands: ingest, curate, classifiers, export, audit, status, candidates,
+config-template."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from traitforge.cli._app import (
 from traitforge.cli.render import (
     print_agreement,
     print_annotation_progress,
+    print_audit,
     print_candidates,
     print_curation,
     print_export,
@@ -31,6 +33,7 @@ from traitforge.cli.render import (
     print_training,
 )
 from traitforge.curation.sources import FORMATS
+from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS
 from traitforge.schemas import ExportConfig
 from traitforge.schemas.config import COPY_FORMATS, parse_strategy
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
@@ -171,6 +174,41 @@ def export(
             ws, out, strategy, [c.value for c in copies] if copies else None, overwrite
         )
     print_export(report)
+
+
+@app.command()
+def audit(
+    workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    folds: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="Committee members: folds of the prompts, each scored by "
+            "a model fitted on the others.",
+        ),
+    ] = FOLDS,
+    min_source_pairs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Pairs a source, and its trait's other sources, need before the source is judged.",
+        ),
+    ] = MIN_SOURCE_PAIRS,
+    limit: Annotated[int, typer.Option(min=0, help="Flagged pairs shown per trait; 0: all.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the audit as JSON (what audit.json holds).")
+    ] = False,
+) -> None:
+    """Audit the latest export's labels: flag pairs a cross-fitted committee confidently
+    disagrees with, and say which sources' labels may be inverted or noisy. Writes
+    WORKSPACE/audit.json; reads the embeddings `curate` cached."""
+    with friendly_errors():
+        ws = Workspace.open(workspace, create=False)
+        result = workflows.audit(ws, folds, min_source_pairs)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        print_audit(result, ws.root / workflows.AUDIT_FILE, limit or None)
 
 
 @app.command()

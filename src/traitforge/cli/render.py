@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
     from traitforge.reward.training import FitResult
+    from traitforge.schemas.results import AuditResult
 
 
 def print_curation(report: CurationReport) -> None:
@@ -488,3 +489,69 @@ def _excerpt(text: str) -> str:
     """The start of a text on one line."""
     flat = " ".join(text.split())
     return flat if len(flat) <= _EXCERPT else flat[: _EXCERPT - 1] + "…"
+
+
+def print_audit(result: AuditResult, written: Path, limit: int | None) -> None:
+    """Per trait: what was audited, the flagged pairs (user text as Text, never markup), at most
+    `limit` of them (None: all), and each source's verdict."""
+    console.print(
+        Text(f"Label audit: {result.folds} folds by prompt; {result.rule}."), soft_wrap=True
+    )
+    for trait, audit in result.traits.items():
+        line = f"{trait}: {audit.pairs} pairs audited"
+        if audit.unembedded:
+            line += f" ({audit.unembedded} left out: not embedded)"
+        if audit.threshold is not None:
+            line += (
+                f"; the committee agrees with {fmt_pct(audit.committee_share)}, "
+                f"t = {fmt_num(audit.threshold)}"
+            )
+        line += f"; {len(audit.flagged)} flagged"
+        console.print(Text(line + (f" ({audit.note})" if audit.note else "")), soft_wrap=True)
+        shown = audit.flagged if limit is None else audit.flagged[:limit]
+        if shown:
+            caption = f"{len(shown)} of {len(audit.flagged)} flagged"
+            if len(shown) < len(audit.flagged):
+                caption += "; --limit 0 shows all, audit.json holds all"
+            table = Table(title=f"Flagged {trait} pairs", caption=caption)
+            for column in ("pair", "source", "P(chosen)", "prompt", "chosen", "rejected"):
+                table.add_column(
+                    column,
+                    overflow="fold",
+                    ratio=1 if column in ("prompt", "chosen", "rejected") else None,
+                )
+            for f in shown:
+                table.add_row(
+                    *(
+                        Text(cell)
+                        for cell in (
+                            f.pair_id[:_ID_SHOWN],
+                            f.source,
+                            fmt_num(f.p_chosen),
+                            _excerpt(f.prompt),
+                            _excerpt(f.chosen),
+                            _excerpt(f.rejected),
+                        )
+                    )
+                )
+            console.print(table)
+        if audit.sources:
+            table = Table(title=f"{trait} sources, each judged by a model of the others")
+            for column in ("source", "pairs", "agree", "mean P(chosen)", "committee", "verdict"):
+                table.add_column(column, overflow="fold")
+            for v in audit.sources:
+                table.add_row(
+                    *(
+                        Text(cell)
+                        for cell in (
+                            v.source,
+                            str(v.pairs),
+                            fmt_pct_ci(v.share, v.share_ci),
+                            fmt_num(v.mean_p_chosen),
+                            fmt_pct(v.committee_share),
+                            v.verdict,
+                        )
+                    )
+                )
+            console.print(table)
+    console.print(Text.assemble("Written: ", bold(written)), soft_wrap=True)

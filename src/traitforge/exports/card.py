@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import yaml
 
-from traitforge.reporting import fmt_ci, fmt_num, fmt_pct
+from traitforge.reporting import fmt_ci, fmt_num, fmt_pct, fmt_pct_ci
 from traitforge.schemas import (
     AgreementResult,
     JudgeAgreement,
@@ -15,6 +15,7 @@ from traitforge.schemas import (
     ProjectConfig,
     TraitTies,
 )
+from traitforge.schemas.results import LengthPositionFit, LengthPositionResult
 from traitforge.workspace import dump_config
 
 
@@ -45,6 +46,7 @@ def render_card(
     agreement: AgreementResult | None = None,
     ties: Mapping[str, TraitTies] | None = None,
     judge: JudgeAgreement | None = None,
+    length_position: LengthPositionResult | None = None,
 ) -> str:
     traits = [t.name for t in config.traits]
     licenses = sorted(
@@ -133,6 +135,9 @@ def render_card(
                 )
     out.append("")
 
+    if length_position is not None:
+        out += length_position_section(length_position)
+
     out += ["## Sources", "", "| source | license | attribution |", "|---|---|---|"]
     for source in sources:
         info = config.ingest.sources.get(source)
@@ -216,3 +221,53 @@ def _judge_section(judge: JudgeAgreement) -> list[str]:
     ]
     out.append("")
     return out
+
+
+def length_position_section(result: LengthPositionResult) -> list[str]:
+    """How far the annotators' own votes follow length and position, per trait and annotator."""
+    out = [
+        "## Length and position in the answers",
+        "",
+        "Every two-way comparison an annotator decided (ties are counted and left out) is one "
+        "vote: did the response shown first win? A logistic regression of that on the length "
+        "ratio (words, first over second) separates two shortcuts a reward model can learn "
+        "from these votes. *Position* is the chance that the first-shown response wins when "
+        "both are equally long: 50% means the order did not matter. *Length odds ratio* is "
+        "how the odds of winning change when a response is twice as long: 1 means length did "
+        "not sway the votes, 2 that doubling the length doubled the odds. *Longer won* is the "
+        "share of the votes between responses of different length that the longer one won, "
+        "and *length pseudo-R²* (McFadden) is how much of the votes length explains beyond "
+        "position, from 0 (nothing) to 1 (everything). Intervals are 95% Wald intervals; a fit "
+        f"needs at least {result.min_votes} decided votes.",
+        "",
+    ]
+    for title, fits in (("trait", result.traits), ("annotator", result.annotators)):
+        if not fits:
+            out += [f"No {title} has a decided two-way vote yet.", ""]
+            continue
+        out += [
+            f"| {title} | votes | ties | first shown won | position [95% CI] "
+            "| length odds ratio [95% CI] | longer won | length pseudo-R² | note |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        out += [f"| {name} | {_fit_cells(fit)} |" for name, fit in fits.items()]
+        out.append("")
+    return out
+
+
+def _fit_cells(fit: LengthPositionFit) -> str:
+    ratio = fmt_num(fit.length_odds_ratio, 2)
+    if fit.length_odds_ratio_ci:
+        low, high = fit.length_odds_ratio_ci
+        ratio += f" [{fmt_num(low, 2)}, {fmt_num(high, 2)}]"
+    cells = [
+        str(fit.votes),
+        str(fit.ties),
+        fmt_pct(fit.first_wins),
+        fmt_pct_ci(fit.position, fit.position_ci),
+        ratio,
+        fmt_pct(fit.longer_won),
+        fmt_num(fit.length_pseudo_r2),
+        fit.note or "",
+    ]
+    return " | ".join(cells)

@@ -17,6 +17,8 @@ from traitforge.annotators.aggregation import (
     without_annotators,
 )
 from traitforge.annotators.agreement import agreement_report
+from traitforge.annotators.biases import length_position_report, vote_rows
+from traitforge.annotators.records import group_tasks
 from traitforge.curation.scorers.judge import KEY as JUDGE_KEY
 from traitforge.errors import ExportError
 from traitforge.exports.card import length_stats, render_card
@@ -24,16 +26,18 @@ from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_dataset
 from traitforge.exports.judge_agreement import judge_agreement, judge_scores
 from traitforge.exports.preferences import gold_groups, judge_groups
 from traitforge.exports.split import split_of
-from traitforge.exports.strategies import pairs_from_group
+from traitforge.exports.strategies import balance_lengths, pairs_from_group
 from traitforge.schemas import (
     AgreementResult,
+    ComparisonTask,
     ExportConfig,
     JudgeAgreement,
     PreferencePair,
     ProjectConfig,
     TraitTies,
 )
-from traitforge.schemas.config import COPY_FORMATS, Origin
+from traitforge.schemas.config import COPY_FORMATS, Origin, parse_strategy
+from traitforge.schemas.results import LengthPositionResult
 from traitforge.workspace import Store
 from traitforge.workspace.files import EXPORT_FOLDER, atomic_directory, check_output_folder
 
@@ -51,6 +55,8 @@ class ExportReport:
     # from `counts` so they are never taken for human pairs; {} when the setting is off.
     ai_feedback: dict[str, dict[str, int]] = field(default_factory=dict)
     judge_agreement: JudgeAgreement | None = None  # once the judge scored answered tasks
+    # Length and position bias in the votes, per trait and annotator; None without judgements.
+    length_position: LengthPositionResult | None = None
 
     @property
     def total(self) -> int:
@@ -66,6 +72,7 @@ class _Built:
     agreement: AgreementResult | None  # None when there are no judgements
     ties: dict[str, TraitTies]
     judge_agreement: JudgeAgreement | None = None
+    length_position: LengthPositionResult | None = None
 
 
 def build_pairs(
@@ -109,10 +116,12 @@ def _build(store: Store, config: ProjectConfig) -> _Built:
     judgements = list(store.judgements())
     answers = answers_by_task(tasks, judgements, candidates, drops)
     settings = config.annotation.aggregation
-    agreement = None
+    agreement = length_position = None
     if answers:
         # Measured on every answer, flagged annotators included: flagging needs their answers.
         agreement = agreement_report(tasks, judgements, candidates.values(), config)
+        rows = vote_rows(tasks, judgements, candidates, config.traits, _shown(store, tasks, config))
+        length_position = length_position_report(rows, [t.name for t in config.traits])
         if settings.exclude_flagged:
             answers = without_annotators(answers, agreement.flagged, drops)
     judged = judge_scores(store.scores())
@@ -130,19 +139,41 @@ def _build(store: Store, config: ProjectConfig) -> _Built:
             groups += judge_groups(
                 candidates.values(), trait, judged, _human_prompts(trait.name, groups, answers)
             )
+        strategy = config.export.strategy_for(trait.name)
+        found: dict[str, PreferencePair] = {}
         for group in groups:
             counter = ai_drops if group.origin == "ai-feedback" else drops
-            for pair in pairs_from_group(group, config.export.strategy_for(trait.name), counter):
-                if pair.id in pairs:
+            for pair in pairs_from_group(group, strategy, counter):
+                if pair.id in pairs or pair.id in found:
                     counter["same pair from another task"] += 1
                 else:
-                    pairs[pair.id] = pair
+                    found[pair.id] = pair
+        if parse_strategy(strategy)[0] == "length-balanced":
+            # Human and AI-feedback pairs apart: each must be balanced for whoever filters
+            # on `origin`.
+            human = [p for p in found.values() if p.origin != "ai-feedback"]
+            judged_pairs = [p for p in found.values() if p.origin == "ai-feedback"]
+            found = {
+                p.id: p
+                for p in balance_lengths(human, drops) + balance_lengths(judged_pairs, ai_drops)
+            }
+        pairs.update(found)
     # AI-feedback drops keep their own label: a reader must never take them for human data.
     for reason, n in ai_drops.items():
         drops[f"ai-feedback: {reason}"] += n
     pairs_by_id = sorted(pairs.values(), key=lambda p: p.id)
     judge = judge_agreement(answers, candidates, config.traits, judged)
-    return _Built(pairs_by_id, drops, origins, agreement, ties.by_trait(), judge)
+    return _Built(pairs_by_id, drops, origins, agreement, ties.by_trait(), judge, length_position)
+
+
+def _shown(
+    store: Store, tasks: Sequence[ComparisonTask], config: ProjectConfig
+) -> dict[str, list[str]]:
+    """Task id -> candidate ids in the order annotators saw them, as pushed."""
+    shown: dict[str, list[str]] = {}
+    for name in group_tasks(tasks, config.annotation.argilla.dataset):
+        shown.update(store.presented_orders(name))
+    return shown
 
 
 def _human_prompts(trait: str, groups: Sequence[RankedGroup], answers: TaskAnswers) -> set[str]:
@@ -226,6 +257,9 @@ def export_dataset(
         "judge_agreement": built.judge_agreement.model_dump(mode="json")
         if built.judge_agreement
         else None,
+        "length_position": built.length_position.model_dump(mode="json")
+        if built.length_position
+        else None,
     }
     report = ExportReport(
         out=out,
@@ -236,6 +270,7 @@ def export_dataset(
         ties=built.ties,
         ai_feedback=ai_feedback,
         judge_agreement=built.judge_agreement,
+        length_position=built.length_position,
     )
     with (
         atomic_directory(out, EXPORT_FOLDER, overwrite=overwrite, home=home) as staging,
@@ -254,6 +289,7 @@ def export_dataset(
                 agreement,
                 ties=built.ties,
                 judge=built.judge_agreement,
+                length_position=built.length_position,
             ),
             encoding="utf-8",
         )

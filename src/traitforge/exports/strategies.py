@@ -1,4 +1,9 @@
-"""Pair strategies: which (chosen, rejected) pairs a ranked group of candidates yields."""
+"""Pair strategies: which (chosen, rejected) pairs a ranked group of candidates yields.
+
+'length-balanced' forms every pair, like 'all-pairs', within a group; `balance_lengths` then
+evens out the trait's pairs as a whole (the exporter calls it), since one prompt's handful of
+candidates can rarely be balanced on its own.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,24 @@ def pairs_from_group(group: RankedGroup, strategy: str, drops: DropCounter) -> l
             continue
         pairs.append(_pair(group, chosen, rejected, margin))
     return pairs
+
+
+def balance_lengths(pairs: list[PreferencePair], drops: DropCounter) -> list[PreferencePair]:
+    """As many pairs whose chosen response is shorter (in words, as the card counts) as pairs
+    whose chosen response is longer, so that length cannot predict the label. The surplus side
+    loses its pairs of smallest margin first (then by pair id, so the result is deterministic);
+    each is dropped and counted. Pairs of equal length are kept."""
+    longer, shorter, kept = [], [], []
+    for pair in pairs:
+        gap = len(pair.chosen.split()) - len(pair.rejected.split())
+        (longer if gap > 0 else shorter if gap < 0 else kept).append(pair)
+    keep = min(len(longer), len(shorter))
+    for side, name in ((longer, "longer"), (shorter, "shorter")):
+        side.sort(key=lambda p: (-p.margin, p.id))
+        kept += side[:keep]
+        if len(side) > keep:
+            drops[f"length balance: surplus chosen-{name} pair"] += len(side) - keep
+    return sorted(kept, key=lambda p: p.id)
 
 
 def _against_votes(group: RankedGroup, chosen_id: str, rejected_id: str) -> str | None:

@@ -106,8 +106,10 @@ class ExportConfig(BaseModel):
         "best-vs-worst",
         description=(
             "How pairs are formed per prompt and trait: 'best-vs-worst' (one pair), 'all-pairs' "
-            "(every ordered pair with a preference), or 'margin>=X' (pairs whose preference "
-            "differs by at least X)."
+            "(every ordered pair with a preference), 'margin>=X' (pairs whose preference "
+            "differs by at least X), or 'length-balanced' (all pairs, then per trait as many "
+            "whose chosen response is shorter as longer, by words: the surplus side's pairs "
+            "of smallest margin are dropped and counted)."
         ),
     )
     origin: Origin = Field(
@@ -157,14 +159,15 @@ class ExportConfig(BaseModel):
 
 
 def parse_strategy(strategy: str) -> tuple[str, float | None]:
-    """('best-vs-worst' | 'all-pairs' | 'margin', X of 'margin>=X' or None)."""
-    if strategy in ("best-vs-worst", "all-pairs"):
+    """('best-vs-worst' | 'all-pairs' | 'length-balanced' | 'margin', X of 'margin>=X' or
+    None)."""
+    if strategy in ("best-vs-worst", "all-pairs", "length-balanced"):
         return strategy, None
     match = _MARGIN_STRATEGY.match(strategy)
     if match is None:
         raise ValueError(
-            f"unknown pair strategy {strategy!r}; use 'best-vs-worst', 'all-pairs' or "
-            "'margin>=X' with a number X, e.g. 'margin>=0.5'"
+            f"unknown pair strategy {strategy!r}; use 'best-vs-worst', 'all-pairs', "
+            "'length-balanced' or 'margin>=X' with a number X, e.g. 'margin>=0.5'"
         )
     try:
         margin = float(match.group(1))

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from traitforge.schemas.results import (
     AgreementResult,
     EvaluationResult,
+    LengthPositionResult,
     MatrixResult,
     TrainingSummary,
     TraitTies,
@@ -64,6 +65,9 @@ class LoopRound(BaseModel):
         default_factory=dict, description="Trait -> ties among the answers after this round."
     )
     agreement: AgreementResult | None = None
+    length_position: LengthPositionResult | None = Field(
+        None, description="Length and position bias in the votes so far, after this round."
+    )
     model: str | None = Field(None, description="Reward-model folder trained in this round.")
     training: dict[str, TrainingSummary] = Field(
         default_factory=dict, description="Model (trait, or 'shared') -> what it trained on."

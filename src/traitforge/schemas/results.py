@@ -272,3 +272,127 @@ class JudgeAgreement(BaseModel):
 
     scorer: str = Field(description="Versioned key of the judge, e.g. 'judge.v1'.")
     traits: dict[str, TraitJudgeAgreement] = Field(description="Trait -> agreement.")
+
+
+class LengthPositionFit(BaseModel):
+    """One trait's or one annotator's decided two-way votes regressed on position and length:
+    logit P(first shown wins) = a + b * log2(words of first / words of second).
+
+    `a` is the position bias (P(first wins) between responses of equal length) and `b` the
+    length bias (log odds ratio per doubling of the first response's length). The model
+    figures are None, with `note` saying why, when there are too few votes or no finite fit.
+    """
+
+    model_config = _RESULT
+
+    votes: int = Field(description="Decided two-way comparisons in the fit.")
+    ties: int = Field(description="Comparisons the annotator left level: counted, not fitted.")
+    first_wins: Rounded = Field(description="Share of the decided votes won by the first shown.")
+    position: Rounded = Field(description="Fitted P(first shown wins) at equal length.")
+    position_ci: Interval | None = Field(description="95% Wald interval of `position`.")
+    length_odds_ratio: Rounded = Field(
+        description="Odds of winning, per doubling of a response's length (1 = no length bias)."
+    )
+    length_odds_ratio_ci: Interval | None = Field(description="95% Wald interval of it.")
+    unequal: int = Field(description="Decided votes on responses of different length.")
+    longer_won: Rounded = Field(description="Of those, the share the longer response won.")
+    length_pseudo_r2: Rounded = Field(
+        description="McFadden pseudo-R² that length adds to position alone: the share of the "
+        "votes' log-likelihood that length explains."
+    )
+    note: str | None = Field(None, description="Why the model figures are missing, if they are.")
+
+
+class LengthPositionResult(BaseModel):
+    """Length and position bias in the annotators' own votes, per trait and per annotator
+    (pooled over traits)."""
+
+    model_config = _RESULT
+
+    min_votes: int = Field(description="Decided votes a fit needs; fewer give a note instead.")
+    traits: dict[str, LengthPositionFit] = Field(description="Trait -> its votes' fit.")
+    annotators: dict[str, LengthPositionFit] = Field(description="Annotator id -> their fit.")
+
+    @field_serializer("traits", "annotators", mode="wrap")
+    def _by_name(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(sorted(value.items())))
+
+
+class FlaggedPair(BaseModel):
+    """An exported pair whose label the audit committee confidently disagrees with."""
+
+    model_config = _RESULT
+
+    pair_id: str
+    prompt_id: str
+    source: str = Field(description="The source (and file) of the pair's candidates.")
+    prompt: str = Field(description="The prompt as text.")
+    chosen: str
+    rejected: str
+    p_chosen: Rounded = Field(
+        description="The committee's out-of-fold P(chosen wins); low: it sides with rejected."
+    )
+
+
+class SourceVerdict(BaseModel):
+    """One source of a trait judged by a model fitted on the trait's other sources only."""
+
+    model_config = _RESULT
+
+    source: str
+    pairs: int = Field(description="Pairs of this source with embeddings.")
+    agreed: int | None = Field(
+        description="Of those, pairs the other sources' model orders as labelled; None when "
+        "not checked."
+    )
+    share: Rounded = Field(description="agreed / pairs; None when not checked.")
+    share_ci: Interval | None = Field(description="95% Wilson interval of the share.")
+    mean_p_chosen: Rounded = Field(
+        description="Mean P(chosen wins) under the other sources' model; None when not checked."
+    )
+    committee_share: Rounded = Field(
+        description="Share of this source's pairs the cross-fitted committee (all sources) "
+        "agrees with, for comparison."
+    )
+    verdict: str = Field(
+        description="'consistent', 'labels may be inverted', 'labels may be noisy or the "
+        "sources teach different things', or 'not checked: ...' with the reason."
+    )
+
+
+class TraitAudit(BaseModel):
+    """The label audit of one trait's exported pairs."""
+
+    model_config = _RESULT
+
+    pairs: int = Field(description="Pairs audited (both sides embedded).")
+    unembedded: int = Field(description="Pairs left out: a side or the prompt not embedded.")
+    committee_share: Rounded = Field(
+        description="Share of audited pairs the committee agrees with (P(chosen) > 0.5)."
+    )
+    threshold: Rounded = Field(
+        description="Confident learning's threshold t: the mean out-of-fold P(rejected wins) "
+        "of the pairs the committee sides against; a pair is flagged when its P(rejected "
+        "wins) >= t. None: no committee, or it sides against no pair or is no better than "
+        "chance."
+    )
+    flagged: list[FlaggedPair] = Field(description="Flagged pairs, most confident first.")
+    sources: list[SourceVerdict]
+    note: str = Field("", description="Why nothing could be flagged, when that is so.")
+
+
+class AuditResult(BaseModel):
+    """`traitforge audit`: what audit.json holds."""
+
+    model_config = _RESULT
+
+    folds: int = Field(description="Committee members, each fitted on the other folds' prompts.")
+    min_source_pairs: int = Field(description="Pairs a source (and its rivals) need to be judged.")
+    rule: str = Field(description="The flagging rule, in words.")
+    embedding_model: str
+    skipped_ai_feedback: int = Field(description="AI-feedback pairs, not audited.")
+    traits: dict[str, TraitAudit] = Field(description="Trait -> its audit.")
+
+    @field_serializer("traits", mode="wrap")
+    def _by_name(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(sorted(value.items())))

@@ -1,0 +1,181 @@
+"""The label audit on synthetic embeddings where the gold label is a linear function of the
+features: flipped labels are found, an inverted source is named, a clean one is not, and bad
+input says what to do."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from traitforge.app import workflows
+from traitforge.cli import app
+from traitforge.curation.embeddings import EmbeddingCache, text_key
+from traitforge.errors import ExportError
+from traitforge.exports import build_pairs
+from traitforge.exports.audit import CONSISTENT, INVERTED, _source_names, audit_labels
+from traitforge.schemas import Candidate
+from traitforge.workspace import Workspace
+
+DIM = 16
+MARKUP = "a [/x] b"  # rich markup that would crash (or vanish) if printed as markup
+
+
+def _workspace(tmp_path, sources, flip=None, embed=True, export=True):
+    """A workspace with one honesty pair per prompt of each source (name -> (prompts,
+    inverted)); the better side is the one with the larger u . response. `flip` maps a source
+    to the prompt indices whose gold labels are swapped. Returns it and the flipped pair ids."""
+    rng = np.random.default_rng(7)
+    u = rng.normal(size=DIM)
+    ws = Workspace.open(tmp_path / "ws")
+    candidates, vectors, flipped_prompts = [], {}, set()
+    for source, (prompts, inverted) in sources.items():
+        for i in range(prompts):
+            prompt = f"{source} question {i}?"
+            vectors[prompt] = _unit(rng.normal(size=DIM))
+            sides = [f"{source} answer {i} {side} {MARKUP}" for side in "ab"]
+            for side in sides:
+                vectors[side] = _unit(rng.normal(size=DIM))
+            better = int(u @ vectors[sides[1]] > u @ vectors[sides[0]])
+            swapped = inverted ^ (i in (flip or {}).get(source, ()))
+            for k, side in enumerate(sides):
+                gold = float((k == better) ^ swapped)
+                candidates.append(
+                    Candidate(prompt=prompt, response=side, source=source, gold={"honesty": gold})
+                )
+            if i in (flip or {}).get(source, ()):
+                flipped_prompts.add(candidates[-1].prompt_id)
+    with ws.store() as store:
+        with store.transaction():
+            store.add_candidates(candidates)
+        pairs, _, _ = build_pairs(store, ws.config)
+        if export:
+            with store.transaction():
+                store.replace_pairs(pairs)
+    if embed:
+        with EmbeddingCache(ws.embedding_cache_path) as cache:
+            cache.put(
+                ws.config.curation.embedding.model, {text_key(t): v for t, v in vectors.items()}
+            )
+    return ws, {p.id for p in pairs if p.prompt_id in flipped_prompts}
+
+
+def _unit(v):
+    return v / np.linalg.norm(v)
+
+
+def _audit(ws, **kwargs):
+    with ws.store() as store:
+        return audit_labels(store, ws.config, ws.embedding_cache_path, **kwargs)
+
+
+def test_flipped_labels_are_flagged_with_high_precision_and_recall(tmp_path):
+    # 10% of source b's gold labels flipped: 10 of its 100 pairs, among 300.
+    ws, flipped = _workspace(
+        tmp_path,
+        {"a": (100, False), "b": (100, False), "c": (100, False)},
+        flip={"b": range(0, 100, 10)},
+    )
+    audit = _audit(ws).traits["honesty"]
+    found = {f.pair_id for f in audit.flagged}
+    precision = len(found & flipped) / len(found)
+    recall = len(found & flipped) / len(flipped)
+    # Measured at this seed: precision 0.75 (12 flagged, 9 flipped), recall 0.9.
+    assert recall >= 0.8, (precision, recall)
+    assert precision >= 0.6, (precision, recall)
+    assert audit.pairs == 300 and audit.unembedded == 0
+    assert audit.threshold is not None and audit.threshold > 0.5
+    assert all(1 - f.p_chosen >= audit.threshold for f in audit.flagged)
+    # A few flips leave every source consistent with the others.
+    assert [v.verdict for v in audit.sources] == [CONSISTENT] * 3
+
+
+def test_a_source_with_every_label_inverted_is_reported_and_clean_ones_are_not(tmp_path):
+    ws, _ = _workspace(
+        tmp_path,
+        {"a": (60, False), "b": (60, False), "c": (60, False), "inverted": (60, True)},
+    )
+    verdicts = {v.source: v for v in _audit(ws).traits["honesty"].sources}
+    assert verdicts["inverted"].verdict == INVERTED
+    assert verdicts["inverted"].share < 0.5 and verdicts["inverted"].share_ci[1] < 0.5
+    for clean in "abc":
+        # Judged by two clean sources and the inverted one, a clean source may read as noisy
+        # (its rivals' model learnt a third of the signal backwards), never as inverted.
+        assert verdicts[clean].verdict != INVERTED, verdicts[clean]
+        assert verdicts[clean].share > 0.5
+
+
+def test_a_source_too_small_or_alone_is_not_judged(tmp_path):
+    ws, _ = _workspace(tmp_path, {"alone": (30, False)})
+    (verdict,) = _audit(ws).traits["honesty"].sources
+    assert verdict.verdict == "not checked: no other source of this trait"
+    assert verdict.share is None
+    (verdict,) = _audit(ws, min_source_pairs=31).traits["honesty"].sources
+    assert verdict.verdict == "not checked: 30 pairs, fewer than 31"
+
+
+def test_files_of_one_source_are_judged_apart():
+    # The anthropic-evals files share a source, each with its own polarity.
+    candidate = Candidate(
+        prompt="q",
+        response="r",
+        source="anthropic-evals",
+        metadata={"file": "corrigible-neutral-HHH"},
+    )
+    assert _source_names([candidate]) == {candidate.id: "anthropic-evals/corrigible-neutral-HHH"}
+
+
+def test_empty_workspace_says_to_ingest_and_export(tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    with pytest.raises(
+        ExportError,
+        match=r"no exported pairs; run `traitforge ingest` and then `traitforge export`",
+    ):
+        _audit(ws)
+
+
+def test_unexported_workspace_says_to_export(tmp_path):
+    ws, _ = _workspace(tmp_path, {"a": (5, False)}, export=False)
+    with pytest.raises(ExportError, match=r"no exported pairs; run `traitforge export` first"):
+        _audit(ws)
+
+
+def test_no_embeddings_says_to_curate(tmp_path):
+    ws, _ = _workspace(tmp_path, {"a": (5, False)}, embed=False)
+    with pytest.raises(
+        ExportError, match=r"no embeddings of the exported pairs in .*run `traitforge curate"
+    ):
+        _audit(ws)
+    assert not ws.embedding_cache_path.exists()  # asking created no cache
+
+
+def test_too_few_folds_is_refused(tmp_path):
+    ws, _ = _workspace(tmp_path, {"a": (5, False)})
+    with pytest.raises(ExportError, match=r"--folds 1: a cross-fitted committee needs at least 2"):
+        _audit(ws, folds=1)
+
+
+def test_cli_prints_flagged_text_literally_and_writes_audit_json(tmp_path):
+    ws, flipped = _workspace(
+        tmp_path, {"a": (40, False), "b": (40, False)}, flip={"b": range(0, 40, 10)}
+    )
+    result = CliRunner().invoke(app, ["audit", "-w", str(ws.root), "--limit", "0"])
+    assert result.exit_code == 0, result.output
+    assert MARKUP in result.output  # user text as written, never markup
+    assert "labels may be inverted" not in result.output
+    written = json.loads((ws.root / workflows.AUDIT_FILE).read_text())
+    flagged = {f["pair_id"] for f in written["traits"]["honesty"]["flagged"]}
+    assert flagged & flipped
+    assert written["rule"].startswith("flag a pair when")
+    as_json = CliRunner().invoke(app, ["audit", "-w", str(ws.root), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == written
+
+
+def test_cli_on_an_empty_workspace_is_one_error_line(tmp_path):
+    Workspace.open(tmp_path / "ws")
+    result = CliRunner().invoke(app, ["audit", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 1
+    assert "traitforge ingest" in result.stderr and "Traceback" not in result.output
