@@ -19,7 +19,7 @@ from traitforge.schemas import (
     TraitTies,
 )
 from traitforge.schemas.loop import LoopRound
-from traitforge.schemas.results import TrainingSummary
+from traitforge.schemas.results import LengthPositionFit, LengthPositionResult, TrainingSummary
 from traitforge.workspace import default_config
 
 # (trait, prompt, chosen, rejected): the chosen response is the longer one in 2 of 4 honesty
@@ -189,11 +189,32 @@ def rounds() -> list[LoopRound]:
         },
         evaluation=evaluate(knows_the_facts, pairs, bootstrap_samples=200),
         evaluated_on={"gold": 8},
+        length_position=LengthPositionResult(
+            min_votes=20,
+            traits={"honesty": _fit(112, 0.56, 1.9), "harmlessness": _fit(104, 0.51, 1.1)},
+            annotators={"alice": _fit(80, 0.62, 2.4), "bob": _fit(76, 0.5, 1.0)},
+        ),
         matrix=generalization_matrix(
             {"honesty": knows_the_facts, "harmlessness": longer_wins}, pairs, bootstrap_samples=200
         ),
     )
     return [first, second, third]
+
+
+def _fit(votes: int, position: float, odds_ratio: float) -> LengthPositionFit:
+    """A length and position fit with plausible figures around the given ones."""
+    return LengthPositionFit(
+        votes=votes,
+        ties=votes // 10,
+        first_wins=position,
+        position=position,
+        position_ci=(position - 0.09, position + 0.09),
+        length_odds_ratio=odds_ratio,
+        length_odds_ratio_ci=(odds_ratio * 0.7, odds_ratio * 1.4),
+        unequal=votes - 4,
+        longer_won=round(odds_ratio / (1 + odds_ratio), 4),
+        length_pseudo_r2=round(0.1 * (odds_ratio - 1), 4),
+    )
 
 
 def report_data(round: int | None = None) -> WorkspaceReportData:

@@ -15,6 +15,7 @@ HEADINGS = [
     "Pipeline",
     "Trait scores",
     "Annotators",
+    "Length and position in the answers",
     "Rounds",
     "Latest reward model (round 3)",
     "Accuracy",
@@ -48,8 +49,9 @@ def test_full_report_shows_every_section_with_decoded_plots(tmp_path):
                 "embedding-logreg.v1\nlinguistic.v1\nreward-model.v1",
                 "uncertainty",
                 "24 of 240 (10.0%)",
-                "93.8% [81.2%, 100.0%]",
+                "93.8% (n=8: too few test pairs for a meaningful interval)",
                 "62.5%",
+                "gold: 8",
                 "87.5% (75.0%)",
                 "100.0% (50.0%)",
             ]
@@ -69,6 +71,7 @@ def test_full_report_shows_every_section_with_decoded_plots(tmp_path):
         "pipeline",
         "scores",
         "annotators",
+        "length-position",
         "rounds",
         "latest",
         "accuracy",
@@ -91,11 +94,13 @@ def test_first_round_report_says_not_yet_instead_of_model_sections(tmp_path):
         "Pipeline",
         "Trait scores",
         "Annotators",
+        "Length and position in the answers",
         "Rounds",
         "Latest reward model",
     ]
     assert facts["not_yet"] == [
         "No tie counts recorded yet.",  # round 1's record predates tie counts
+        "No length or position fit yet.",
         "No reward model has been evaluated yet.",
         "No reward model yet.",
     ]

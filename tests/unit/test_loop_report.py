@@ -242,12 +242,12 @@ def test_names_from_the_workspace_are_escaped():
         flagged=True,
         reasons=("<u>reason</u>",),
     )
-    data.rounds[0] = data.rounds[0].model_copy(update={"strategy": "<em>s</em>"})
+    data.rounds[0] = data.rounds[0].model_copy(update={"strategy": "<kbd>s</kbd>"})
     data.rounds[2] = data.rounds[2].model_copy(
         update={"ties": {evil: TraitTies(answers=2, tied=1, tasks=0)}}
     )
     page = render_workspace_report(data)
-    for raw in ("<b>", "<ws>", "<i>", "<script>", "<u>", "<em>"):
+    for raw in ("<b>", "<ws>", "<i>", "<script>", "<u>", "<kbd>"):
         assert raw not in page
     assert "&lt;b&gt;&amp;&quot;x&quot;$y" in page and "&lt;ws&gt;" in page
     assert [evil, "2", "1", "50.0%", "0"] in _rows(section_of(page, "pipeline"))
