@@ -179,3 +179,11 @@ def test_cli_on_an_empty_workspace_is_one_error_line(tmp_path):
     result = CliRunner().invoke(app, ["audit", "-w", str(tmp_path / "ws")])
     assert result.exit_code == 1
     assert "traitforge ingest" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_committee_not_shown_to_beat_chance_flags_nothing(tmp_path):
+    # Every second label flipped: the features say nothing about the labels any more.
+    ws, _ = _workspace(tmp_path, {"a": (40, False)}, flip={"a": range(0, 40, 2)})
+    (trait,) = [t for t in _audit(ws).traits.values() if t.pairs]
+    assert trait.flagged == [] and trait.threshold is None
+    assert "not shown to beat chance" in trait.note

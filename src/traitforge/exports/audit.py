@@ -13,8 +13,9 @@ phi = [response, prompt * response], and every model is the linear Bradley-Terry
   against (P(chosen wins) < 0.5), and a pair is flagged when its P(rejected wins) >= t: a
   disagreement at least as confident as the committee's average one. (The mean P(chosen
   wins) as t flagged under half of deliberately flipped labels on synthetic data: the
-  L2-shrunk linear models are under-confident.) A committee no better than chance (mean
-  P(chosen wins) <= 0.5) flags nothing.
+  L2-shrunk linear models are under-confident.) A committee not shown to beat chance (the
+  95% Wilson interval of its out-of-fold agreement with the labels reaching down to one half)
+  flags nothing: its disagreements are luck.
 - **Sources.** Each (trait, source) with enough pairs is scored by a model fitted on the
   trait's other sources only. Most of its labels disagreeing, with the 95% interval below one
   half, says the labels may be inverted (a wrong polarity, a swapped column); an interval
@@ -44,7 +45,8 @@ MIN_SOURCE_PAIRS = 20
 RULE = (
     "flag a pair when the committee's out-of-fold P(rejected wins) >= t, t = the mean "
     "P(rejected wins) of the pairs it sides against (confident learning's per-class "
-    "threshold); nothing is flagged when its mean P(chosen wins) <= 0.5"
+    "threshold); nothing is flagged unless its out-of-fold agreement with the labels beats "
+    "chance (95% interval above one half)"
 )
 INVERTED = "labels may be inverted"
 NOISY = "labels may be noisy or the sources teach different things"
@@ -149,10 +151,13 @@ def _audit_trait(
     if not note:
         committee_share = float((p_chosen > 0.5).mean())
         against = 1.0 - p_chosen[p_chosen < 0.5]
-        if p_chosen.mean() <= 0.5:
+        agreed = int((p_chosen > 0.5).sum())
+        low = (wilson_interval(agreed, len(p_chosen)) or [0.0])[0]
+        if low <= 0.5:
+            # A committee not shown to beat chance "confidently disagrees" by luck alone.
             note = (
-                f"the committee does no better than chance (mean P(chosen wins) "
-                f"{p_chosen.mean():.3f}); nothing flagged"
+                f"the committee is not shown to beat chance (it agrees with {agreed} of "
+                f"{len(p_chosen)} labels; 95% interval from {low:.1%}); nothing flagged"
             )
         elif against.size:
             threshold = float(against.mean())
