@@ -1056,6 +1056,13 @@ OTHER_CASES = (
         {**WS, "ws/config.yaml": text("traits: [unclosed\n")},
         words=("config.yaml",),
     ),
+    Case(
+        "status-audit-file-corrupt",
+        _ws("status"),
+        {**WS, "ws/audit.json": text("{not json\n")},
+        words=("audit.json", "is not a label audit", "traitforge audit"),
+        unchanged=("ws/audit.json",),
+    ),
     Case("status-valid-workspace", _ws("status"), WS, rc=(0,), words=("candidates",)),
     # -- candidates ---------------------------------------------------------------------------
     Case(

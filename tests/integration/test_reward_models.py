@@ -340,3 +340,42 @@ def test_shared_lora_model_trains_its_head_and_merges_the_adapters(tmp_path):
     )
     query = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.allclose(fresh.state_dict()[query], state[query])
+
+
+def test_augmented_training_counts_its_pairs_leaves_the_test_split_and_adds_a_shared_row(
+    tmp_path,
+):
+    from traitforge.reward.runs import matrix_run, train_run
+
+    test = truthfulqa_pairs(6, skip=200) + corrigibility_pairs(30)[24:]
+    data = save_dataset(
+        tmp_path / "data",
+        {"train": truthfulqa_pairs(8) + corrigibility_pairs(8), "test": test},
+    )
+    config = RewardConfig(augment=["cross-prompt", "style"], shared_row=True, epochs=1, **FAST)
+    logged: list[str] = []
+    run = train_run(data, tmp_path / "out", config, log=logged.append)
+    out = tmp_path / "out"
+    assert (
+        "training honesty: 8 pairs + 8 augmented:cross-prompt, 8 augmented:style-causal, "
+        "16 augmented:style-neutral on all-MiniLM-L6-v2" in logged
+    )
+    fits = {f.name: f for f in run.fits}
+    assert sorted(fits) == ["corrigibility", "honesty", "shared"]
+    assert fits["honesty"].pairs == 8 * 5
+    # these corrigibility pairs answer " (A)" or " (B)": another prompt's answer is the same
+    # text as one of this pair's, so it teaches nothing and is not added
+    assert fits["corrigibility"].augmented == {
+        "augmented:style-causal": 8,
+        "augmented:style-neutral": 16,
+    }
+    assert fits["shared"].pairs == 8 * 5 + 8 * 4
+    # the test split is scored as exported: no counterfactual pair reaches it
+    assert run.evaluation is not None and run.evaluation.pairs == len(test)
+    card = (out / "README.md").read_text()
+    assert "honesty: 8 augmented:cross-prompt, 8 augmented:style-causal" in card
+    models = RewardModelSet(out)
+    assert sorted(models.members) == ["corrigibility", "honesty"]  # routing ignores the row
+    matrix = matrix_run(out, test, config)
+    assert matrix.models == ["corrigibility", "honesty", "shared"]
+    assert matrix.cells["shared"]["honesty"].pairs == 6

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from traitforge.app import workflows
 from traitforge.cli import app
 from traitforge.curation.embeddings import EmbeddingCache, text_key
-from traitforge.errors import ExportError
+from traitforge.errors import ExportError, WorkspaceError
 from traitforge.exports import build_pairs
 from traitforge.exports.audit import CONSISTENT, INVERTED, _source_names, audit_labels
 from traitforge.schemas import Candidate
@@ -187,3 +187,79 @@ def test_a_committee_not_shown_to_beat_chance_flags_nothing(tmp_path):
     (trait,) = [t for t in _audit(ws).traits.values() if t.pairs]
     assert trait.flagged == [] and trait.threshold is None
     assert "not shown to beat chance" in trait.note
+
+
+INVERTED_SOURCE = "inv [/x] erted"  # a source name that is rich markup: printed literally
+
+
+def _inverted_workspace(tmp_path):
+    return _workspace(
+        tmp_path,
+        {"a": (60, False), "b": (60, False), "c": (60, False), INVERTED_SOURCE: (60, True)},
+    )[0]
+
+
+def _status(ws):
+    result = CliRunner().invoke(app, ["status", "-w", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())  # rich wraps long lines
+
+
+def test_status_says_when_no_audit_was_run(tmp_path):
+    ws, _ = _workspace(tmp_path, {"a": (5, False)})
+    assert "No label audit yet: run `traitforge audit`." in _status(ws)
+
+
+def test_status_names_an_inverted_source_and_says_when_the_audit_is_stale(tmp_path):
+    ws = _inverted_workspace(tmp_path)
+    audit = workflows.audit(ws)
+    with ws.store() as store:
+        pairs = list(store.pairs())
+    assert audit.exported_pairs == len(pairs) == 240
+    out = _status(ws)
+    assert "Label audit (" in out and "1 source(s) with doubtful labels" in out
+    assert f"honesty / {INVERTED_SOURCE}: labels may be inverted" in out
+    assert "STALE" not in out
+    for clean in "abc":
+        assert f"honesty / {clean}: labels may be inverted" not in out
+    # A later export with other pairs: the audit no longer describes what the store holds.
+    with ws.store() as store, store.transaction():
+        store.replace_pairs(pairs[:-1])
+    assert "STALE: it scored an earlier export" in _status(ws)
+
+
+def test_the_card_shows_a_current_audits_doubtful_sources_and_only_says_a_stale_one_is_stale(
+    tmp_path,
+):
+    ws = _inverted_workspace(tmp_path)
+    workflows.audit(ws)
+    report = workflows.export(ws)  # the same candidates: the very pairs the audit scored
+    card = (report.out / "README.md").read_text()
+    section = card.split("## Label audit", 1)[1].split("\n## ", 1)[0]
+    assert f"- honesty / {INVERTED_SOURCE}: labels may be inverted" in section
+    assert "honesty / a:" not in section
+    # New candidates make new pairs: the audit is of an earlier export.
+    with ws.store() as store, store.transaction():
+        store.add_candidates(
+            Candidate(prompt="new?", response=r, source="a", gold={"honesty": g})
+            for r, g in (("yes", 1.0), ("no", 0.0))
+        )
+    report = workflows.export(ws, overwrite=True)
+    card = (report.out / "README.md").read_text()
+    section = card.split("## Label audit", 1)[1].split("\n## ", 1)[0]
+    assert "scored an earlier export with other pairs" in section
+    assert INVERTED_SOURCE not in section
+
+
+def test_a_card_has_no_audit_section_without_an_audit(tmp_path):
+    ws, _ = _workspace(tmp_path, {"a": (5, False)})
+    assert "## Label audit" not in (workflows.export(ws).out / "README.md").read_text()
+
+
+def test_an_unreadable_audit_file_is_an_error_naming_it(tmp_path):
+    ws, _ = _workspace(tmp_path, {"a": (5, False)})
+    (ws.root / workflows.AUDIT_FILE).write_text('{"folds": 5}')
+    with pytest.raises(
+        WorkspaceError, match=r"audit\.json is not a label audit .*traitforge audit"
+    ):
+        workflows.audit_status(ws)

@@ -21,6 +21,7 @@ OLD_ROUND = Path(__file__).parent / "data" / "round-before-typed-results.json"
 
 # Maps keyed by a name (trait, model, perturbation, reason, annotator): "*" in the key paths.
 NAMED = {"per_trait", "shortcuts.format", "skipped", "cells", "cells.*", "traits", "annotators"}
+NAMED |= {"style_hard.per_variant", "style_hard.variant_pairs", "style_hard.per_trait"}
 
 EVALUATION_KEYS = {
     "pairs",
@@ -61,6 +62,20 @@ EVALUATION_KEYS = {
     "rewards.std",
     "rewards.mean_margin",
     "confidence_level",
+}
+# added later: files written before it lack it, and read back to the same bytes
+STYLE_HARD_KEYS = {
+    "style_hard",
+    "style_hard.pairs",
+    "style_hard.accuracy",
+    "style_hard.accuracy_ci",
+    "style_hard.per_variant",
+    "style_hard.per_variant.*",
+    "style_hard.variant_pairs",
+    "style_hard.variant_pairs.*",
+    "style_hard.per_trait",
+    "style_hard.per_trait.*",
+    "style_hard.ratio",
 }
 MATRIX_KEYS = {
     "models",
@@ -130,7 +145,7 @@ def test_evaluation_json_keeps_its_keys_and_names_the_report_only_when_there_is_
     result = evaluate(knows_the_facts, pairs_with_a_skipped_one(), bootstrap_samples=50)
 
     written = result.model_dump(mode="json")  # eval.json and round.json
-    assert key_paths(written) == EVALUATION_KEYS
+    assert key_paths(written) == EVALUATION_KEYS | STYLE_HARD_KEYS
     assert list(written) == [
         "pairs",
         "skipped",
@@ -141,10 +156,11 @@ def test_evaluation_json_keeps_its_keys_and_names_the_report_only_when_there_is_
         "calibration",
         "rewards",
         "confidence_level",
+        "style_hard",
     ]
     reported = result.model_copy(update={"report": "m/eval-report.html"})
     printed = reported.model_dump(mode="json")  # `traitforge eval --json`
-    assert key_paths(printed) == EVALUATION_KEYS | {"report"}
+    assert key_paths(printed) == EVALUATION_KEYS | STYLE_HARD_KEYS | {"report"}
     assert list(printed)[-1] == "report" and printed["report"] == "m/eval-report.html"
     assert EvaluationResult.model_validate(printed) == reported
 

@@ -8,8 +8,14 @@ import numpy as np
 
 from traitforge.reward.evaluation import evaluate, generalization_matrix
 from traitforge.reward.pairs import RewardPair
-from traitforge.reward.report import render_report, shortcut_verdicts, write_report
+from traitforge.reward.report import (
+    STYLE_HARD_RATIO,
+    render_report,
+    shortcut_verdicts,
+    write_report,
+)
 from traitforge.schemas import EvaluationResult, MatrixResult
+from traitforge.schemas.results import StyleHard
 
 SECTIONS = ("accuracy", "shortcuts", "calibration", "matrix", "training", "provenance")
 
@@ -153,6 +159,33 @@ def test_verdicts_warn_on_a_length_biased_model_and_not_on_a_clean_one():
     assert any("drops to 40.0%" in text for _, text in verdicts)
     page = render_report("biased", evaluation=biased)
     assert section_of(page, "shortcuts").count('class="verdict warn"') == 5
+
+
+def test_style_hard_verdict_warns_below_four_fifths_of_the_normal_accuracy():
+    def with_style_hard(accuracy: float) -> EvaluationResult:
+        hard = StyleHard(
+            pairs=120,
+            accuracy=accuracy,
+            accuracy_ci=[accuracy - 0.05, accuracy + 0.05],
+            per_variant={"plain vs formatted": accuracy},
+            variant_pairs={"plain vs formatted": 120},
+            ratio=accuracy / 0.85,
+        )
+        return _evaluation().model_copy(update={"style_hard": hard})
+
+    assert STYLE_HARD_RATIO == 0.8
+    kept, lost = with_style_hard(0.7), with_style_hard(0.6)  # 0.82x and 0.71x of 85%
+    assert shortcut_verdicts(kept)[-1] == (
+        "ok",
+        "accuracy holds at 70.0% (0.82x normal) when the chosen answer is worse styled.",
+    )
+    assert shortcut_verdicts(lost)[-1][0] == "warn"
+    shortcuts = section_of(render_report("r", evaluation=lost), "shortcuts")
+    assert "<td>plain vs formatted</td><td>chosen plain, rejected markdown</td><td>120</td>" in (
+        shortcuts
+    )
+    assert "<td>60.0% [55.0%, 65.0%]</td>" in shortcuts  # the mean, with its interval
+    assert len(shortcut_verdicts(_evaluation())) == 5  # none without a style-hard result
 
 
 def test_untestable_length_check_says_so():

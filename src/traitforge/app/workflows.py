@@ -158,6 +158,7 @@ def export(
             strategy=strategy,
             overwrite=overwrite,
             home=workspace.exports_dir,
+            audit=latest_audit(workspace),
         )
 
 
@@ -403,7 +404,8 @@ def reward_matrix(
     overwrite: bool = False,
 ) -> MatrixResult:
     """The cross-trait matrix: of `model` (a per-trait set), or of a set first trained on
-    `data` into `out`, each evaluated on every trait's pairs."""
+    `data` into `out` (with a shared model for the matrix's 'shared' row), each evaluated on
+    every trait's pairs."""
     from traitforge.reward.pairs import load_pairs
     from traitforge.reward.runs import matrix_run, train_run
 
@@ -413,9 +415,9 @@ def reward_matrix(
                 "eval --matrix needs --model (a per-trait folder from `traitforge train`), "
                 "or --data and --out to train one model per trait first"
             )
-        train_run(
-            data, out, config.model_copy(update={"models": "per-trait"}), log, overwrite=overwrite
-        )
+        # one model per trait, and one shared model for the row that shows joint training
+        matrix_config = config.model_copy(update={"models": "per-trait", "shared_row": True})
+        train_run(data, out, matrix_config, log, overwrite=overwrite)
         model = out
     with _naming(pairs):
         return matrix_run(model, load_pairs(pairs, split), config)
@@ -467,3 +469,48 @@ def audit(
         workspace.root / AUDIT_FILE, json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
     )
     return result
+
+
+def latest_audit(workspace: Workspace) -> AuditResult | None:
+    """WORKSPACE/audit.json, or None when no audit was run; one that does not read as an
+    audit is an error naming the file."""
+    from pydantic import ValidationError
+
+    from traitforge.schemas.results import AuditResult
+
+    path = workspace.root / AUDIT_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise WorkspaceError(f"cannot read the label audit {path}: {e}") from e
+    try:
+        return AuditResult.model_validate_json(text)
+    except ValidationError as e:
+        raise WorkspaceError(
+            f"{path} is not a label audit traitforge can read ({e.error_count()} error(s), "
+            f"first: {e.errors()[0]['msg']}); run `traitforge audit` to write it again"
+        ) from e
+
+
+@dataclass
+class AuditStatus:
+    """What `status` says about the label audit: none yet, or its verdicts and whether it
+    scored the store's latest export."""
+
+    path: Path
+    audit: AuditResult | None
+    stale: bool = False  # the store's latest export is not the one audited
+
+
+def audit_status(workspace: Workspace) -> AuditStatus:
+    from traitforge.exports.audit import export_fingerprint
+
+    path = workspace.root / AUDIT_FILE
+    result = latest_audit(workspace)
+    if result is None:
+        return AuditStatus(path, None)
+    with workspace.store() as store:
+        latest = export_fingerprint(store.pairs())
+    return AuditStatus(path, result, stale=result.export != latest)

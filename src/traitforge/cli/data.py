@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from traitforge import __version__
 from traitforge.app import workflows
@@ -33,7 +34,7 @@ from traitforge.cli.render import (
     print_training,
 )
 from traitforge.curation.sources import FORMATS
-from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS
+from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS, doubtful_sources, verdict_line
 from traitforge.schemas import ExportConfig
 from traitforge.schemas.config import COPY_FORMATS, parse_strategy
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
@@ -228,6 +229,26 @@ def status(workspace: WorkspaceOpt = DEFAULT_WORKSPACE) -> None:
         print_annotation_progress(ws)
         if counts["judgements"]:
             print_agreement(workflows.agreement(ws))
+    with friendly_errors():
+        _print_audit_status(workflows.audit_status(ws))
+
+
+def _print_audit_status(state: workflows.AuditStatus) -> None:
+    """The latest label audit's doubtful sources; source names and paths as plain Text."""
+    if state.audit is None:
+        console.print(Text("No label audit yet: run `traitforge audit`."), soft_wrap=True)
+        return
+    doubtful = doubtful_sources(state.audit)
+    line = f"Label audit ({state.path}): "
+    line += f"{len(doubtful)} source(s) with doubtful labels" if doubtful else "no doubtful source"
+    line += f", {sum(len(t.flagged) for t in state.audit.traits.values())} flagged pair(s)"
+    if state.stale:
+        line += (
+            "; STALE: it scored an earlier export, not the latest one; run `traitforge audit` again"
+        )
+    console.print(Text(line + "."), soft_wrap=True)
+    for trait, verdict in doubtful:
+        console.print(Text(f"  {verdict_line(trait, verdict)}"), soft_wrap=True)
 
 
 @app.command("candidates")

@@ -16,6 +16,7 @@ from traitforge.curation.ingest import IngestReport
 from traitforge.exports import ExportReport
 from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
 from traitforge.reward.evaluation import interval_note
+from traitforge.reward.report import style_hard_line
 from traitforge.schemas import AgreementResult, EvaluationResult, MatrixResult, prompt_text
 from traitforge.workspace import Workspace
 
@@ -140,6 +141,12 @@ def print_evaluation(result: EvaluationResult) -> None:
         f"Brier {fmt_num(result.calibration.brier)}",
         highlight=False,
     )
+    if result.style_hard is not None:
+        console.print(
+            f"Style-hard accuracy {style_hard_line(result.style_hard)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.skipped:
         console.print("Skipped, not scored: " + fmt_counts(result.skipped), highlight=False)
     if result.report:

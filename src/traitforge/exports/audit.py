@@ -33,7 +33,9 @@ from traitforge.curation.embeddings import EmbeddingCache, text_key
 from traitforge.curation.ensemble import FIRST, Comparison, PreferenceEnsemble, features
 from traitforge.errors import ExportError
 from traitforge.exports.judge_agreement import wilson_interval
+from traitforge.reporting import fmt_pct_ci
 from traitforge.schemas import Candidate, PreferencePair, ProjectConfig
+from traitforge.schemas.hashing import content_hash
 from traitforge.schemas.records import prompt_text
 from traitforge.schemas.results import AuditResult, FlaggedPair, SourceVerdict, TraitAudit
 from traitforge.workspace import Store
@@ -101,6 +103,32 @@ def audit_labels(
         embedding_model=model,
         skipped_ai_feedback=len(exported) - len(pairs),
         traits=traits,
+        export=export_fingerprint(exported),
+        exported_pairs=len(exported),
+    )
+
+
+def export_fingerprint(pairs: Iterable[PreferencePair]) -> str:
+    """Which export this is: a pair's id hashes its trait, prompt and both sides in order, so
+    the same ids mean the same pairs with the same labels."""
+    return content_hash("export", sorted(p.id for p in pairs))
+
+
+def doubtful_sources(result: AuditResult) -> list[tuple[str, SourceVerdict]]:
+    """(trait, verdict) of every source whose labels may be inverted or noisy, by trait."""
+    return [
+        (trait, v)
+        for trait, audit in sorted(result.traits.items())
+        for v in audit.sources
+        if v.verdict in (INVERTED, NOISY)
+    ]
+
+
+def verdict_line(trait: str, v: SourceVerdict) -> str:
+    """One source's verdict with its evidence, as plain text (the source name is user text)."""
+    return (
+        f"{trait} / {v.source}: {v.verdict} (a model of the trait's other sources orders "
+        f"{v.agreed} of its {v.pairs} pairs as labelled: {fmt_pct_ci(v.share, v.share_ci)})"
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from traitforge.exports.audit import doubtful_sources, verdict_line
 from traitforge.reporting import fmt_ci, fmt_num, fmt_pct, fmt_pct_ci
 from traitforge.schemas import (
     AgreementResult,
@@ -15,7 +16,7 @@ from traitforge.schemas import (
     ProjectConfig,
     TraitTies,
 )
-from traitforge.schemas.results import LengthPositionFit, LengthPositionResult
+from traitforge.schemas.results import AuditResult, LengthPositionFit, LengthPositionResult
 from traitforge.workspace import dump_config
 
 
@@ -47,6 +48,8 @@ def render_card(
     ties: Mapping[str, TraitTies] | None = None,
     judge: JudgeAgreement | None = None,
     length_position: LengthPositionResult | None = None,
+    audit: AuditResult | None = None,
+    audit_stale: bool = False,
 ) -> str:
     traits = [t.name for t in config.traits]
     licenses = sorted(
@@ -138,6 +141,9 @@ def render_card(
     if length_position is not None:
         out += length_position_section(length_position)
 
+    if audit is not None:
+        out += audit_section(audit, audit_stale)
+
     out += ["## Sources", "", "| source | license | attribution |", "|---|---|---|"]
     for source in sources:
         info = config.ingest.sources.get(source)
@@ -220,6 +226,46 @@ def _judge_section(judge: JudgeAgreement) -> list[str]:
         for name, t in judge.traits.items()
     ]
     out.append("")
+    return out
+
+
+def audit_section(audit: AuditResult, stale: bool) -> list[str]:
+    """The latest label audit's source verdicts, when it scored these very pairs."""
+    out = ["## Label audit", ""]
+    if stale:
+        return [
+            *out,
+            "The latest label audit (`traitforge audit`) scored an earlier export with other "
+            "pairs, so its verdicts are left out here; run `traitforge audit` and export again "
+            "to see them.",
+            "",
+        ]
+    flagged = sum(len(t.flagged) for t in audit.traits.values())
+    judged = [v for t in audit.traits.values() for v in t.sources if v.share is not None]
+    out += [
+        "`traitforge audit` judged each source of a trait by a model fitted on the trait's "
+        "other sources only (on the frozen embeddings curation cached), and a cross-fitted "
+        f"committee flagged {flagged} pair(s) whose label it confidently disagrees with "
+        "(listed in the workspace's audit.json).",
+        "",
+    ]
+    doubtful = doubtful_sources(audit)
+    if doubtful:
+        out += [
+            "These sources' labels disagree with what their trait's other sources teach; "
+            "check their polarity and columns before training on them:",
+            "",
+            *(f"- {verdict_line(trait, v)}" for trait, v in doubtful),
+            "",
+        ]
+    elif judged:
+        out += [f"All {len(judged)} source(s) it could judge are consistent with the others.", ""]
+    else:
+        out += [
+            "No source could be judged: each needs another source of its trait, and both "
+            f"at least {audit.min_source_pairs} pairs.",
+            "",
+        ]
     return out
 
 

@@ -21,6 +21,7 @@ from traitforge.annotators.biases import length_position_report, vote_rows
 from traitforge.annotators.records import group_tasks
 from traitforge.curation.scorers.judge import KEY as JUDGE_KEY
 from traitforge.errors import ExportError
+from traitforge.exports.audit import export_fingerprint
 from traitforge.exports.card import length_stats, render_card
 from traitforge.exports.dataset import SPLITS, build_dataset_dict, quiet_datasets, write_copies
 from traitforge.exports.judge_agreement import judge_agreement, judge_scores
@@ -37,7 +38,7 @@ from traitforge.schemas import (
     TraitTies,
 )
 from traitforge.schemas.config import COPY_FORMATS, Origin, parse_strategy
-from traitforge.schemas.results import LengthPositionResult
+from traitforge.schemas.results import AuditResult, LengthPositionResult
 from traitforge.workspace import Store
 from traitforge.workspace.files import EXPORT_FOLDER, atomic_directory, check_output_folder
 
@@ -198,12 +199,15 @@ def export_dataset(
     strategy: str | None = None,
     overwrite: bool = False,
     home: Path | None = None,
+    audit: AuditResult | None = None,
 ) -> ExportReport:
     """Build pairs, store them, and write DIR atomically: a killed export leaves the previous
     DIR (or none) in place, never a half-written one. DIR must be new, empty or an earlier
     export (see `check_output_folder` for `overwrite` and `home`); that is checked, like the
     copies, before anything is stored or created. `copies` (formats) replaces export.copies
-    and `strategy` export.strategy for this export; the provenance records the strategy used."""
+    and `strategy` export.strategy for this export; the provenance records the strategy used.
+    `audit` (the workspace's latest label audit) puts its source verdicts in the card when it
+    scored these very pairs, and says it is stale when not."""
     copies = list(copies or config.export.copies)
     unknown = [f for f in copies if f not in COPY_FORMATS]
     if unknown:
@@ -290,6 +294,8 @@ def export_dataset(
                 ties=built.ties,
                 judge=built.judge_agreement,
                 length_position=built.length_position,
+                audit=audit,
+                audit_stale=audit is not None and audit.export != export_fingerprint(pairs),
             ),
             encoding="utf-8",
         )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from traitforge.reporting import fmt_counts, fmt_num, fmt_pct
-from traitforge.reward.report import fmt_accuracy, training_note
+from traitforge.reward.report import fmt_accuracy, style_hard_line, training_note
 from traitforge.schemas import EvaluationResult
 
 
@@ -45,6 +45,14 @@ def model_card(
         )
     if training:
         lines += ["", "Pairs: distinct training pairs; each epoch passes over all of them once."]
+    if added := [f for f in training if f.get("augmented")]:
+        lines += [
+            "",
+            "Counterfactual pairs (reward.augment) among them, built from each model's training "
+            "pairs only, never from the test split: "
+            + "; ".join(f"{f['name']}: {fmt_counts(f['augmented'], '{n} {name}')}" for f in added)
+            + ".",
+        ]
     if note := training_note(training):
         lines += ["", note]
     if evaluation:
@@ -63,6 +71,11 @@ def model_card(
             f"- Spearman correlation of reward with length: "
             f"{fmt_num(shortcuts.length_reward_spearman)}",
             f"- Calibration of P(chosen > rejected): ECE {fmt_num(evaluation.calibration.ece)}",
+            *(
+                [f"- Style-hard accuracy: {style_hard_line(evaluation.style_hard)}"]
+                if evaluation.style_hard
+                else []
+            ),
             f"- Pairs skipped, not scored: {fmt_counts(evaluation.skipped, '{n} ({name})')}",
             "",
             "| trait | pairs | accuracy | always-longer |",

@@ -1,5 +1,5 @@
 """How far to trust a reward model: accuracy with confidence intervals, shortcut checks,
-calibration, and the cross-trait generalization matrix.
+style-hard accuracy, calibration, and the cross-trait generalization matrix.
 
 Everything works on a `RewardFn`, so a deliberately biased toy function can be checked the
 same way as a trained model (the tests do exactly that). The results are the typed models of
@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from traitforge.reward.pairs import Prompt, RewardPair, no_usable_pairs, traits_of, usable_pairs
+from traitforge.reward.style_hard import VARIANTS, StyleVariant
 from traitforge.schemas.results import (
     Calibration,
     CalibrationBin,
@@ -23,6 +24,7 @@ from traitforge.schemas.results import (
     MatrixResult,
     RewardStats,
     Shortcuts,
+    StyleHard,
     TraitAccuracy,
 )
 
@@ -60,9 +62,9 @@ def evaluate(
     confidence_level: float = 0.95,
     seed: int = 0,
 ) -> EvaluationResult:
-    """Accuracy with its interval, per trait, shortcut checks and calibration; `accuracy` is
-    the headline number. Pairs no reward can order are left out and counted in `skipped`
-    (reason -> pairs)."""
+    """Accuracy with its interval, per trait, shortcut checks, style-hard accuracy and
+    calibration; `accuracy` is the headline number. Pairs no reward can order are left out
+    and counted in `skipped` (reason -> pairs)."""
     given = len(pairs)
     pairs, skipped = usable_pairs(pairs)
     if not pairs:
@@ -97,6 +99,7 @@ def evaluate(
             mean_margin=float(np.mean(chosen - rejected)),
         ),
         confidence_level=confidence_level,
+        style_hard=_style_hard(reward, pairs, chosen, rejected, boot),
     )
 
 
@@ -122,6 +125,18 @@ class _Bootstrap:
             return None
         rng = np.random.default_rng(self.seed)
         means = values[rng.integers(0, len(values), (self.samples, len(values)))].mean(axis=1)
+        tail = (1.0 - self.level) / 2 * 100
+        low, high = np.percentile(means, [tail, 100 - tail])
+        return [float(low), float(high)]
+
+    def table_interval(self, table: np.ndarray) -> list[float] | None:
+        """Percentile interval of the mean of a table's column means, resampling its rows
+        (pairs) and skipping NaN cells, as `_column_mean` does; None without rows."""
+        if len(table) == 0:
+            return None
+        rng = np.random.default_rng(self.seed)
+        rows = rng.integers(0, len(table), (self.samples, len(table)))
+        means = np.array([_column_mean(table[sample]) for sample in rows])
         tail = (1.0 - self.level) / 2 * 100
         low, high = np.percentile(means, [tail, 100 - tail])
         return [float(low), float(high)]
@@ -157,6 +172,77 @@ def _shortcuts(
             for name, change in PERTURBATIONS.items()
         },
     )
+
+
+def _style_hard(
+    reward: RewardFn,
+    pairs: Sequence[RewardPair],
+    chosen: np.ndarray,
+    rejected: np.ndarray,
+    boot: _Bootstrap,
+    variants: Sequence[StyleVariant] = VARIANTS,
+) -> StyleHard | None:
+    """Accuracy on each style-hard variant of the pairs, and their mean; None when no pair
+    could be varied. A pair whose two sides come out the same text is left out of that
+    variant. The reward runs once, on the distinct texts not already scored."""
+    known: dict[tuple[Prompt, str | None, str], float] = {}  # (prompt, trait, text) -> reward
+    for i, pair in enumerate(pairs):
+        known[(pair.prompt, pair.trait, pair.chosen)] = float(chosen[i])
+        known[(pair.prompt, pair.trait, pair.rejected)] = float(rejected[i])
+    texts = [[(v.chosen(p.chosen), v.rejected(p.rejected)) for v in variants] for p in pairs]
+    todo = list(
+        dict.fromkeys(
+            key
+            for pair, row in zip(pairs, texts, strict=True)
+            for sides in row
+            for text in sides
+            if (key := (pair.prompt, pair.trait, text)) not in known
+        )
+    )
+    if todo:
+        scores = reward([k[0] for k in todo], [k[2] for k in todo], [k[1] for k in todo])
+        known.update(zip(todo, (float(x) for x in scores), strict=True))
+    # pairs x variants: 1 won, 0 lost, 0.5 tied, NaN left out
+    table = np.full((len(pairs), len(variants)), np.nan)
+    for i, (pair, row) in enumerate(zip(pairs, texts, strict=True)):
+        for j, (c, r) in enumerate(row):
+            if c.strip() != r.strip():
+                won = known[(pair.prompt, pair.trait, c)] - known[(pair.prompt, pair.trait, r)]
+                table[i, j] = 1.0 if won > 0 else 0.0 if won < 0 else 0.5
+    scored = ~np.isnan(table).all(axis=1)
+    if not scored.any():
+        return None
+    table, wins = table[scored], _wins(chosen, rejected)[scored]
+    accuracy = _column_mean(table)
+    counts = (~np.isnan(table)).sum(axis=0)
+    per_trait = {}
+    for trait in traits_of(pairs):
+        rows = np.array([p.trait == trait for p, s in zip(pairs, scored, strict=True) if s])
+        if rows.any():
+            per_trait[trait] = _column_mean(table[rows])
+    normal = float(wins.mean())
+    return StyleHard(
+        pairs=int(scored.sum()),
+        accuracy=accuracy,
+        accuracy_ci=boot.table_interval(table),
+        per_variant={
+            v.name: float(np.nanmean(table[:, j])) for j, v in enumerate(variants) if counts[j]
+        },
+        variant_pairs={v.name: int(counts[j]) for j, v in enumerate(variants)},
+        per_trait=per_trait,
+        ratio=accuracy / normal if normal else None,
+    )
+
+
+def _column_mean(table: np.ndarray) -> float:
+    """Mean of the column means over the non-NaN cells; columns without any are left out,
+    and a table without any such cell gives NaN."""
+    valid = ~np.isnan(table)
+    counts = valid.sum(axis=0)
+    if not counts.any():
+        return float("nan")
+    sums = np.where(valid, table, 0.0).sum(axis=0)
+    return float((sums[counts > 0] / counts[counts > 0]).mean())
 
 
 def _format_sensitivity(

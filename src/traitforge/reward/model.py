@@ -120,6 +120,12 @@ class RewardModelSet:
             self.members = {}
             self.shared = RewardModel.load(folder, device)
 
+    def shared_row(self, device: str = "auto") -> RewardModel | None:
+        """The shared model a per-trait set was trained with (reward.shared_row), for the
+        matrix's row; loaded on demand, as nothing else scores with it."""
+        sub = self.manifest.get("shared_row")
+        return RewardModel.load(self.folder / sub, device) if sub else None
+
     @property
     def traits(self) -> list[str]:
         if self.shared is not None:

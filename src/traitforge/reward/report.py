@@ -25,12 +25,14 @@ from traitforge.reporting import (
     png_image,
 )
 from traitforge.reward.evaluation import interval_note
+from traitforge.reward.style_hard import SUMMARY, VARIANTS
 from traitforge.schemas.results import (
     Calibration,
     CalibrationBin,
     EvaluationResult,
     MatrixCell,
     MatrixResult,
+    StyleHard,
     TraitAccuracy,
 )
 from traitforge.workspace.files import atomic_write_text
@@ -43,6 +45,7 @@ BASELINE_MARGIN = 0.05  # a model should beat "the longer response wins" by at l
 SHORTER_GAP = 0.1  # accuracy drop tolerated on pairs where the chosen response is shorter
 SPEARMAN_LIMIT = 0.3  # |rank correlation| between response length and reward
 FLIP_LIMIT = 0.1  # share of preferences a meaningless format edit may flip
+STYLE_HARD_RATIO = 0.8  # style-hard accuracy should keep this share of the normal accuracy
 
 
 def fmt_accuracy(value: float | None, ci: Sequence[float] | None, pairs: int) -> str:
@@ -53,6 +56,24 @@ def fmt_accuracy(value: float | None, ci: Sequence[float] | None, pairs: int) ->
 
 def fmt_interval(ci: Sequence[float] | None, pairs: int) -> str:
     return interval_note(pairs) or fmt_ci(ci)
+
+
+def fmt_ratio(style_hard: StyleHard) -> str:
+    """Style-hard accuracy as a multiple of the normal one: "0.79x normal"."""
+    return "n/a" if style_hard.ratio is None else f"{style_hard.ratio:.2f}x normal"
+
+
+def style_hard_line(style_hard: StyleHard) -> str:
+    """Style-hard accuracy in one line, as the CLI and the card print it."""
+    variants = ", ".join(f"{name} {fmt_pct(v)}" for name, v in style_hard.per_variant.items())
+    note = interval_note(style_hard.pairs)
+    shown = (
+        fmt_pct(style_hard.accuracy)
+        if note
+        else fmt_pct_ci(style_hard.accuracy, style_hard.accuracy_ci)
+    )
+    line = f"{shown} on {style_hard.pairs} pairs ({fmt_ratio(style_hard)}; {SUMMARY}): {variants}"
+    return f"{line}; {note}" if note else line
 
 
 _TRAIT_COLUMNS: list[Column] = [
@@ -69,6 +90,13 @@ _FORMAT_COLUMNS: list[Column] = [
     ("Mean abs shift (reward std)", lambda item: fmt_num(item[1].mean_abs_shift)),
     ("Flip rate", lambda item: fmt_pct(item[1].flip_rate)),
     ("Accuracy after", lambda item: fmt_pct(item[1].accuracy_after)),
+]
+_STYLE_RULES = {v.name: v.description for v in VARIANTS}
+_STYLE_HARD_COLUMNS: list[Column] = [
+    ("Style-hard variant", lambda row: row[0]),
+    ("Chosen / rejected", lambda row: row[1]),
+    ("Pairs", lambda row: row[2]),
+    ("Accuracy", lambda row: row[3]),
 ]
 
 
@@ -187,6 +215,23 @@ def shortcut_verdicts(evaluation: EvaluationResult) -> list[tuple[str, str]]:
     for name, f in s.format.items():
         flips = f"the {name} edit flips {fmt_pct(f.flip_rate)} of preferences"
         lines.append(_check(f.flip_rate > FLIP_LIMIT, f"{flips}.", f"{flips}."))
+    if (hard := evaluation.style_hard) is not None:
+        said = (
+            f"{fmt_pct(hard.accuracy)} ({fmt_ratio(hard)}) when the chosen answer is worse styled"
+        )
+        lines.append(
+            (
+                "na",
+                f"style-hard accuracy is {fmt_pct(hard.accuracy)}; with a normal accuracy of 0 "
+                "there is no ratio to judge.",
+            )
+            if hard.ratio is None
+            else _check(
+                hard.ratio < STYLE_HARD_RATIO,
+                f"accuracy falls to {said}: the model may be rewarding style, not the trait.",
+                f"accuracy holds at {said}.",
+            )
+        )
     return lines
 
 
@@ -233,8 +278,27 @@ def shortcut_section(evaluation: EvaluationResult) -> str:
         ("Spearman correlation of length and reward", fmt_num(s.length_reward_spearman, sign=True)),
     ]
     body = [key_values_table("Check", checks), html_table(_FORMAT_COLUMNS, s.format.items())]
+    if (hard := evaluation.style_hard) is not None:
+        body.append(_style_hard_table(hard))
     body += [_verdict(level, text) for level, text in shortcut_verdicts(evaluation)]
     return html_section("shortcuts", "Shortcut checks", "\n".join(body))
+
+
+def _style_hard_table(hard: StyleHard) -> str:
+    """One row per variant, then their mean; the ratio to the normal accuracy below."""
+    rows = [
+        (name, _STYLE_RULES.get(name, "-"), hard.variant_pairs.get(name, "-"), fmt_pct(value))
+        for name, value in hard.per_variant.items()
+    ]
+    mean = fmt_accuracy(hard.accuracy, hard.accuracy_ci, hard.pairs)
+    rows.append(("mean", SUMMARY, hard.pairs, mean))
+    return (
+        html_table(_STYLE_HARD_COLUMNS, rows)
+        + f"\n<p>Style-hard accuracy {fmt_pct(hard.accuracy)}: {escape_html(fmt_ratio(hard))} "
+        "accuracy. Fixed rules give the chosen answer the worse style and leave every answer's "
+        "content as it was (after RM-Bench, where reward models average 46.6% on such "
+        "pairs).</p>"
+    )
 
 
 def calibration_section(cal: Calibration) -> str:

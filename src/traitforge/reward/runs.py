@@ -19,6 +19,7 @@ from typing import Any
 from traitforge.curation.progress import StageProgress
 from traitforge.errors import ConfigError
 from traitforge.reporting import fmt_counts
+from traitforge.reward.augment import augment, augmented_counts
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import evaluate, generalization_matrix
 from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet
@@ -30,7 +31,7 @@ from traitforge.reward.pairs import (
     usable_pairs,
 )
 from traitforge.reward.report import write_report
-from traitforge.reward.training import SHARED, FitResult, Log, fit, plan
+from traitforge.reward.training import SHARED, FitResult, Log, TrainPlan, fit, plan
 from traitforge.schemas import EvaluationResult, MatrixResult, RewardConfig
 from traitforge.workspace.files import (
     REWARD_FOLDER,
@@ -43,6 +44,7 @@ EVAL_FILE = "eval.json"
 MATRIX_FILE = "matrix.json"
 REPORT_FILE = "report.html"
 CARD_FILE = "README.md"
+SHARED_ROW = "shared"  # a set's subfolder for reward.shared_row's model
 
 
 @dataclass
@@ -135,25 +137,23 @@ def train_run(
         else tempfile.TemporaryDirectory()
     ) as staging_dir:
         staging = Path(staging_dir)
-        for name, pairs in training_plan.groups.items():
-            log(f"training {name}: {len(pairs)} pairs on {config.backbone}")
-            folder = staging if name == SHARED else staging / name
+        for name, pairs, folder, prefix in _models_to_train(training_plan, config, staging):
+            added = augment(pairs, config.augment, config.seed)
+            shown = f" + {fmt_counts(augmented_counts(added), '{n} {name}')}" if added else ""
+            log(f"training {name}: {len(pairs)} pairs{shown} on {config.backbone}")
             fits.append(
-                fit(
-                    pairs,
-                    config,
-                    folder,
-                    name,
-                    training_plan.trait_prefix,
-                    log,
-                    provenance,
-                    progress,
-                )
+                fit([*pairs, *added], config, folder, name, prefix, log, provenance, progress)
             )
         if not main:  # other ranks of `accelerate launch` train; the main one writes
             return TrainRun(out, fits, None, out / REPORT_FILE, not_evaluated, untested)
         if SHARED not in training_plan.groups:
-            manifest = {"kind": "set", "members": {f.name: f.name for f in fits}}
+            row = staging / SHARED_ROW
+            manifest: dict[str, Any] = {
+                "kind": "set",
+                "members": {f.name: f.name for f in fits if f.folder != row},
+            }
+            if any(f.folder == row for f in fits):
+                manifest["shared_row"] = SHARED_ROW
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         evaluation = None
         if not not_evaluated:
@@ -179,6 +179,26 @@ def train_run(
             provenance=provenance,
         )
     return TrainRun(out, fits, evaluation, out / REPORT_FILE, not_evaluated, untested)
+
+
+def _models_to_train(
+    training_plan: TrainPlan, config: RewardConfig, staging: Path
+) -> list[tuple[str, list[RewardPair], Path, bool]]:
+    """(name, pairs, folder, trait prefix) of every model the run trains: the plan's groups,
+    and with reward.shared_row one more model on all of them, in the set's 'shared' folder."""
+    runs = [
+        (name, pairs, staging if name == SHARED else staging / name, training_plan.trait_prefix)
+        for name, pairs in training_plan.groups.items()
+    ]
+    if config.shared_row and SHARED not in training_plan.groups and len(runs) > 1:
+        if SHARED_ROW in training_plan.groups:
+            raise ConfigError(
+                f"reward.shared_row: a trait is named {SHARED_ROW!r}, the folder the shared "
+                "model would take; rename the trait or turn reward.shared_row off"
+            )
+        every = [p for pairs in training_plan.groups.values() for p in pairs]
+        runs.append((SHARED, every, staging / SHARED_ROW, True))
+    return runs
 
 
 def _why_not_evaluated(
@@ -222,15 +242,18 @@ def eval_run(
 
 
 def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -> MatrixResult:
-    """The cross-trait matrix of a per-trait set: each trait's model on every trait's pairs.
+    """The cross-trait matrix of a per-trait set: each trait's model on every trait's pairs,
+    and a row for the set's shared model when it was trained with reward.shared_row.
     Writes matrix.json and matrix-report.html (named in the result's `report`) into the set's
     folder."""
     models = RewardModelSet(model)
     members: dict[str, Any] = (
         {name: m.rewards for name, m in models.members.items()}
         if models.members
-        else {"shared": _shared(models)}
+        else {SHARED: _shared(models)}
     )
+    if (row := models.shared_row()) is not None:
+        members[SHARED] = row.rewards
     matrix = generalization_matrix(
         members, pairs, config.bootstrap_samples, config.confidence_level, config.seed
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from traitforge.curation.progress import StageProgress
 from traitforge.errors import ConfigError
+from traitforge.reward.augment import augmented_counts
 from traitforge.reward.backbone import (
     DeviceSettings,
     device_settings,
@@ -51,6 +52,7 @@ class FitResult:
     epochs: float = 1.0
     steps: int = 0  # optimizer steps made
     epochs_capped: bool = False  # reward.max_epochs stopped min_steps from adding more
+    augmented: dict[str, int] = field(default_factory=dict)  # counterfactual pairs, by origin
     model: Any = field(default=None, repr=False)  # the trained model, in memory (main process)
 
     @property
@@ -84,6 +86,7 @@ class FitResult:
             "epochs": round(self.epochs, 3),
             "steps": self.steps,
             "epochs_capped": self.epochs_capped,
+            "augmented": self.augmented,
             "pairs_seen": self.pairs_seen,
             "length": self.length.as_dict(),
             "seconds": round(self.seconds, 3),
@@ -213,6 +216,7 @@ def fit(
         epochs=epochs.epochs,
         steps=int(output.global_step),
         epochs_capped=epochs.capped,
+        augmented=augmented_counts([e.pair for e in encoded]),
     )
     if trainer.accelerator.is_main_process:
         result.model = _save(

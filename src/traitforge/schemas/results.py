@@ -8,7 +8,7 @@ hold (files written before these models existed included).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -64,6 +64,29 @@ class Shortcuts(BaseModel):
     format: dict[str, FormatSensitivity] = Field(description="Perturbation name -> effect.")
 
 
+class StyleHard(BaseModel):
+    """Accuracy when the chosen answer has the worse style (after RM-Bench, arXiv
+    2410.16184): rule-based variants make the chosen side plainer or shorter and the rejected
+    side longer, more formatted or more confident, content unchanged."""
+
+    model_config = _RESULT
+
+    pairs: int = Field(description="Pairs scored in at least one variant.")
+    accuracy: float = Field(description="Mean of the per-variant accuracies.")
+    accuracy_ci: Interval | None = Field(description="Bootstrap interval, resampling pairs.")
+    per_variant: dict[str, float] = Field(description="Variant name -> accuracy.")
+    variant_pairs: dict[str, int] = Field(
+        description="Variant name -> pairs scored: a pair whose two sides come out the same "
+        "text is left out of that variant."
+    )
+    per_trait: dict[str, float] = Field(
+        default_factory=dict, description="Trait -> mean of its per-variant accuracies."
+    )
+    ratio: float | None = Field(
+        description="accuracy / the normal accuracy on the same pairs; None when that is 0."
+    )
+
+
 class CalibrationBin(BaseModel):
     model_config = _RESULT
 
@@ -95,14 +118,22 @@ class RewardStats(BaseModel):
 
 class _Reported(BaseModel):
     """A result that may name the HTML report written for it. The key comes last in the
-    JSON, and is left out when there is none, as it always was."""
+    JSON, and is left out when there is none, as it always was. So are the keys named in
+    `_left_out_when_none`: fields added later, so files written before them read back to the
+    same bytes."""
 
+    _left_out_when_none: ClassVar[tuple[str, ...]] = ()
     report: str | None = Field(None, description="The HTML report written for this result.")
 
     @model_serializer(mode="wrap")
     def _report_last(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict) and (report := data.pop("report", None)) is not None:
+        if not isinstance(data, dict):
+            return data
+        for key in self._left_out_when_none:
+            if key in data and data[key] is None:
+                del data[key]
+        if (report := data.pop("report", None)) is not None:
             data["report"] = report
         return data
 
@@ -111,6 +142,7 @@ class EvaluationResult(_Reported):
     """How far to trust a reward model on a set of pairs; `accuracy` is the headline."""
 
     model_config = _RESULT
+    _left_out_when_none = ("style_hard",)
 
     pairs: int = Field(description="Pairs scored.")
     skipped: dict[str, int] = Field(
@@ -123,6 +155,11 @@ class EvaluationResult(_Reported):
     calibration: Calibration
     rewards: RewardStats
     confidence_level: float = 0.95
+    style_hard: StyleHard | None = Field(
+        None,
+        description="Accuracy on style-hard variants of the pairs; None in results written "
+        "before it, or when no pair could be varied.",
+    )
 
 
 class MatrixCell(BaseModel):
@@ -392,6 +429,12 @@ class AuditResult(BaseModel):
     embedding_model: str
     skipped_ai_feedback: int = Field(description="AI-feedback pairs, not audited.")
     traits: dict[str, TraitAudit] = Field(description="Trait -> its audit.")
+    export: str | None = Field(
+        None,
+        description="Fingerprint of the audited export (a hash of its pair ids): a later "
+        "export with other pairs makes the audit stale. None in audits written before it.",
+    )
+    exported_pairs: int | None = Field(None, description="Pairs in the audited export.")
 
     @field_serializer("traits", mode="wrap")
     def _by_name(self, value: dict[str, Any], handler: SerializerFunctionWrapHandler) -> Any:

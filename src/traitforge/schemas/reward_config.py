@@ -45,6 +45,24 @@ class RewardConfig(BaseModel):
             "the trait's name at the start of every prompt."
         ),
     )
+    augment: list[Literal["cross-prompt", "style"]] = Field(
+        default_factory=list,
+        description=(
+            "Counterfactual pairs added to each model's training pairs (never to the test "
+            "split), marked in origin and counted in the card: 'cross-prompt', a response "
+            "written for another prompt loses to this prompt's chosen one; 'style', a neutral "
+            "edit (preamble, filler, header) neither rescues the rejected response nor moves a "
+            "response's reward. Off by default: bench/robustness.py measures what each buys."
+        ),
+    )
+    shared_row: bool = Field(
+        False,
+        description=(
+            "With models: per-trait, also train one shared model on every trait's pairs; the "
+            "cross-trait matrix gets its row, to show whether learning the traits together "
+            "transfers better than one model each (one more training run per round)."
+        ),
+    )
     max_length: int = Field(
         512, ge=16, le=131072, description="Most tokens of prompt plus response per side."
     )
