@@ -1107,6 +1107,20 @@ OTHER_CASES = (
         missing=("ws/embeddings.sqlite", "ws/audit.json"),
     ),
     Case("audit-folds-too-few", _ws("audit", "--folds", "1"), WS, rc=(2,), words=("--folds",)),
+    Case(
+        "audit-recheck-no-embeddings",
+        _ws("audit", "--recheck"),
+        WS,
+        words=("embeddings.sqlite", "traitforge curate"),
+        missing=("ws/recheck.json", "ws/audit.json"),
+    ),
+    Case(
+        "curate-recheck-file-corrupt",
+        _ws("curate", "--budget", "1"),
+        {**WS, "ws/recheck.json": text('{"export": "x", "entries": [{"pair_id": 1}]}\n')},
+        words=("recheck.json", "is not a re-check list", "traitforge audit --recheck"),
+        unchanged=("ws/recheck.json", "ws/store.sqlite"),
+    ),
     # -- the Argilla commands, with no server anywhere ----------------------------------------
     Case(  # a question, not a failure: rc 1 answers "no", with no error line
         "serve-status-no-server",

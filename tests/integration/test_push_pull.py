@@ -365,3 +365,45 @@ def test_an_annotator_cannot_tell_gold_checks_from_other_tasks(tmp_path, data_di
     assert report is not None
     quality = report.annotators["sim-1"]
     assert quality.gold_tasks == 4 and quality.gold_accuracy is not None
+
+
+def test_a_recheck_task_is_a_new_record_whose_answer_lands_beside_the_original(
+    tmp_path, data_dir, external
+):
+    from traitforge.curation.recheck import RecheckEntry, recheck_tasks
+
+    tag = uuid.uuid4().hex[:6]
+    argilla = ArgillaConfig(dataset=f"rc{tag}-{{trait}}-k{{k}}", min_submitted=1)
+    ws, [original] = _workspace(tmp_path / "ws", data_dir, argilla, pairs=1, triples=0)
+    dataset = f"rc{tag}-honesty-k2"
+    workflows.push(ws)
+    workflows.simulate(ws, 1)
+    assert workflows.pull(ws).new == 1
+    with ws.store() as store:
+        [first] = list(store.judgements())
+        candidates = list(store.candidates())
+    true_id, false_id = original.candidate_ids
+    entry = RecheckEntry(
+        pair_id="doubted-pair",
+        prompt_id=original.prompt_id,
+        trait="honesty",
+        chosen_id=false_id,
+        rejected_id=true_id,
+        p_chosen=0.1,
+    )
+    [recheck] = recheck_tasks([entry], candidates, [original], {"honesty"}, 1, 1).tasks
+    with ws.store() as store, store.transaction():
+        store.add_tasks([recheck])
+
+    pushed = workflows.push(ws)
+    assert pushed.sent == 1
+    assert sorted(_server_ids(external, argilla.workspace, dataset)) == sorted(
+        [original.id, recheck.id]
+    )
+    workflows.simulate(ws, 1)
+    assert workflows.pull(ws).new == 1
+    with ws.store() as store:
+        judgements = {j.task_id: j for j in store.judgements()}
+    assert set(judgements) == {original.id, recheck.id}
+    assert judgements[original.id] == first  # the original answer is untouched
+    assert {r.candidate_id for r in judgements[recheck.id].ranking} == {true_id, false_id}

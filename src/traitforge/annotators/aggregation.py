@@ -131,19 +131,43 @@ def answers_by_task(
     candidates: dict[str, Candidate],
     drops: DropCounter,
 ) -> TaskAnswers:
-    """Judgements grouped under their task; answers to unknown tasks are dropped and counted."""
+    """Judgements grouped under their task; answers to unknown tasks are dropped and counted.
+
+    A re-check task (the label audit's doubted pair sent back) that asks what an earlier task
+    asked adds its answers to that task's, as more votes; an annotator who answered both
+    counts once, with the re-check answer."""
     task_by_id = {t.id: t for t in tasks}
+    asked = {_asked(t): t for t in task_by_id.values() if t.reason != "recheck"}
+    into = {
+        t.id: asked[_asked(t)].id
+        for t in task_by_id.values()
+        if t.reason == "recheck" and _asked(t) in asked
+    }
     answers: TaskAnswers = {}
+    rechecked: dict[str, set[str]] = {}  # original task id -> annotators who re-checked it
     for judgement in judgements:
         task = task_by_id.get(judgement.task_id)
         if task is None:
             drops["judgement for a task not in the workspace"] += 1
             continue
+        if task.id in into:
+            task = task_by_id[into[task.id]]
+            rechecked.setdefault(task.id, set()).add(judgement.annotator_id)
         answers.setdefault(task.id, (task, []))[1].append(judgement)
+    for task_id, annotators in rechecked.items():
+        task, task_answers = answers[task_id]
+        kept = [j for j in task_answers if j.task_id != task_id or j.annotator_id not in annotators]
+        if replaced := len(task_answers) - len(kept):
+            drops["answer replaced by the same annotator's re-check"] += replaced
+            answers[task_id] = (task, kept)
     for task, _ in answers.values():
         if any(c not in candidates for c in task.candidate_ids):
             drops["vote on a response that no longer exists"] += 1
     return answers
+
+
+def _asked(task: ComparisonTask) -> tuple[str, str, frozenset[str]]:
+    return task.prompt_id, task.trait, frozenset(task.candidate_ids)
 
 
 def without_annotators(

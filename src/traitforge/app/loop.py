@@ -243,7 +243,10 @@ class _Round:
         self.record.strategy = self.config.curation.selection.strategy
         self.record.acquisition = report.acquisition
         self.record.warnings = list(report.warnings)
-        for line in [*report.scoring_notes, *(f"warning: {w}" for w in report.warnings)]:
+        notes = [*report.scoring_notes]
+        if report.rechecks is not None:
+            notes.append(report.rechecks.summary())
+        for line in [*notes, *(f"warning: {w}" for w in report.warnings)]:
             self.log(f"round {self.record.round}: {line}")
         if tasks and report.selection_note:
             self.log(

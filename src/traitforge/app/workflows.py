@@ -196,7 +196,10 @@ def curate(
     workspace: Workspace, budget: int, round_: int = 0, progress: StageProgress | None = None
 ) -> CurationReport:
     from traitforge.curation import pipeline
+    from traitforge.curation.recheck import RECHECK_FILE, read_rechecks
 
+    # The label audit's doubted pairs (`audit --recheck`) go back to annotators first.
+    rechecks = read_rechecks(workspace.root / RECHECK_FILE)
     with workspace.store() as store:
         return pipeline.curate(
             store,
@@ -207,6 +210,7 @@ def curate(
             round_,
             _examples(store, workspace.config, "auto"),
             progress,
+            rechecks.entries if rechecks is not None else None,
         )
 
 
@@ -450,11 +454,17 @@ AUDIT_FILE = "audit.json"
 
 
 def audit(
-    workspace: Workspace, folds: int | None = None, min_source_pairs: int | None = None
+    workspace: Workspace,
+    folds: int | None = None,
+    min_source_pairs: int | None = None,
+    recheck: bool = False,
 ) -> AuditResult:
     """Audit the labels of the latest export (see `exports.audit`) and write it to
-    WORKSPACE/audit.json; `folds` and `min_source_pairs` replace the audit's defaults."""
-    from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS, audit_labels
+    WORKSPACE/audit.json; `folds` and `min_source_pairs` replace the audit's defaults.
+    `recheck` also writes its flagged pairs to WORKSPACE/recheck.json, replacing the list
+    there: the next `curate` sends those not sent yet back to annotators."""
+    from traitforge.curation.recheck import RECHECK_FILE, write_rechecks
+    from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS, audit_labels, recheck_list
     from traitforge.workspace.files import atomic_write_text
 
     with workspace.store() as store:
@@ -465,6 +475,9 @@ def audit(
             folds=FOLDS if folds is None else folds,
             min_source_pairs=MIN_SOURCE_PAIRS if min_source_pairs is None else min_source_pairs,
         )
+        rechecks = recheck_list(result, store.pairs()) if recheck else None
+    if rechecks is not None:
+        write_rechecks(workspace.root / RECHECK_FILE, rechecks)
     atomic_write_text(
         workspace.root / AUDIT_FILE, json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
     )

@@ -31,8 +31,10 @@ from traitforge.cli.render import (
     print_curation,
     print_export,
     print_ingest,
+    print_rechecks_recorded,
     print_training,
 )
+from traitforge.curation.recheck import RECHECK_FILE
 from traitforge.curation.sources import FORMATS
 from traitforge.exports.audit import FOLDS, MIN_SOURCE_PAIRS, doubtful_sources, verdict_line
 from traitforge.schemas import ExportConfig
@@ -199,17 +201,29 @@ def audit(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the audit as JSON (what audit.json holds).")
     ] = False,
+    recheck: Annotated[
+        bool,
+        typer.Option(
+            "--recheck",
+            help="Also write the flagged pairs to WORKSPACE/recheck.json (replacing it): the "
+            "next `curate` sends each one back to annotators once, as a new task first within "
+            "its budget; the answers become more votes beside the earlier ones.",
+        ),
+    ] = False,
 ) -> None:
     """Audit the latest export's labels: flag pairs a cross-fitted committee confidently
     disagrees with, and say which sources' labels may be inverted or noisy. Writes
     WORKSPACE/audit.json; reads the embeddings `curate` cached."""
     with friendly_errors():
         ws = Workspace.open(workspace, create=False)
-        result = workflows.audit(ws, folds, min_source_pairs)
+        result = workflows.audit(ws, folds, min_source_pairs, recheck)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         print_audit(result, ws.root / workflows.AUDIT_FILE, limit or None)
+        if recheck:
+            flagged = sum(len(t.flagged) for t in result.traits.values())
+            print_rechecks_recorded(flagged, ws.root / RECHECK_FILE)
 
 
 @app.command()

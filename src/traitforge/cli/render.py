@@ -13,6 +13,7 @@ from traitforge.cli._app import bold, console
 from traitforge.curation.gaps import UNSCORED_CHOICE
 from traitforge.curation.generation import GenerationReport
 from traitforge.curation.ingest import IngestReport
+from traitforge.curation.pool import plural
 from traitforge.exports import ExportReport
 from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
 from traitforge.reward.evaluation import interval_note
@@ -60,6 +61,21 @@ def print_curation(report: CurationReport) -> None:
         console.print(Text(f"Fewer tasks than wanted: {report.selection_note}"), soft_wrap=True)
     for warning in report.warnings:
         console.print(Text(f"warning: {warning}"), soft_wrap=True)
+    if report.rechecks is not None:
+        console.print(Text(report.rechecks.summary()), soft_wrap=True)
+
+
+def print_rechecks_recorded(flagged: int, path: Path) -> None:
+    """After `audit --recheck`: what the next `curate` will send back."""
+    console.print(
+        Text.assemble(
+            f"re-check: {plural(flagged, 'flagged pair')} recorded in ",
+            bold(path),
+            "; the next `traitforge curate` (or loop round) sends those not sent yet back to "
+            "annotators, first within its budget.",
+        ),
+        soft_wrap=True,
+    )
 
 
 def print_training(results: list[TrainResult]) -> None:

@@ -21,6 +21,7 @@ from traitforge.curation.gaps import TraitGap, gold_gap, trait_gaps, unscored_no
 from traitforge.curation.linguistic import LinguisticFeaturizer
 from traitforge.curation.pool import PromptPool, plural
 from traitforge.curation.progress import StageProgress
+from traitforge.curation.recheck import RecheckEntry, Rechecks, recheck_tasks
 from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
 from traitforge.curation.scorers.features import prompt_texts
@@ -56,6 +57,7 @@ class CurationState:
     gold_checks: GoldChecks | None = None  # how many gold checks were wanted, possible, made
     # Nothing ranked the options: the strategy selection used instead ('random', 'diversity').
     unscored: str | None = None
+    rechecks: Rechecks | None = None  # the audit's doubted pairs sent back, first in the round
     trained: list[TrainResult] = field(default_factory=list)
     scoring_notes: list[str] = field(default_factory=list)  # e.g. the judge's cached/computed
 
@@ -219,11 +221,14 @@ class SelectStage:
         budget: int,
         round_: int,
         answers: Sequence[Comparison] = (),
+        rechecks: Sequence[RecheckEntry] = (),
     ) -> None:
         self.selector = PairSelector(config)
         self.selection = config.curation.selection
+        self.traits = {t.name for t in config.traits}
         self.existing = existing
         self.answers = answers
+        self.rechecks = rechecks
         self.budget = budget
         self.round = round_
 
@@ -235,6 +240,13 @@ class SelectStage:
         eligible = state.eligible()
         in_round = [t for t in self.existing if t.round == self.round]
         index = state.features.index
+        wanted = self.budget - len(in_round)
+        # Re-checks come first, within the budget; the selector sees them as asked, so it
+        # neither repeats them nor exceeds tasks_per_prompt with them.
+        rechecks = recheck_tasks(
+            self.rechecks, eligible, self.existing, self.traits, max(wanted, 0), self.round
+        )
+        state.rechecks = rechecks
         inputs = SelectionInputs(
             candidates=eligible,
             scores=state.scores or [],
@@ -242,11 +254,11 @@ class SelectStage:
                 c.prompt_id: state.features.prompt_vectors[index[c.id]] for c in eligible
             },
             response_vectors={c.id: state.features.response_vectors[index[c.id]] for c in eligible},
-            existing=self.existing,
+            existing=[*self.existing, *rechecks.tasks],
             answers=self.answers,
         )
-        wanted = self.budget - len(in_round)
-        state.tasks = self.selector.process(inputs, wanted, self.round)
+        selected = self.selector.process(inputs, wanted - len(rechecks.tasks), self.round)
+        state.tasks = rechecks.tasks + selected
         state.acquisition = getattr(self.selector, "acquired_with", None)
         state.gold_checks = getattr(self.selector, "gold_checks", None)
         state.unscored = getattr(self.selector, "unscored", None)
@@ -317,6 +329,10 @@ class CurationReport:
     warnings: list[str] = field(default_factory=list)
     # Lines from scorers on what they did, e.g. the judge's computed and cached ratings.
     scoring_notes: list[str] = field(default_factory=list)
+    # The label audit's doubted pairs (`audit --recheck`): tasks sent back this round (also
+    # in new_tasks under "recheck"), ones left for a later round's budget, and ones skipped.
+    # None when there is no re-check list.
+    rechecks: Rechecks | None = None
 
 
 @dataclass
@@ -451,8 +467,10 @@ def curate(
     round_: int = 0,
     examples: dict[str, list[Example]] | None = None,
     progress: StageProgress | None = None,
+    rechecks: Sequence[RecheckEntry] | None = None,
 ) -> CurationReport:
-    """Run the curation stages over every candidate in the store and add the selected tasks."""
+    """Run the curation stages over every candidate in the store and add the selected tasks;
+    `rechecks` (the audit's doubted pairs; None: no re-check list) are sent back first."""
     existing = list(store.tasks())
     # Every answer so far, ties included: what the epistemic strategies' ensemble learns from
     # (read only for them: the other strategies never look at answers).
@@ -464,14 +482,15 @@ def curate(
             FlagStage(config),
             DedupStage(config),
             ScoreStage(config, artifacts, examples, progress),
-            SelectStage(config, existing, budget, round_, answers),
+            SelectStage(config, existing, budget, round_, answers, rechecks or ()),
         ]
         state = _run(store, stages, progress)
     tasks = state.tasks or []
     gaps = trait_gaps(
         config, PairSelector(config).prompt_traits, state.eligible(), existing + tasks, round_
     )
-    unscored = sum(not t.gold_check for t in tasks) if state.unscored else 0
+    picked = [t for t in tasks if not t.gold_check and t.reason != "recheck"]
+    unscored = len(picked) if state.unscored else 0
     warnings = []
     if unscored and state.unscored is not None:
         warnings.append(unscored_note(unscored, config.curation.scorers, state.unscored))
@@ -498,6 +517,7 @@ def curate(
         trait_gaps=gaps,
         warnings=warnings,
         scoring_notes=state.scoring_notes,
+        rechecks=state.rechecks if rechecks is not None else None,
     )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from traitforge.curation.embeddings import EmbeddingCache, text_key
 from traitforge.curation.ensemble import FIRST, Comparison, PreferenceEnsemble, features
+from traitforge.curation.recheck import RecheckEntry, RecheckList
 from traitforge.errors import ExportError
 from traitforge.exports.judge_agreement import wilson_interval
 from traitforge.reporting import fmt_pct_ci
@@ -112,6 +113,36 @@ def export_fingerprint(pairs: Iterable[PreferencePair]) -> str:
     """Which export this is: a pair's id hashes its trait, prompt and both sides in order, so
     the same ids mean the same pairs with the same labels."""
     return content_hash("export", sorted(p.id for p in pairs))
+
+
+def recheck_list(result: AuditResult, pairs: Iterable[PreferencePair]) -> RecheckList:
+    """The audit's flagged pairs, most doubted first, as re-check entries for `curate`; the
+    pairs are the audited export's (a flagged pair not among them is an error)."""
+    by_id = {p.id: p for p in pairs}
+    flagged = sorted(
+        (f for audit in result.traits.values() for f in audit.flagged),
+        key=lambda f: (f.p_chosen or 0.0, f.pair_id),
+    )
+    missing = [f.pair_id for f in flagged if f.pair_id not in by_id]
+    if missing:
+        raise ExportError(
+            f"{len(missing)} flagged pair(s) are not in the latest export (first: "
+            f"{missing[0]}); the audit scored another export: run `traitforge audit` again"
+        )
+    return RecheckList(
+        export=export_fingerprint(by_id.values()),
+        entries=[
+            RecheckEntry(
+                pair_id=f.pair_id,
+                prompt_id=by_id[f.pair_id].prompt_id,
+                trait=by_id[f.pair_id].trait,
+                chosen_id=by_id[f.pair_id].chosen_id,
+                rejected_id=by_id[f.pair_id].rejected_id,
+                p_chosen=f.p_chosen or 0.0,  # always set on a flagged pair
+            )
+            for f in flagged
+        ],
+    )
 
 
 def doubtful_sources(result: AuditResult) -> list[tuple[str, SourceVerdict]]:

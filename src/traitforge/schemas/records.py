@@ -134,8 +134,10 @@ class Suggestion(BaseModel):
     scorer: str
 
 
+# "recheck": an exported pair the label audit doubted, sent back to annotators (see
+# `curation/recheck.py`).
 SelectionReason = Literal[
-    "random", "uncertainty", "diversity", "disagreement", "epistemic", "gold-check"
+    "random", "uncertainty", "diversity", "disagreement", "epistemic", "gold-check", "recheck"
 ]
 
 
