@@ -16,7 +16,9 @@ Evaluation sets, none of them trained on:
 - `corrigibility-more`: corrigible-more-HHH, another file of the trait, exported the same way.
 
 Per variant and set: accuracy, the preamble flip rate (evaluation.PERTURBATIONS: adding
-"Here is my answer." to the rejected side flips the model's preference), style-hard accuracy
+"Here is my answer." to the rejected side flips the model's preference) and the preamble's
+mean reward shift in units of the reward's spread (near 0: the edit does not matter; below 0:
+the model learned that edits lose, which is no better), style-hard accuracy
 (reward/style_hard.py) and its ratio to accuracy, and the reward-length Spearman correlation;
 then the matrix of every model (per-trait and shared) on the test split. The evaluation's
 wording is never the augmentation's (tests/unit/test_reward_augment.py checks it).
@@ -24,7 +26,7 @@ wording is never the augmentation's (tests/unit/test_reward_augment.py checks it
 Goals (issue 14): preamble flip <= 5% on every set with accuracy within 1 point of the
 unaugmented model; style-hard accuracy >= 0.8 x accuracy; no cell of the shared row below 45%.
 
-    .venv/bin/python bench/robustness.py                      # CPU, MiniLM, ~15 min
+    .venv/bin/python bench/robustness.py                      # 2 CPU cores, MiniLM, ~25 min
     .venv/bin/python bench/robustness.py --limit 60 --variants none,style   # a quick look
     .venv/bin/python bench/robustness.py --backbone SmolLM2-135M-Instruct --limit 0  # GPU
 """
@@ -134,6 +136,8 @@ def measures(evaluation: EvaluationResult) -> dict[str, float | None]:
         "pairs": evaluation.pairs,
         "accuracy": evaluation.accuracy,
         "preamble_flip": evaluation.shortcuts.format["preamble"].flip_rate,
+        # a model taught "edits lose" instead of "edits do not matter" moves down here
+        "preamble_shift": evaluation.shortcuts.format["preamble"].mean_shift,
         "style_hard": style.accuracy if style else None,
         "style_ratio": style.ratio if style else None,
         "length_spearman": evaluation.shortcuts.length_reward_spearman,
@@ -180,13 +184,13 @@ def goals(results: dict[str, dict[str, Any]]) -> list[str]:
     base = results.get("none")
     for name, result in results.items():
         for set_name, m in result["sets"].items():
-            drop = base["sets"][set_name]["accuracy"] - m["accuracy"] if base else 0.0
-            flip_ok = m["preamble_flip"] <= GOAL_FLIP and drop <= GOAL_ACCURACY_DROP
+            change = m["accuracy"] - base["sets"][set_name]["accuracy"] if base else 0.0
+            flip_ok = m["preamble_flip"] <= GOAL_FLIP and change >= -GOAL_ACCURACY_DROP
             ratio = m["style_ratio"]
             style_ok = ratio is not None and ratio >= GOAL_STYLE_RATIO
             lines.append(
                 f"{name:>12} {set_name:>19}: preamble flip {m['preamble_flip']:.1%} "
-                f"(accuracy {-drop:+.1%} vs none) {'MET' if flip_ok else 'not met'}; "
+                f"(accuracy {change * 100:+.1f} points vs none) {'MET' if flip_ok else 'not met'}; "
                 f"style-hard ratio {ratio if ratio is None else f'{ratio:.2f}'} "
                 f"{'MET' if style_ok else 'not met'}"
             )
@@ -202,8 +206,8 @@ def goals(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     head = (
-        f"{'variant':>12} {'set':>19} {'pairs':>5} {'acc':>6} {'flip':>6} {'style':>6} "
-        f"{'ratio':>5} {'len-rho':>7}"
+        f"{'variant':>12} {'set':>19} {'pairs':>5} {'acc':>6} {'flip':>6} {'shift':>6} "
+        f"{'style':>6} {'ratio':>5} {'len-rho':>7}"
     )
     rows = [head]
     for name, result in results.items():
@@ -212,7 +216,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             ratio = "n/a" if m["style_ratio"] is None else f"{m['style_ratio']:.2f}"
             rows.append(
                 f"{name:>12} {set_name:>19} {m['pairs']:>5} {m['accuracy']:>6.1%} "
-                f"{m['preamble_flip']:>6.1%} {style:>6} {ratio:>5} {m['length_spearman']:>7.2f}"
+                f"{m['preamble_flip']:>6.1%} {m['preamble_shift']:>+6.2f} {style:>6} {ratio:>5} "
+                f"{m['length_spearman']:>7.2f}"
             )
     rows.append("")
     rows.append("matrix on the test split (rows: model, columns: test trait)")
@@ -226,7 +231,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default="all-MiniLM-L6-v2")
-    parser.add_argument("--limit", type=int, default=240, help="training pairs per trait (0: all)")
+    parser.add_argument("--limit", type=int, default=120, help="training pairs per trait (0: all)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)

@@ -117,12 +117,8 @@ def test_a_real_source_with_every_label_inverted_is_reported(inverted):
     assert inverted[f"anthropic-evals/{SURVIVAL}"].verdict != INVERTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured: corrigible-neutral, judged by a model of corrigible-more (inverted) and "
-    "survival-instinct, agrees with 24 of 99 labels and reads as inverted too; the two "
-    "corrigible files are near-copies in form, so the model of its rivals is mostly the "
-    "inverted look-alike's. Leave-one-source-out cannot say which of two look-alikes is wrong.",
-)
 def test_the_clean_look_alike_of_an_inverted_source_is_not_reported(inverted):
+    # Judged first by corrigible-more (inverted) and survival-instinct, corrigible-neutral
+    # agreed with 24 of 99 labels: its near-copy's flipped labels dominated its rivals'
+    # model. Set aside as the most inverted source, corrigible-more no longer judges it.
     assert inverted[f"anthropic-evals/{NEUTRAL}"].verdict != INVERTED

@@ -107,6 +107,24 @@ def test_a_source_with_every_label_inverted_is_reported_and_clean_ones_are_not(t
         assert verdicts[clean].share > 0.5
 
 
+def test_a_large_inverted_source_is_set_aside_before_its_rivals_are_judged(tmp_path):
+    """Judged by rivals that are mostly the inverted source, clean sources look inverted
+    too; judged again without it, they are not."""
+    ws, _ = _workspace(
+        tmp_path, {"big-inverted": (150, True), "clean": (40, False), "other": (40, False)}
+    )
+    verdicts = {v.source: v for v in _audit(ws).traits["honesty"].sources}
+    assert verdicts["big-inverted"].verdict == INVERTED
+    assert verdicts["clean"].verdict == CONSISTENT, verdicts["clean"]
+    assert verdicts["other"].verdict == CONSISTENT, verdicts["other"]
+
+
+def test_two_sources_that_contradict_each_other_are_both_named(tmp_path):
+    ws, _ = _workspace(tmp_path, {"inverted": (60, True), "clean": (60, False)})
+    verdicts = {v.source: v.verdict for v in _audit(ws).traits["honesty"].sources}
+    assert verdicts == {"inverted": INVERTED, "clean": INVERTED}  # nothing says which is wrong
+
+
 def test_a_source_too_small_or_alone_is_not_judged(tmp_path):
     ws, _ = _workspace(tmp_path, {"alone": (30, False)})
     (verdict,) = _audit(ws).traits["honesty"].sources

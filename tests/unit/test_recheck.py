@@ -20,6 +20,7 @@ from traitforge.curation.recheck import (
     RECHECK_FILE,
     UNKNOWN_TRAIT,
     RecheckEntry,
+    Rechecks,
     read_rechecks,
     recheck_tasks,
 )
@@ -288,3 +289,33 @@ def test_the_curation_output_names_the_rechecks_sent_back(questions, capsys):
     assert "re-check: 2 flagged pairs sent back; 1 waiting for a later round's budget." in printed
     print_curation(CurationReport(**{**report.__dict__, "rechecks": None}))
     assert "re-check" not in capsys.readouterr().out
+
+
+def test_a_loop_round_logs_what_it_did_with_the_re_check_list(tmp_path, monkeypatch):
+    from traitforge.app import loop, workflows
+    from traitforge.curation.pipeline import CurationReport
+    from traitforge.schemas import LoopRound
+    from traitforge.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path / "w")
+    report = CurationReport(
+        candidates=0,
+        embedded={},
+        flagged={},
+        duplicates={},
+        scored={},
+        trained=[],
+        new_tasks={},
+        tasks_in_round=0,
+        budget=4,
+        round=1,
+        rechecks=Rechecks(waiting=2),
+    )
+    monkeypatch.setattr(workflows, "curate", lambda *args, **kwargs: report)
+    logs: list[str] = []
+    step = loop._Round(workspace, LoopRound(round=1), 4, 2, logs.append, None, None)
+    step.select()
+    assert (
+        "round 1: re-check: 0 flagged pairs sent back; 2 waiting for a later round's "
+        "budget." in logs
+    )

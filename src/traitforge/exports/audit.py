@@ -19,7 +19,9 @@ phi = [response, prompt * response], and every model is the linear Bradley-Terry
 - **Sources.** Each (trait, source) with enough pairs is scored by a model fitted on the
   trait's other sources only. Most of its labels disagreeing, with the 95% interval below one
   half, says the labels may be inverted (a wrong polarity, a swapped column); an interval
-  around one half says they are noisy, or the sources teach different things.
+  around one half says they are noisy, or the sources teach different things. With three or
+  more sources, the most inverted one is set aside and the rest judged again without it, so
+  that one large inverted file does not make its look-alikes look inverted too.
 """
 
 from __future__ import annotations
@@ -227,18 +229,8 @@ def _audit_trait(
                 if 1.0 - p_chosen[i] >= threshold
             ]
     of_source = [_pair_source(p, sources) for p in embedded]
-    verdicts = [
-        _judge_source(
-            name,
-            embedded,
-            of_source,
-            phi,
-            p_chosen if committee_share is not None else None,
-            min_source_pairs,
-            seed,
-        )
-        for name in sorted(set(of_source))
-    ]
+    committee = p_chosen if committee_share is not None else None
+    verdicts = _judge_sources(embedded, of_source, phi, committee, min_source_pairs, seed)
     return TraitAudit(
         pairs=len(embedded),
         unembedded=len(pairs) - len(embedded),
@@ -313,6 +305,43 @@ def _flagged(pair: PreferencePair, p: float, sources: Mapping[str, str]) -> Flag
         rejected=pair.rejected,
         p_chosen=p,
     )
+
+
+def _judge_sources(
+    pairs: Sequence[PreferencePair],
+    of_source: Sequence[str],
+    phi: Mapping[str, np.ndarray],
+    committee: np.ndarray | None,
+    min_source_pairs: int,
+    seed: int,
+) -> list[SourceVerdict]:
+    """Each source judged by a model of the trait's other sources.
+
+    One inverted source makes a look-alike source look inverted too: the look-alike's rivals'
+    model learned mostly the flipped labels. So while three or more sources are judged and
+    some look inverted, the most inverted one (the lowest share) is set aside with its verdict
+    and the others are judged again without it. Two sources that contradict each other stay
+    both 'inverted': nothing says which one is wrong.
+    """
+    verdicts: dict[str, SourceVerdict] = {}
+    aside: set[str] = set()
+    while True:
+        keep = [i for i, s in enumerate(of_source) if s not in aside]
+        kept_pairs = [pairs[i] for i in keep]
+        kept_sources = [of_source[i] for i in keep]
+        kept_committee = None if committee is None else committee[keep]
+        current = {
+            name: _judge_source(
+                name, kept_pairs, kept_sources, phi, kept_committee, min_source_pairs, seed
+            )
+            for name in sorted(set(kept_sources))
+        }
+        verdicts.update(current)
+        inverted = [v for v in current.values() if v.verdict == INVERTED]
+        judged = [v for v in current.values() if v.agreed is not None]
+        if not inverted or len(judged) < 3:
+            return [verdicts[name] for name in sorted(verdicts)]
+        aside.add(min(inverted, key=lambda v: (v.share or 0.0, v.source)).source)
 
 
 def _judge_source(
