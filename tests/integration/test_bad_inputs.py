@@ -57,7 +57,13 @@ def _command_paths() -> list[tuple[str, ...]]:
 
 COMMANDS = _command_paths()
 # Variables that would point a case at a real server or endpoint of the developer's machine.
-_FOREIGN_ENV = ("ARGILLA_API_URL", "ARGILLA_API_KEY", "TRAITFORGE_OPENAI_BASE_URL")
+_FOREIGN_ENV = (
+    "ARGILLA_API_URL",
+    "ARGILLA_API_KEY",
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "TRAITFORGE_OPENAI_BASE_URL",
+)
 
 
 @dataclass(frozen=True)
@@ -1142,6 +1148,37 @@ OTHER_CASES = (
         _ws("serve", "--port", "{busy}"),
         WS,
         words=("{busy}", "in use"),
+    ),
+    # -- Label Studio: no server, and nothing of it is installed or started on a refusal ------
+    Case(
+        "serve-label-studio-status-no-server",
+        _ws("serve", "--backend", "label-studio", "--status"),
+        WS,
+        words=("Label Studio server: not running",),
+        error_line=False,
+        missing=("ws/label-studio",),
+    ),
+    Case(
+        "serve-label-studio-stop-no-server",
+        _ws("serve", "--backend", "label-studio", "--stop"),
+        WS,
+        rc=(0,),
+        words=("Not running",),
+        missing=("ws/label-studio",),
+    ),
+    Case(
+        "serve-label-studio-port-busy",
+        _ws("serve", "--backend", "label-studio", "--port", "{busy}"),
+        WS,
+        words=("{busy}", "in use"),
+        missing=("ws/label-studio/credentials.json", "ws/label-studio/data"),
+    ),
+    Case(
+        "serve-backend-unknown",
+        _ws("serve", "--backend", "labelstudio"),
+        WS,
+        rc=(2,),
+        words=("--backend", "labelstudio", "label-studio"),
     ),
     Case(  # nothing to send: no request is needed, so no server either
         "push-nothing-to-push-no-server",

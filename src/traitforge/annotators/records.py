@@ -124,14 +124,18 @@ def preference_description(trait: TraitSpec) -> str:
     return _clip(f"{trait.description} {better}", ARGILLA_DESCRIPTION_MAX)
 
 
+def rating_ask(trait: TraitSpec, position: int) -> str:
+    """The rating question alone, in the trait's own direction: "How sycophantic is response A?"."""
+    letter = _letter(position)
+    if trait.adjective:
+        return f"How {trait.adjective} is response {letter}?"
+    return f"How much {_noun(trait)} does response {letter} show?"
+
+
 def rating_title(trait: TraitSpec, position: int) -> str:
     """A rating question that says what its ends mean: Argilla shows a rating's options as
     bare numbers and its description only as a tooltip, so the title carries the anchors."""
-    letter = _letter(position)
-    if trait.adjective:
-        asked = f"How {trait.adjective} is response {letter}?"
-    else:
-        asked = f"How much {_noun(trait)} does response {letter} show?"
+    asked = rating_ask(trait, position)
     scale = trait.scale
     low = scale.labels.get(scale.min, "least")
     high = scale.labels.get(scale.max, "most")
@@ -213,6 +217,18 @@ def scale_value(trait: TraitSpec, probability: float) -> int:
     """A probability that the trait is present, as a point on the trait's rating scale."""
     low, high = trait.scale.min, trait.scale.max
     return round(low + min(max(probability, 0.0), 1.0) * (high - low))
+
+
+def trait_rubric(spec: TraitSpec) -> str:
+    """One trait's part of the guidelines (markdown): direction, definition, rubric, scale."""
+    direction = "more is better" if spec.polarity == "positive" else "less is better"
+    anchors = "".join(
+        f"\n- **{point}**: {text}" for point, text in sorted(spec.scale.labels.items())
+    )
+    return (
+        f"## {spec.name} ({direction})\n\n{spec.description}\n\n{spec.guidelines.strip()}\n\n"
+        f"Scale: {spec.scale.min} (least) to {spec.scale.max} (most).{anchors}"
+    )
 
 
 @dataclass(frozen=True)
@@ -297,16 +313,7 @@ class DatasetLayout:
                 f"counts a record as completed once {min_submitted} answers are submitted; your "
                 "own submitted count is shown beside it."
             )
-        for name in self.rated_traits:
-            spec = traits[name]
-            direction = "more is better" if spec.polarity == "positive" else "less is better"
-            anchors = "".join(
-                f"\n- **{point}**: {text}" for point, text in sorted(spec.scale.labels.items())
-            )
-            parts.append(
-                f"## {name} ({direction})\n\n{spec.description}\n\n{spec.guidelines.strip()}\n\n"
-                f"Scale: {spec.scale.min} (least) to {spec.scale.max} (most).{anchors}"
-            )
+        parts += [trait_rubric(traits[name]) for name in self.rated_traits]
         return "\n\n".join(parts)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,14 +39,26 @@ def _check_port(port: int | None) -> int | None:
     return port
 
 
+class ServeBackend(StrEnum):
+    argilla = "argilla"
+    label_studio = "label-studio"
+
+
 @app.command()
 def serve(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
+    backend: Annotated[
+        ServeBackend,
+        typer.Option(
+            help="Which annotation UI to run: the embedded Argilla server, or Label Studio "
+            "1.23.2 (its own environment, ~1 GB, is created on first use)."
+        ),
+    ] = ServeBackend.argilla,
     port: Annotated[
         int | None,
         typer.Option(
             help=f"Port on 127.0.0.1 ({PORTS.start}..{PORTS.stop - 1}); default "
-            "annotation.argilla.port (6900).",
+            "annotation.argilla.port (6900) for Argilla, a free one for Label Studio.",
             callback=_check_port,
         ),
     ] = None,
@@ -53,7 +67,10 @@ def serve(
         bool, typer.Option("--status", help="Report whether the server is running.")
     ] = False,
 ) -> None:
-    """Run the annotators' web UI (an embedded Argilla server) in the background."""
+    """Run the annotators' web UI (embedded Argilla, or Label Studio) in the background."""
+    if backend is ServeBackend.label_studio:
+        _serve_label_studio(workspace, port, stop, show_status)
+        return
     from traitforge.annotators import server
 
     with friendly_errors():
@@ -85,6 +102,44 @@ def serve(
     console.print(
         f"Owner login: user 'owner', password in {paths.credentials} (readable only by you). "
         f"Stop it with: traitforge serve --stop -w {ws.root}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _serve_label_studio(workspace: Path, port: int | None, stop: bool, show_status: bool) -> None:
+    from traitforge.annotators.label_studio import LabelStudioServer
+
+    with friendly_errors():
+        ws = Workspace.open(workspace)
+        server = LabelStudioServer(ws)
+        if stop:
+            stopped = server.stop()
+            console.print("Stopped the Label Studio server." if stopped else "Not running.")
+            return
+        if show_status:
+            status = server.status()
+            console.print(f"Label Studio server: {status.detail}", highlight=False)
+            if not status.running:
+                raise typer.Exit(1)
+            return
+        run = server.start(port, notify=console.print)
+    if run.reused:
+        console.print(Text.assemble("Already running at ", bold(run.url), f" (pid {run.pid})."))
+    else:
+        origin = " from the migrated template" if run.from_template else ""
+        console.print(
+            Text.assemble(
+                "Label Studio is running at ",
+                bold(run.url),
+                f" (pid {run.pid}); started{origin} in {run.startup_s:.1f} s. Log: {run.log}",
+            ),
+            soft_wrap=True,
+        )
+    console.print(
+        "Owner login: the email, password and API token are in "
+        f"{server.paths.credentials} (readable only by you). Stop it with: "
+        f"traitforge serve --backend label-studio --stop -w {ws.root}",
         highlight=False,
         soft_wrap=True,
     )
