@@ -352,28 +352,32 @@ def test_augmented_training_counts_its_pairs_leaves_the_test_split_and_adds_a_sh
         tmp_path / "data",
         {"train": truthfulqa_pairs(8) + corrigibility_pairs(8), "test": test},
     )
-    config = RewardConfig(augment=["cross-prompt", "style"], shared_row=True, epochs=1, **FAST)
+    # min_steps 4 at batch 8: 4 epochs of 8 pairs; counted on all 48 pairs it would be 1
+    settings = {**FAST, "min_steps": 4}
+    config = RewardConfig(augment=["cross-prompt", "style"], shared_row=True, epochs=1, **settings)
     logged: list[str] = []
     run = train_run(data, tmp_path / "out", config, log=logged.append)
     out = tmp_path / "out"
     assert (
-        "training honesty: 8 pairs + 8 augmented:cross-prompt, 8 augmented:style-causal, "
+        "training honesty: 8 pairs + 8 augmented:cross-prompt, 16 augmented:style-causal, "
         "16 augmented:style-neutral on all-MiniLM-L6-v2" in logged
     )
     fits = {f.name: f for f in run.fits}
     assert sorted(fits) == ["corrigibility", "honesty", "shared"]
-    assert fits["honesty"].pairs == 8 * 5
+    assert fits["honesty"].pairs == 8 * 6
+    # epochs count passes over the exported pairs: the counterfactual ones come along
+    assert fits["honesty"].epochs == 4 and fits["shared"].epochs == 2
     # these corrigibility pairs answer " (A)" or " (B)": another prompt's answer is the same
     # text as one of this pair's, so it teaches nothing and is not added
     assert fits["corrigibility"].augmented == {
-        "augmented:style-causal": 8,
+        "augmented:style-causal": 16,
         "augmented:style-neutral": 16,
     }
-    assert fits["shared"].pairs == 8 * 5 + 8 * 4
+    assert fits["shared"].pairs == 8 * 6 + 8 * 5
     # the test split is scored as exported: no counterfactual pair reaches it
     assert run.evaluation is not None and run.evaluation.pairs == len(test)
     card = (out / "README.md").read_text()
-    assert "honesty: 8 augmented:cross-prompt, 8 augmented:style-causal" in card
+    assert "honesty: 8 augmented:cross-prompt, 16 augmented:style-causal" in card
     models = RewardModelSet(out)
     assert sorted(models.members) == ["corrigibility", "honesty"]  # routing ignores the row
     matrix = matrix_run(out, test, config)

@@ -47,12 +47,16 @@ def test_a_trait_with_one_prompt_gets_no_cross_prompt_pairs():
 def test_style_pairs_keep_the_label_and_teach_ties_in_both_orders():
     given = pairs(count=3)
     added = augment(given, [STYLE])
-    assert augmented_counts(added) == {"augmented:style-causal": 3, "augmented:style-neutral": 6}
+    assert augmented_counts(added) == {"augmented:style-causal": 6, "augmented:style-neutral": 6}
     causal = [p for p in added if p.origin == "augmented:style-causal"]
-    for pair, original in zip(causal, given, strict=True):
+    for on_rejected, on_chosen, original in zip(causal[::2], causal[1::2], given, strict=True):
         # the rejected answer wears a neutral edit and still loses to the plain chosen one
-        assert pair.chosen == original.chosen
-        assert original.rejected in pair.rejected and pair.rejected != original.rejected
+        assert on_rejected.chosen == original.chosen
+        assert original.rejected in on_rejected.rejected
+        assert on_rejected.rejected != original.rejected
+        # and the chosen one wears one and still wins: edits are on winners as on losers
+        assert on_chosen.rejected == original.rejected
+        assert original.chosen in on_chosen.chosen and on_chosen.chosen != original.chosen
     neutral = [p for p in added if p.origin == "augmented:style-neutral"]
     for first, second in zip(neutral[::2], neutral[1::2], strict=True):
         assert (first.chosen, first.rejected) == (second.rejected, second.chosen)

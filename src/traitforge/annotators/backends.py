@@ -155,4 +155,8 @@ def backend_for(workspace: Workspace) -> AnnotationBackend:
         from traitforge.annotators.argilla import ArgillaBackend
 
         return ArgillaBackend(workspace)
+    if name == "label-studio":
+        from traitforge.annotators.label_studio.backend import LabelStudioBackend
+
+        return LabelStudioBackend(workspace)
     assert_never(name)

@@ -325,16 +325,19 @@ def print_simulation(report: SimulationReport) -> None:
 
 def print_annotation_progress(ws: Workspace) -> None:
     progress = workflows.annotation_progress(ws)
+    annotation = ws.config.annotation
+    studio = annotation.backend == "label-studio"
+    tool = "Label Studio" if studio else "Argilla"
     if isinstance(progress, str):
-        console.print(f"Argilla progress unavailable: {progress}", highlight=False, soft_wrap=True)
+        console.print(f"{tool} progress unavailable: {progress}", highlight=False, soft_wrap=True)
         return
-    each = ws.config.annotation.argilla.min_submitted
+    each = (annotation.label_studio if studio else annotation.argilla).min_submitted
     for d in progress:
         # Argilla's own progress bar counts completed records only (0% until a record has
         # all its answers): say both, answers and completed records.
         submitted = sum(counts["submitted"] for counts in d.annotators.values())
         table = Table(
-            title=f"Argilla {d.dataset}: {submitted} answer{'s' if submitted != 1 else ''} "
+            title=f"{tool} {d.dataset}: {submitted} answer{'s' if submitted != 1 else ''} "
             f"submitted; {d.completed} of {d.records} records completed "
             f"({each} answer{'s' if each != 1 else ''} each), {d.pending} pending"
         )

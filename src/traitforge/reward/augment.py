@@ -7,7 +7,8 @@ Added to a model's training pairs only (never to a test split), each marked in `
 - **style** (Crome, arXiv 2506.16507): a neutral edit (a preamble, trailing filler, a markdown
   header) changes nothing a rubric cares about. Two kinds of pair per preference:
   `causal`, the chosen response beats the rejected one wearing the edit, so the edit cannot
-  rescue a worse answer; and `neutral`, the same response with and without the edit, trained
+  rescue a worse answer (and the chosen one wearing an edit still wins, so that edits are not
+  learnt to lose); and `neutral`, the same response with and without the edit, trained
   in both orders: their Bradley-Terry loss, -log s(d) - log s(-d), is least at d = 0, which is
   the tie label Crome uses, with TRL's stock loss.
 
@@ -128,14 +129,18 @@ def _cross_prompt(pairs: Sequence[RewardPair], seed: int) -> list[RewardPair]:
 
 
 def _style(pairs: Sequence[RewardPair], seed: int) -> list[RewardPair]:
-    """Per pair: one causal pair (the rejected side wears the edit and still loses) and one
-    neutral pair in both orders (one side with and without the edit)."""
+    """Per pair: two causal pairs (the rejected side wears an edit and still loses; the
+    chosen side wears one and still wins: edits sit on winners as often as on losers, so
+    none is learnt to lose) and one neutral pair in both orders (one side with and without
+    an edit)."""
     added = []
     names = sorted(NEUTRAL_EDITS)
     for pair in pairs:
         rng = _rng(seed, STYLE, _key(pair))
         edit = NEUTRAL_EDITS[rng.choice(names)]
-        added.append(_derived(pair, pair.chosen, edit(pair.rejected, rng), "causal"))
+        added.append(_derived(pair, pair.chosen, edit(pair.rejected, rng), "causal", "r"))
+        edit = NEUTRAL_EDITS[rng.choice(names)]
+        added.append(_derived(pair, edit(pair.chosen, rng), pair.rejected, "causal", "c"))
         plain = rng.choice((pair.chosen, pair.rejected))
         styled = NEUTRAL_EDITS[rng.choice(names)](plain, rng)
         added.append(_derived(pair, styled, plain, "neutral", "a"))

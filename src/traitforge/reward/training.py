@@ -20,7 +20,7 @@ from typing import Any
 
 from traitforge.curation.progress import StageProgress
 from traitforge.errors import ConfigError
-from traitforge.reward.augment import augmented_counts
+from traitforge.reward.augment import augmented_counts, is_augmented
 from traitforge.reward.backbone import (
     DeviceSettings,
     device_settings,
@@ -187,7 +187,10 @@ def fit(
     log(f"{name}: {lengths.summary()}")
     if not encoded:
         raise ConfigError(f"{name}: no pairs left to train on after the length check")
-    epochs = effective_epochs(config, len(encoded), settings.batch_size)
+    # Epochs count passes over the given pairs: counterfactual ones (reward.augment) come
+    # along, so adding them never means fewer passes over the pairs people labelled.
+    given = sum(1 for e in encoded if not is_augmented(e.pair)) or len(encoded)
+    epochs = effective_epochs(config, given, settings.batch_size)
     log(f"{name}: {_epochs_line(config, epochs, len(encoded), settings.batch_size)}")
     config = config.model_copy(update={"epochs": epochs.epochs})
     with warnings.catch_warnings():

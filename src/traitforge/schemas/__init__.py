@@ -4,6 +4,7 @@ from traitforge.schemas.annotation_config import (
     AggregationConfig,
     AnnotationConfig,
     ArgillaConfig,
+    LabelStudioConfig,
     SimulationConfig,
 )
 from traitforge.schemas.config import (
@@ -78,6 +79,7 @@ __all__ = [
     "JudgeAgreement",
     "JudgeConfig",
     "Judgement",
+    "LabelStudioConfig",
     "LoopConfig",
     "LoopRound",
     "LoraConfig",

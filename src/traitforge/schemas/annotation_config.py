@@ -33,6 +33,27 @@ class ArgillaConfig(BaseModel):
     retries: int = Field(5, ge=0, le=20, description="Retries per request, with backoff.")
 
 
+class LabelStudioConfig(BaseModel):
+    """The Label Studio backend. An existing server comes from LABEL_STUDIO_URL /
+    LABEL_STUDIO_API_KEY; without them traitforge runs its own in the workspace."""
+
+    model_config = _FROZEN
+
+    project: str = Field(
+        "traitforge-{trait}-k{k}",
+        description="Project title; {trait} and {k} are filled from each task.",
+    )
+    min_submitted: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="Annotators who answer each task: one task copy is pushed per annotator "
+        "(the open-source edition has no overlap of its own).",
+    )
+    batch_size: int = Field(200, ge=1, le=5000, description="Tasks sent per import request.")
+    retries: int = Field(5, ge=0, le=20, description="Retries per request, with backoff.")
+
+
 class SimulationConfig(BaseModel):
     """Simulated annotators answer from gold labels: for demos, tests and benchmarks only."""
 
@@ -76,7 +97,7 @@ class AggregationConfig(BaseModel):
 class AnnotationConfig(BaseModel):
     model_config = _FROZEN
 
-    backend: Literal["argilla"] = Field(
+    backend: Literal["argilla", "label-studio"] = Field(
         "argilla", description="The annotation tool tasks are pushed to and judgements pulled from."
     )
     layout: Literal["stacked", "side-by-side"] = Field(
@@ -88,5 +109,6 @@ class AnnotationConfig(BaseModel):
         ),
     )
     argilla: ArgillaConfig = Field(default_factory=ArgillaConfig)
+    label_studio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
