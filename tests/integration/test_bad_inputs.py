@@ -1242,6 +1242,15 @@ OTHER_CASES = (
         words=("{busy}",),
         timeout=300,
     ),
+    Case(  # refused while parsing: the saved config (its annotation.backend) is not touched
+        "demo-backend-unknown",
+        _ws("demo", "--backend", "nope"),
+        WS,
+        rc=(2,),
+        words=("--backend", "'nope'", "'argilla', 'label-studio'"),
+        unchanged=("ws",),
+        missing=("ws/argilla", "ws/label-studio"),
+    ),
     # -- the rest -----------------------------------------------------------------------------
     Case("config-template", ("config-template",), rc=(0,), words=("version: 1", "traits:")),
     Case("config-template-extra-argument", ("config-template", "extra"), rc=(2,), words=("extra",)),

@@ -464,6 +464,7 @@ DEMO_ANNOTATORS = 3  # simulated; each record needs the backend's overlap of the
 class DemoResult:
     ingests: list[IngestReport]
     loop: LoopResult
+    workspace: Workspace  # as the demo ran it: its config names the backend used
     url: str  # the annotation UI, left running
     credentials: Path  # owner login (0600)
     annotators: Path  # annotator logins (0600)
@@ -476,12 +477,17 @@ def demo(
     log: Log = print,
     rounds: int = DEMO_ROUNDS,
     budget: int = DEMO_BUDGET,
+    backend: str | None = None,
 ) -> DemoResult:
     """The main job on the bundled real data: ingest every bundled file, serve the annotation
     UI, and run the loop with simulated annotators: round 1 selected by the trait classifiers,
-    round 2 by the reward model trained on round 1's judgements. Every step resumes."""
+    round 2 by the reward model trained on round 1's judgements. Every step resumes.
+    `backend` ("argilla", "label-studio") is saved as the workspace's annotation.backend
+    first; None keeps the one its config names."""
     from traitforge.annotators.backends import backend_for
 
+    if backend is not None:
+        workspace = workflows.use_backend(workspace, backend)
     root = workflows.bundled_data_dir()
     reports = []
     for fmt, relative in workflows.BUNDLED_INPUTS:
@@ -491,6 +497,7 @@ def demo(
     return DemoResult(
         ingests=reports,
         loop=result,
+        workspace=workspace,
         url=ui.url,
         credentials=ui.owner_login,
         annotators=ui.annotator_logins,

@@ -26,7 +26,8 @@ from traitforge.schemas import (
     RewardConfig,
 )
 from traitforge.schemas.config import parse_strategy
-from traitforge.workspace import Store, Workspace, workspace_lock
+from traitforge.workspace import Store, Workspace, dump_config, parse_config, workspace_lock
+from traitforge.workspace.files import atomic_write_text
 
 if TYPE_CHECKING:  # heavy stages load lazily: `ingest` and `export` never need them
     from traitforge.annotators.answer_key import AnswerKey
@@ -297,6 +298,20 @@ def _prompt_id(store: Store, prompt: str, root: Path) -> str:
 # Through the workspace's annotation backend (`annotators.backends.backend_for`), which knows
 # where its server is. Each command that writes to it holds the workspace lock, so two never
 # run at once.
+
+
+def use_backend(workspace: Workspace, backend: str) -> Workspace:
+    """The workspace with annotation.backend set to `backend`, saved as its resolved config,
+    so every later command on it (push, pull, simulate, loop, a re-run) uses that backend."""
+    if workspace.config.annotation.backend == backend:
+        return workspace
+    config = workspace.config
+    annotation = config.annotation.model_copy(update={"backend": backend})
+    path = workspace.root / Workspace.CONFIG_FILE
+    text = dump_config(config.model_copy(update={"annotation": annotation}))
+    parse_config(text, str(path))  # an unknown name is a ConfigError naming the field
+    atomic_write_text(path, text)
+    return Workspace.open(workspace.root)
 
 
 def push(workspace: Workspace, progress: StageProgress | None = None) -> PushReport:

@@ -8,6 +8,7 @@ import traceback
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,6 +44,14 @@ app = typer.Typer(
 # explicitly with rich.text.Text instead.
 console = Console(markup=False, emoji=False, highlight=False)
 stderr = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+class BackendChoice(StrEnum):
+    """annotation.backend's values, as a command-line choice."""
+
+    argilla = "argilla"
+    label_studio = "label-studio"
+
 
 WorkspaceOpt = Annotated[
     Path, typer.Option("--workspace", "-w", help="Workspace folder (created on first use).")

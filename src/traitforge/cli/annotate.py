@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from rich.text import Text
 from traitforge.app import workflows
 from traitforge.cli._app import (
     AnswersOpt,
+    BackendChoice,
     ConfigOpt,
     WorkspaceOpt,
     app,
@@ -39,21 +39,16 @@ def _check_port(port: int | None) -> int | None:
     return port
 
 
-class ServeBackend(StrEnum):
-    argilla = "argilla"
-    label_studio = "label-studio"
-
-
 @app.command()
 def serve(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     backend: Annotated[
-        ServeBackend,
+        BackendChoice,
         typer.Option(
             help="Which annotation UI to run: the embedded Argilla server, or Label Studio "
             "1.23.2 (its own environment, ~1 GB, is created on first use)."
         ),
-    ] = ServeBackend.argilla,
+    ] = BackendChoice.argilla,
     port: Annotated[
         int | None,
         typer.Option(
@@ -68,7 +63,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the annotators' web UI (embedded Argilla, or Label Studio) in the background."""
-    if backend is ServeBackend.label_studio:
+    if backend is BackendChoice.label_studio:
         _serve_label_studio(workspace, port, stop, show_status)
         return
     from traitforge.annotators import server

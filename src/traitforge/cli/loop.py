@@ -10,6 +10,7 @@ from rich.text import Text
 
 from traitforge.cli._app import (
     AnswersOpt,
+    BackendChoice,
     ConfigOpt,
     WorkspaceOpt,
     app,
@@ -27,35 +28,58 @@ from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
 def demo(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     config: ConfigOpt = None,
+    backend: Annotated[
+        BackendChoice | None,
+        typer.Option(
+            help="Annotation backend to run the job on, saved as the workspace's "
+            "annotation.backend. Default: the one the config names (argilla unless set)."
+        ),
+    ] = None,
 ) -> None:
-    """Run the main job on the bundled real data: ingest, serve Argilla, then two rounds of
-    the loop with simulated annotators (select, push, annotate, pull, export, train a reward
-    model, score). The server stays up to look at."""
+    """Run the main job on the bundled real data: ingest, serve the annotation UI (Argilla, or
+    Label Studio with --backend label-studio), then two rounds of the loop with simulated
+    annotators (select, push, annotate, pull, export, train a reward model, score). The server
+    stays up to look at."""
     from traitforge.app import loop
 
     started = time.perf_counter()
     with friendly_errors():
         ws = Workspace.open(workspace, config)
         with progress_bars() as bars:
-            result = loop.demo(ws, bars.file, bars.stage, bar_logger(bars))
+            result = loop.demo(
+                ws,
+                bars.file,
+                bars.stage,
+                bar_logger(bars),
+                backend=backend.value if backend else None,
+            )
     print_ingest(result.ingests)
     print_loop(result.loop)
     elapsed = time.perf_counter() - started
     console.print(Text.assemble("Workspace: ", bold(ws.root), f"  ({elapsed:.1f} s)"))
+    label_studio = result.workspace.config.annotation.backend == BackendChoice.label_studio
+    stop = "serve --backend label-studio --stop" if label_studio else "serve --stop"
     console.print(
         Text.assemble(
             "Annotation UI: ",
             bold(result.url),
-            f" (still running; stop it with `traitforge serve --stop -w {ws.root}`)",
+            f" (still running; stop it with `traitforge {stop} -w {ws.root}`)",
         ),
         soft_wrap=True,
     )
-    console.print(
-        f"Owner login: user 'owner', password in {result.credentials} (mode 0600); "
-        f"simulated annotators' logins in {result.annotators}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if label_studio:
+        # The open-source edition gives the simulated accounts no login of their own.
+        login = (
+            f"Owner login: email, password and API token in {result.credentials} (mode 0600); "
+            "the simulated annotators have no login (their answers are posted with the "
+            "owner's token)"
+        )
+    else:
+        login = (
+            f"Owner login: user 'owner', password in {result.credentials} (mode 0600); "
+            f"simulated annotators' logins in {result.annotators}"
+        )
+    console.print(login, highlight=False, soft_wrap=True)
     print_loop_paths(result.loop)
 
 
