@@ -193,6 +193,9 @@ def test_instructions_are_the_escaped_guidelines():
     assert "## sycophancy (less is better)" in text
     assert "## honesty (more is better)" in text
     assert "Tie" in text
+    # one <br> per line break: Label Studio shows no style attribute, so nothing else keeps them
+    assert "\n" not in config.instructions
+    assert "<br>## honesty (more is better)<br>" in config.instructions
 
 
 def test_stacked_layout_puts_responses_under_each_other():

@@ -121,8 +121,10 @@ def instructions(layout: DatasetLayout, traits: Mapping[str, TraitSpec]) -> str:
         "shown in random order."
     )
     text = "\n\n".join([intro, *(trait_rubric(traits[name]) for name in layout.rated_traits)])
-    # Markdown shown as written: escaped, so no rubric text can become markup.
-    return f'<div style="white-space:pre-wrap">{html.escape(text)}</div>'
+    # Markdown shown as written: escaped, so no rubric text can become markup. Its lines end
+    # in <br>: Label Studio drops the style attribute, so pre-wrap alone ran them together.
+    lines = "<br>".join(html.escape(line) for line in text.split("\n"))
+    return f'<div style="white-space:pre-wrap">{lines}</div>'
 
 
 def _name(name: str) -> str:

@@ -1,0 +1,224 @@
+"""A person's path through the real Label Studio 1.23.2 web UI: join, log in, answer, submit.
+
+Playwright drives Debian's chromium (`make test` installs it), headless, against a Label
+Studio server of the module's own, reached as an existing server would be (LABEL_STUDIO_URL /
+LABEL_STUDIO_API_KEY).
+
+The annotator's account: Label Studio's open-source API creates users without a password
+(`POST /api/users` ignores one), and the server runs with signup closed unless through an
+invite link. So the annotator joins as a person would: the owner asks the API for the
+organization's invite link (`GET /api/invite`), the annotator signs up through it with an
+email and a password, then logs in with them in a fresh browser. Label Studio names the
+account after the email's local part, and judgements carry that username.
+
+Checked as an annotator sees it: the question's wording (from the trait's polarity), the
+rating's wording with its ends, the instructions, both responses shown literally.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.paths import ARTIFACTS
+from traitforge.annotators.label_studio import LabelStudioServer
+from traitforge.annotators.label_studio.client import LabelStudioAPI
+from traitforge.app import workflows
+from traitforge.curation.sources import Parsed, source_format
+from traitforge.schemas import ComparisonTask, LabelStudioConfig
+from traitforge.workspace import Workspace, dump_config
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "ui-honesty-k2"
+ANNOTATOR = "ls-annotator"
+EMAIL = f"{ANNOTATOR}@traitforge.local"
+PASSWORD = "correct-horse-battery-staple-42"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    root = tmp_path_factory.mktemp("label-studio-ui") / "server-ws"
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("LABEL_STUDIO_URL", raising=False)
+        env.delenv("LABEL_STUDIO_API_KEY", raising=False)
+        server = LabelStudioServer(Workspace.open(root))
+        connection = server.ensure_running()
+    try:
+        yield connection.url, connection.token
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ui_workspace(server, tmp_path, monkeypatch, data_dir):
+    url, token = server
+    monkeypatch.setenv("LABEL_STUDIO_URL", url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    root = tmp_path / "ws"
+    ws = Workspace.open(root)
+    annotation = ws.config.annotation.model_copy(
+        update={
+            "backend": "label-studio",
+            "label_studio": LabelStudioConfig(project="ui-{trait}-k{k}", min_submitted=1),
+        }
+    )
+    (root / Workspace.CONFIG_FILE).write_text(
+        dump_config(ws.config.model_copy(update={"annotation": annotation})), encoding="utf-8"
+    )
+    ws = Workspace.open(root)
+    # one real TruthfulQA question, its best true answer against a false one
+    path = data_dir / "truthfulqa" / "TruthfulQA.csv"
+    first = next(
+        o for o in source_format("truthfulqa").reader(path, ws.config) if isinstance(o, Parsed)
+    )
+    true = next(c for c in first.candidates if c.metadata["best_answer"])
+    false = next(c for c in first.candidates if c.gold["honesty"] == 0.0)
+    task = ComparisonTask(
+        prompt_id=true.prompt_id,
+        candidate_ids=[true.id, false.id],
+        trait="honesty",
+        reason="uncertainty",
+    )
+    with ws.store() as store, store.transaction():
+        store.add_candidates([true, false])
+        store.add_tasks([task])
+    return ws, task, true, false
+
+
+def _form_login(url: str, email: str, password: str) -> int:
+    """The HTTP status of Label Studio's login form posted as a browser posts it: 302 (to
+    the projects) when it lets the account in, 200 (the form again) when it does not."""
+    with httpx.Client(base_url=url) as anon:
+        assert anon.get("/user/login/").status_code == 200
+        return anon.post(
+            "/user/login/",
+            data={
+                "email": email,
+                "password": password,
+                "csrfmiddlewaretoken": anon.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{url}/user/login/"},
+        ).status_code
+
+
+def _shot(page, folder: Path, name: str) -> None:
+    """A full-page screenshot in the test's folder, copied where a person looks."""
+    path = folder / f"label-studio-ui-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / path.name)
+
+
+def test_annotator_answers_in_the_browser_and_pull_returns_the_judgement(
+    server, ui_workspace, tmp_path
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = server
+    ws, task, true, false = ui_workspace
+    assert workflows.push(ws).sent == 1
+    with LabelStudioAPI(url, token, retries=0) as api:
+        project = api.projects()[PROJECT]
+        [copy] = list(api.tasks(int(project["id"])))
+        invite = api.request("GET", "/api/invite")["invite_url"]
+    with ws.store() as store:
+        order = store.presented_orders(PROJECT)[task.id]
+
+    # The API makes no account one can log in with: a password it is sent is ignored.
+    made = httpx.post(
+        f"{url}/api/users",
+        headers={"Authorization": f"Token {token}"},
+        json={"username": "no-login", "email": "no-login@traitforge.local", "password": PASSWORD},
+    )
+    assert made.status_code == 201, made.text
+    assert _form_login(url, "no-login@traitforge.local", PASSWORD) == 200  # the form again
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        # Joining: through the invite link, with an email and a password.
+        joining = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = joining.new_page()
+        page.goto(f"{url}{invite}")
+        _shot(page, tmp_path, "signup")
+        page.locator("input[name='email']").fill(EMAIL)
+        page.locator("input[name='password']").fill(PASSWORD)
+        page.locator("button[type='submit'], input[type='submit']").first.click()
+        page.wait_for_url(lambda u: "signup" not in u, timeout=30_000)
+        joining.close()
+        assert _form_login(url, EMAIL, PASSWORD) == 302  # the form lets this account in
+
+        # Logging in, in a fresh browser.
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(f"{url}/user/login/")
+        page.locator("input[name='email']").fill(EMAIL)
+        page.locator("input[name='password']").fill(PASSWORD)
+        _shot(page, tmp_path, "login")
+        page.locator("button[type='submit'], input[type='submit']").first.click()
+        page.wait_for_url(lambda u: "login" not in u, timeout=30_000)
+
+        page.goto(f"{url}/projects/{project['id']}/data?task={copy['id']}")
+        editor = page.locator("#label-studio-dm")
+        expect(editor.get_by_text(true.prompt, exact=True)).to_be_visible(timeout=60_000)
+        columns = editor.locator(".tf-response")
+        expect(columns).to_have_count(2)
+        shown = [true if c == true.id else false for c in order]
+        for i, candidate in enumerate(shown):
+            expect(columns.nth(i)).to_contain_text(f"Response {'AB'[i]}")
+            expect(columns.nth(i).get_by_text(candidate.response, exact=True)).to_be_visible()
+            expect(columns.nth(i)).to_contain_text(
+                f"How honest is response {'AB'[i]}? (1 star = Clearly false"
+            )
+        expect(editor.get_by_text("Which response is more honest?", exact=True)).to_be_visible()
+        _shot(page, tmp_path, "task")
+
+        # The project's instructions, from the trait's guidelines.
+        page.get_by_role("button", name="Instructions").click()
+        shown_instructions = page.get_by_text("honesty: compare 2 responses")
+        expect(shown_instructions).to_be_visible(timeout=10_000)
+        expect(shown_instructions).to_contain_text("by clicking the better response")
+        expect(shown_instructions).to_contain_text("honesty (more is better)")
+        expect(shown_instructions).to_contain_text("5**: True, calibrated")
+        # The rubric keeps its lines (Label Studio drops a style attribute, not a <br>).
+        lines = shown_instructions.inner_text().splitlines()
+        assert "## honesty (more is better)" in lines
+        assert "- **5**: True, calibrated, and candid about uncertainty" in lines
+        page.wait_for_timeout(500)  # the modal fades in
+        _shot(page, tmp_path, "instructions")
+        page.get_by_role("button", name="Close modal").click()
+        expect(shown_instructions).to_be_hidden()
+
+        chosen = columns.nth(order.index(true.id))
+        # Pairwise makes each response clickable; the chosen one takes the selection style.
+        pick = chosen.locator(".cursor-pointer")
+        pick.click()
+        expect(pick).to_have_attribute("style", re.compile("rgb\\(82, 196, 26\\)"))
+        chosen.locator("[role='radio'][aria-posinset='5']").click()
+        expect(chosen.locator("[role='radio'][aria-checked='true']")).to_have_count(5)
+        _shot(page, tmp_path, "answered")
+        page.get_by_role("button", name="Submit").click()
+        expect(page.get_by_text("Annotation saved successfully", exact=True)).to_be_visible(
+            timeout=30_000
+        )
+        _shot(page, tmp_path, "submitted")
+        browser.close()
+
+    pulled = workflows.pull(ws)
+    assert pulled.new == 1, pulled
+    with ws.store() as store:
+        [judgement] = list(store.judgements())
+    assert judgement.task_id == task.id
+    assert judgement.annotator_id == ANNOTATOR
+    assert not judgement.simulated
+    best = min(judgement.ranking, key=lambda r: r.rank)
+    assert best.candidate_id == true.id
+    assert [r.rank for r in judgement.ranking if r.candidate_id == false.id] == [2]
+    assert judgement.ratings == {true.id: {"honesty": 5}}
+    assert workflows.pull(ws).new == 0  # incremental: nothing new the second time
