@@ -26,14 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from traitforge.annotators.label_studio import LabelStudioServer
+from tests.helpers.label_studio import running_server, truthfulqa_triples
 from traitforge.annotators.records import presented_order
 from traitforge.annotators.server import owner_connection
 from traitforge.app import workflows
-from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import (
     ArgillaConfig,
-    Candidate,
     ComparisonTask,
     Judgement,
     LabelStudioConfig,
@@ -49,16 +47,8 @@ BACKEND_LINES = {"README.md": "  backend: {}\n", "provenance.json": '"backend": 
 
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    root = tmp_path_factory.mktemp("backends-agree") / "label-studio-ws"
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("LABEL_STUDIO_URL", raising=False)
-        env.delenv("LABEL_STUDIO_API_KEY", raising=False)
-        server = LabelStudioServer(Workspace.open(root))
-        connection = server.ensure_running()
-    try:
-        yield connection.url, connection.token
-    finally:
-        server.stop()
+    with running_server(tmp_path_factory.mktemp("backends-agree") / "label-studio-ws") as server:
+        yield server
 
 
 @pytest.fixture
@@ -69,21 +59,6 @@ def servers(argilla_server, label_studio, monkeypatch):
     monkeypatch.setenv("ARGILLA_API_KEY", owner.api_key)
     monkeypatch.setenv("LABEL_STUDIO_URL", label_studio[0])
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio[1])
-
-
-def _questions(data_dir: Path, config, limit: int) -> list[list[Candidate]]:
-    """A true and two false answers of the first `limit` bundled TruthfulQA questions."""
-    out = []
-    path = data_dir / "truthfulqa" / "TruthfulQA.csv"
-    for parsed in source_format("truthfulqa").reader(path, config):
-        if isinstance(parsed, Parsed):
-            true = [c for c in parsed.candidates if c.gold["honesty"] == 1.0]
-            false = [c for c in parsed.candidates if c.gold["honesty"] == 0.0]
-            if true and len(false) >= 2:
-                out.append([true[0], false[0], false[1]])
-        if len(out) == limit:
-            break
-    return out
 
 
 def _workspace(root: Path, backend: str, tag: str, data_dir: Path, k: int):
@@ -109,7 +84,7 @@ def _workspace(root: Path, backend: str, tag: str, data_dir: Path, k: int):
     config = ws.config.model_copy(update={"annotation": annotation, "export": export})
     (root / Workspace.CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
     ws = Workspace.open(root)
-    questions = _questions(data_dir, ws.config, 8)
+    questions = truthfulqa_triples(data_dir, ws.config, 8)
     tasks = [
         ComparisonTask(
             prompt_id=q[0].prompt_id,

@@ -15,14 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from traitforge.annotators.label_studio import LabelStudioServer
+from tests.helpers.label_studio import running_server, truthfulqa_triples, with_annotation
 from traitforge.annotators.label_studio.backend import LabelStudioBackend
 from traitforge.annotators.label_studio.client import LabelStudioAPI
 from traitforge.annotators.label_studio.projects import pull_stage, push_stage
 from traitforge.annotators.records import presented_order
-from traitforge.curation.sources import Parsed, source_format
-from traitforge.schemas import Candidate, ComparisonTask, LabelStudioConfig, Suggestion
-from traitforge.workspace import Workspace, dump_config
+from traitforge.schemas import ComparisonTask, LabelStudioConfig, Suggestion
+from traitforge.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -31,30 +30,8 @@ PAIRS, TRIPLES = "lsb-honesty-k2", "lsb-honesty-k3"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    root = tmp_path_factory.mktemp("label-studio-backend") / "server-ws"
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("LABEL_STUDIO_URL", raising=False)
-        env.delenv("LABEL_STUDIO_API_KEY", raising=False)
-        server = LabelStudioServer(Workspace.open(root))
-        connection = server.ensure_running()
-    try:
-        yield connection.url, connection.token
-    finally:
-        server.stop()
-
-
-def _questions(data_dir: Path, config, limit: int) -> list[list[Candidate]]:
-    out = []
-    path = data_dir / "truthfulqa" / "TruthfulQA.csv"
-    for parsed in source_format("truthfulqa").reader(path, config):
-        if isinstance(parsed, Parsed):
-            true = [c for c in parsed.candidates if c.gold["honesty"] == 1.0]
-            false = [c for c in parsed.candidates if c.gold["honesty"] == 0.0]
-            if true and len(false) >= 2:
-                out.append([true[0], false[0], false[1]])
-        if len(out) == limit:
-            break
-    return out
+    with running_server(tmp_path_factory.mktemp("label-studio-backend") / "server-ws") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +39,9 @@ def workspace(
     server: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, data_dir: Path
 ) -> Iterator[tuple[Workspace, list[ComparisonTask]]]:
     root = tmp_path_factory.mktemp("label-studio-backend") / "ws"
-    ws = Workspace.open(root)
     settings = LabelStudioConfig(project="lsb-{trait}-k{k}", min_submitted=2, batch_size=3)
-    annotation = ws.config.annotation.model_copy(update={"label_studio": settings})
-    config = ws.config.model_copy(update={"annotation": annotation})
-    (root / Workspace.CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
-    ws = Workspace.open(root)
-    questions = _questions(data_dir, ws.config, 6)
+    ws = with_annotation(root, label_studio=settings)
+    questions = truthfulqa_triples(data_dir, ws.config, 6)
     groups = [q[:2] for q in questions[:4]] + questions[4:]
     tasks = [
         ComparisonTask(

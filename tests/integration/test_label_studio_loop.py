@@ -5,7 +5,6 @@ The same small workspace as tests/integration/test_loop.py, with annotation.back
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import cli_env, run_cli
-from tests.helpers.paths import TRUTHFULQA
+from tests.helpers.label_studio import write_truthfulqa_jsonl
 from traitforge.annotators.label_studio.client import LabelStudioAPI
 from traitforge.annotators.label_studio.server import ENV_API_KEY, ENV_URL, LabelStudioServer
 from traitforge.schemas import LoopRound
@@ -30,16 +29,8 @@ PROJECT = "traitforge-honesty-k2"  # annotation.label_studio.project for the hon
 def _setup(root: Path) -> tuple[Path, Path]:
     """A workspace with 60 TruthfulQA questions (true and false answers, gold-labelled), on
     Label Studio, with a config that keeps the reward model small."""
-    with TRUTHFULQA.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))[:QUESTIONS]
     source = root / "candidates.jsonl"
-    with source.open("w", encoding="utf-8") as out:
-        for row in rows:
-            answers = [(a, 1) for a in row["Correct Answers"].split(";")[:2]]
-            answers += [(a, 0) for a in row["Incorrect Answers"].split(";")[:2]]
-            for answer, true in answers:
-                record = {"prompt": row["Question"], "response": answer.strip(), "true": true}
-                out.write(json.dumps(record) + "\n")
+    write_truthfulqa_jsonl(source, QUESTIONS)
     config = root / "project.yaml"
     config.write_text(
         "ingest:\n  mapping:\n    gold: {honesty: 'true'}\n"

@@ -26,13 +26,12 @@ import httpx
 import pytest
 
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.label_studio import running_server, with_annotation
 from tests.helpers.paths import ARTIFACTS
-from traitforge.annotators.label_studio import LabelStudioServer
 from traitforge.annotators.label_studio.client import LabelStudioAPI
 from traitforge.app import workflows
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import ComparisonTask, LabelStudioConfig
-from traitforge.workspace import Workspace, dump_config
 
 pytestmark = pytest.mark.integration
 
@@ -44,16 +43,8 @@ PASSWORD = "correct-horse-battery-staple-42"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    root = tmp_path_factory.mktemp("label-studio-ui") / "server-ws"
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("LABEL_STUDIO_URL", raising=False)
-        env.delenv("LABEL_STUDIO_API_KEY", raising=False)
-        server = LabelStudioServer(Workspace.open(root))
-        connection = server.ensure_running()
-    try:
-        yield connection.url, connection.token
-    finally:
-        server.stop()
+    with running_server(tmp_path_factory.mktemp("label-studio-ui") / "server-ws") as server:
+        yield server
 
 
 @pytest.fixture
@@ -61,18 +52,11 @@ def ui_workspace(server, tmp_path, monkeypatch, data_dir):
     url, token = server
     monkeypatch.setenv("LABEL_STUDIO_URL", url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
-    root = tmp_path / "ws"
-    ws = Workspace.open(root)
-    annotation = ws.config.annotation.model_copy(
-        update={
-            "backend": "label-studio",
-            "label_studio": LabelStudioConfig(project="ui-{trait}-k{k}", min_submitted=1),
-        }
+    ws = with_annotation(
+        tmp_path / "ws",
+        backend="label-studio",
+        label_studio=LabelStudioConfig(project="ui-{trait}-k{k}", min_submitted=1),
     )
-    (root / Workspace.CONFIG_FILE).write_text(
-        dump_config(ws.config.model_copy(update={"annotation": annotation})), encoding="utf-8"
-    )
-    ws = Workspace.open(root)
     # one real TruthfulQA question, its best true answer against a false one
     path = data_dir / "truthfulqa" / "TruthfulQA.csv"
     first = next(

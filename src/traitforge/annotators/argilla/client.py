@@ -8,22 +8,18 @@ a server that stays down gives one clear error. The API key travels only in a he
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import httpx
 
+from traitforge.annotators.rest import RetryingAPI
 from traitforge.errors import TraitforgeError
-from traitforge.http_retry import Backoff, Retryable, Sleep, retry_after, retryable_status, retrying
+from traitforge.http_retry import Retryable
 
 # Server limits (argilla-server 2.8): records per bulk upsert, records per list page.
 MAX_UPSERT = 500
 LIST_PAGE = 1000
-# Jitter takes each wait to between half and all of base * 2**k: 0.5 s, 1 s, ... up to 8 s at
-# least, so five retries outlast a restart of the embedded server (~10 s).
-BACKOFF_BASE_S = 1.0
-BACKOFF_MAX_S = 16.0
 
 
 class ArgillaError(TraitforgeError):
@@ -40,55 +36,31 @@ class Connection(Protocol):
     def api_key(self) -> str: ...
 
 
-class ArgillaAPI:
-    """Argilla's REST API with retries. Safe to share between threads.
+class ArgillaAPI(RetryingAPI):
+    """Argilla's REST API with retries: ArgillaAPI(api_url, api_key, retries, ...). Safe to
+    share between threads."""
 
-    `backoff`, `sleep` and `transport` are for tests: a fixed schedule, a clock that does not
-    wait, an `httpx.MockTransport` instead of the network."""
+    LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64)
 
-    def __init__(
-        self,
-        api_url: str,
-        api_key: str,
-        retries: int = 5,
-        timeout: float = 120.0,
-        backoff: Backoff | None = None,
-        sleep: Sleep = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff or Backoff(BACKOFF_BASE_S, BACKOFF_MAX_S)
-        self._sleep = sleep
-        # The key travels only in this header; it is never part of a message or log line.
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            headers={"X-Argilla-Api-Key": api_key},
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            transport=transport,
-        )
+    @property
+    def api_url(self) -> str:
+        return self.url
+
+    def _headers(self, secret: str) -> dict[str, str]:
+        return {"X-Argilla-Api-Key": secret}
+
+    def _detail(self, response: httpx.Response) -> str:
+        return _detail(response)
 
     @classmethod
     def connect(cls, connection: Connection, retries: int = 5) -> ArgillaAPI:
         return cls(connection.api_url, connection.api_key, retries)
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> ArgillaAPI:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """JSON of the answer. Retries refused connections, timeouts, 5xx and 429 with
         exponential backoff; raises ArgillaError with the server's reason otherwise."""
         try:
-            response = retrying(
-                lambda: self._send(method, path, kwargs), self.retries, self.backoff, self._sleep
-            )
+            response = self._tried(method, path, kwargs)
         except Retryable as e:
             raise ArgillaError(
                 f"the Argilla server at {self.api_url} did not answer {method} {path} after "
@@ -107,19 +79,6 @@ class ArgillaAPI:
                 f"(HTTP {response.status_code}): {_detail(response)}"
             )
         return response.json() if response.content else None
-
-    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
-        """One try; `Retryable` when the server may answer the same request next time."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise Retryable(f"{type(e).__name__}: {e}") from e
-        if retryable_status(response.status_code):
-            raise Retryable(
-                f"HTTP {response.status_code}: {_detail(response)}",
-                retry_after_s=retry_after(response),
-            )
-        return response
 
     # -- lookups -------------------------------------------------------------------------------
     def workspace_id(self, name: str, create: bool = False) -> str | None:

@@ -9,7 +9,6 @@ page), users (list, create) and annotations (create). The token travels only in 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +16,10 @@ import httpx
 
 from traitforge.annotators.label_studio.environment import LabelStudioServerError
 from traitforge.annotators.label_studio.server import ENV_API_KEY, ENV_URL, Connection
-from traitforge.http_retry import Backoff, Retryable, Sleep, retry_after, retryable_status, retrying
+from traitforge.annotators.rest import RetryingAPI
+from traitforge.http_retry import Retryable
 
 TASK_PAGE = 100  # tasks per listing page (the server's default page size)
-BACKOFF_BASE_S = 1.0
-BACKOFF_MAX_S = 16.0
 
 
 class LabelStudioError(LabelStudioServerError):
@@ -38,42 +36,18 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:500]
 
 
-class LabelStudioAPI:
-    """Label Studio's REST API with retries. `backoff`, `sleep` and `transport` are for tests."""
+class LabelStudioAPI(RetryingAPI):
+    """Label Studio's REST API with retries: LabelStudioAPI(url, token, retries, ...)."""
 
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        retries: int = 5,
-        timeout: float = 120.0,
-        backoff: Backoff | None = None,
-        sleep: Sleep = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff or Backoff(BACKOFF_BASE_S, BACKOFF_MAX_S)
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Token {token}"},
-            timeout=timeout,
-            transport=transport,
-        )
+    def _headers(self, secret: str) -> dict[str, str]:
+        return {"Authorization": f"Token {secret}"}
+
+    def _detail(self, response: httpx.Response) -> str:
+        return _detail(response)
 
     @classmethod
     def connect(cls, connection: Connection, retries: int = 5) -> LabelStudioAPI:
         return cls(connection.url, connection.token, retries)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> LabelStudioAPI:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """JSON of the answer. Retries refused connections, timeouts, 5xx and 429; raises
@@ -88,9 +62,7 @@ class LabelStudioAPI:
 
     def _response(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         try:
-            response = retrying(
-                lambda: self._send(method, path, kwargs), self.retries, self.backoff, self._sleep
-            )
+            response = self._tried(method, path, kwargs)
         except Retryable as e:
             raise LabelStudioError(
                 f"the Label Studio server at {self.url} did not answer {method} {path} after "
@@ -103,18 +75,6 @@ class LabelStudioAPI:
                 f"the Label Studio server at {self.url} refused the token (HTTP 401); set "
                 f"{ENV_API_KEY} to the legacy API token of an owner or administrator of that "
                 "server"
-            )
-        return response
-
-    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise Retryable(f"{type(e).__name__}: {e}") from e
-        if retryable_status(response.status_code):
-            raise Retryable(
-                f"HTTP {response.status_code}: {_detail(response)}",
-                retry_after_s=retry_after(response),
             )
         return response
 

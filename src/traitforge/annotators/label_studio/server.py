@@ -14,16 +14,12 @@ server on the port accepts the owner's token: a stale server.json never blocks a
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,30 +32,35 @@ from traitforge.annotators.label_studio.environment import (
     ensure_template,
     label_studio_python,
 )
-from traitforge.annotators.server.environment import Notify
-
-# Generic process helpers of the Argilla server (pid liveness with /proc checks, SIGTERM then
-# SIGKILL, free ports, reaping our children).
-from traitforge.annotators.server.process import (
-    _CHILDREN,
-    _is_ours,
-    _port_free,
-    _tail,
-    _terminate,
+from traitforge.annotators.server.detached import (
+    HOST,
     free_port,
+    is_ours,
+    launch_detached,
+    now_iso,
+    port_free,
+    tail,
+    terminate,
+    wait_healthy,
+)
+from traitforge.annotators.server.environment import Notify
+from traitforge.annotators.server.state import (
+    StatePaths,
+    keep_private,
+    locked,
+    read_json_object,
+    write_json,
+    write_private_json,
 )
 from traitforge.workspace import Workspace
-from traitforge.workspace.files import atomic_write_text
 
 # An existing Label Studio, named as label-studio-sdk names them (the Argilla side likewise
 # uses the argilla SDK's ARGILLA_API_URL / ARGILLA_API_KEY).
 ENV_URL = "LABEL_STUDIO_URL"
 ENV_API_KEY = "LABEL_STUDIO_API_KEY"
-HOST = "127.0.0.1"
 OWNER_EMAIL = "owner@traitforge.local"  # Label Studio's usernames are emails
 START_TIMEOUT_S = 240.0
 STOP_GRACE_S = 20.0
-PRIVATE = 0o600
 MODULE = "label_studio.server"
 
 # Label Studio reads many settings under three names (LABEL_STUDIO_X, HEARTEX_X and plain X:
@@ -119,12 +120,8 @@ class ServerStatus:
 
 
 @dataclass(frozen=True)
-class ServerPaths:
-    root: Path
-
-    @classmethod
-    def of(cls, workspace: Workspace) -> ServerPaths:
-        return cls(workspace.root.resolve() / "label-studio")
+class ServerPaths(StatePaths):
+    FOLDER = "label-studio"
 
     @property
     def data(self) -> Path:
@@ -133,22 +130,6 @@ class ServerPaths:
     @property
     def database(self) -> Path:
         return self.data / TEMPLATE_DATABASE
-
-    @property
-    def log(self) -> Path:
-        return self.root / "server.log"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "server.json"
-
-    @property
-    def credentials(self) -> Path:
-        return self.root / "credentials.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / ".lock"
 
 
 def server_env(data_dir: Path, secret_key: str, owner: Owner | None = None) -> dict[str, str]:
@@ -170,17 +151,7 @@ def server_env(data_dir: Path, secret_key: str, owner: Owner | None = None) -> d
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from `path`, or None when the file does not exist."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise LabelStudioServerError(
-            f"cannot read {path}: {e}. Delete the file if it is damaged; traitforge recreates it"
-        ) from e
-    if not isinstance(data, dict):
-        raise LabelStudioServerError(f"{path} should hold a JSON object; delete it to recreate it")
-    return data
+    return read_json_object(path, LabelStudioServerError)
 
 
 def load_or_create_owner(paths: ServerPaths) -> Owner:
@@ -199,7 +170,7 @@ def load_or_create_owner(paths: ServerPaths) -> Owner:
             "token": owner.token,
             "secret_key": owner.secret_key,
         }
-        atomic_write_text(paths.credentials, json.dumps(payload, indent=2) + "\n", mode=PRIVATE)
+        write_private_json(paths.credentials, payload)
         return owner
     try:
         owner = Owner(data["email"], data["password"], data["token"], data["secret_key"])
@@ -208,8 +179,7 @@ def load_or_create_owner(paths: ServerPaths) -> Owner:
             f"{paths.credentials} lacks the key {e}; restore the file from a backup, or move "
             f"{paths.root} away to start a fresh Label Studio (its projects are lost)"
         ) from e
-    if os.stat(paths.credentials).st_mode & 0o077:
-        os.chmod(paths.credentials, PRIVATE)
+    keep_private(paths.credentials)
     return owner
 
 
@@ -247,7 +217,7 @@ class LabelStudioServer:
                     "start can begin"
                 )
             paths.state.unlink(missing_ok=True)
-            if port is not None and not _port_free(port):
+            if port is not None and not port_free(port):
                 raise LabelStudioServerError(
                     f"port {port} on {HOST} is already in use by another program; pick a free "
                     "one with --port PORT, or leave --port out to get one"
@@ -278,8 +248,8 @@ class LabelStudioServer:
             if state is None:
                 return False
             stopped = False
-            if _is_ours(state["pid"], str(self.paths.data)):
-                _terminate(state["pid"], STOP_GRACE_S)
+            if is_ours(state["pid"], str(self.paths.data)):
+                terminate(state["pid"], STOP_GRACE_S)
                 stopped = True
             self.paths.state.unlink(missing_ok=True)
             return stopped
@@ -294,8 +264,7 @@ class LabelStudioServer:
     def _locked(self) -> Iterator[None]:
         """One start or stop at a time per workspace: a second caller waits, then reuses."""
         self.paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(self.paths.lock, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.paths.lock):
             yield
 
     def _status(self) -> ServerStatus:
@@ -303,7 +272,7 @@ class LabelStudioServer:
         if state is None:
             return ServerStatus(False, "not running")
         pid = state["pid"]
-        if not _is_ours(pid, str(self.paths.data)):
+        if not is_ours(pid, str(self.paths.data)):
             return ServerStatus(False, f"not running (server.json names pid {pid}, which is gone)")
         run = ServerRun(
             url=state["url"],
@@ -325,27 +294,19 @@ class LabelStudioServer:
     def _launch(self, python: Path, owner: Owner, port: int, from_template: bool) -> ServerRun:
         paths = self.paths
         url = f"http://{HOST}:{port}"
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        started_at = now_iso()
         command = [
             *(str(python), "-m", MODULE, "start", "--no-browser", "--data-dir", str(paths.data)),
             *("--internal-host", HOST, "-p", str(port)),
         ]
-        with open(paths.log, "ab") as log:
-            log.write(
-                f"\n=== traitforge: starting label-studio at {url}, {started_at} ===\n".encode()
-            )
-            log.flush()
-            started = time.perf_counter()
-            proc = subprocess.Popen(
-                command,
-                cwd=paths.root,
-                env=server_env(paths.data, owner.secret_key, owner),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the command that started it, and its Ctrl-C
-            )
-        _CHILDREN[proc.pid] = proc
+        started = time.perf_counter()
+        proc = launch_detached(
+            command,
+            paths.root,
+            server_env(paths.data, owner.secret_key, owner),
+            paths.log,
+            f"starting label-studio at {url}, {started_at}",
+        )
         state: dict[str, Any] = {
             "pid": proc.pid,
             "port": port,
@@ -358,27 +319,25 @@ class LabelStudioServer:
         }
         # Recorded before the wait: a command killed while the server starts leaves a server
         # that the next command finds and waits for.
-        atomic_write_text(paths.state, json.dumps(state, indent=2) + "\n")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(url, owner.token):
-            if proc.poll() is not None:
-                _CHILDREN.pop(proc.pid, None)
-                paths.state.unlink(missing_ok=True)
-                raise self._failure(f"the server exited with code {proc.returncode}")
-            if time.monotonic() > deadline:
-                _terminate(proc.pid, 5.0)
-                paths.state.unlink(missing_ok=True)
-                raise self._failure(f"the server did not answer in {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.25)
+        write_json(paths.state, state)
+        wait_healthy(
+            proc,
+            lambda: _answers(url, owner.token),
+            START_TIMEOUT_S,
+            0.25,
+            paths.state,
+            self._failure,
+            f"{START_TIMEOUT_S:.0f} s",
+        )
         startup_s = round(time.perf_counter() - started, 2)
         state.update(startup_s=startup_s, starting=False)
-        atomic_write_text(paths.state, json.dumps(state, indent=2) + "\n")
+        write_json(paths.state, state)
         return ServerRun(url, proc.pid, port, False, startup_s, from_template, paths.log)
 
     def _failure(self, what: str) -> LabelStudioServerError:
         return LabelStudioServerError(
             f"Label Studio did not start: {what}. Last lines of {self.paths.log}:\n"
-            f"{_tail(self.paths.log, 15)}"
+            f"{tail(self.paths.log, 15)}"
         )
 
 

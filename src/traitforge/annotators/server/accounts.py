@@ -22,9 +22,9 @@ from traitforge.annotators.server.files import (
     ServerPaths,
     load_or_create_owner,
     read_json,
-    write_private_json,
 )
 from traitforge.annotators.server.process import ensure_server, server_status
+from traitforge.annotators.server.state import write_private_json
 from traitforge.workspace import Workspace
 
 ENV_API_URL = "ARGILLA_API_URL"

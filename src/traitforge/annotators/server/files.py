@@ -7,28 +7,25 @@ holding generated credentials: credentials.json (the Argilla owner) and annotato
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from traitforge.annotators.server.environment import ArgillaServerError
-from traitforge.workspace import Workspace
-from traitforge.workspace.files import atomic_write_text
+from traitforge.annotators.server.state import (
+    StatePaths,
+    keep_private,
+    read_json_object,
+    write_private_json,
+)
 
 OWNER_USERNAME = "owner"
-PRIVATE = 0o600
 
 
 @dataclass(frozen=True)
-class ServerPaths:
-    root: Path
-
-    @classmethod
-    def of(cls, workspace: Workspace) -> ServerPaths:
-        return cls(workspace.root.resolve() / "argilla")
+class ServerPaths(StatePaths):
+    FOLDER = "argilla"
 
     @property
     def database(self) -> Path:
@@ -39,10 +36,6 @@ class ServerPaths:
         return f"sqlite+aiosqlite:///{self.database}?check_same_thread=False"
 
     @property
-    def log(self) -> Path:
-        return self.root / "server.log"
-
-    @property
     def redis_log(self) -> Path:
         return self.root / "redis.log"
 
@@ -51,24 +44,12 @@ class ServerPaths:
         return self.root / "prepare.log"
 
     @property
-    def state(self) -> Path:
-        return self.root / "server.json"
-
-    @property
     def prepared(self) -> Path:
         return self.root / "prepared.json"
 
     @property
-    def credentials(self) -> Path:
-        return self.root / "credentials.json"
-
-    @property
     def annotators(self) -> Path:
         return self.root / "annotators.json"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / ".lock"
 
 
 @dataclass(frozen=True)
@@ -84,22 +65,7 @@ class OwnerCredentials:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from `path`, or None when the file does not exist."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise ArgillaServerError(
-            f"cannot read {path}: {e}. Delete the file if it is damaged; traitforge recreates it"
-        ) from e
-    if not isinstance(data, dict):
-        raise ArgillaServerError(f"{path} should hold a JSON object; delete it to recreate it")
-    return data
-
-
-def write_private_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically with mode 0600 from the first byte (secrets are never world-readable)."""
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n", mode=PRIVATE)
+    return read_json_object(path, ArgillaServerError)
 
 
 def load_or_create_owner(paths: ServerPaths) -> tuple[OwnerCredentials, bool]:
@@ -122,8 +88,7 @@ def load_or_create_owner(paths: ServerPaths) -> tuple[OwnerCredentials, bool]:
                 f"{paths.credentials} lacks the key {e}; delete the file and run "
                 "`traitforge serve` again to generate new owner credentials"
             ) from e
-        if os.stat(paths.credentials).st_mode & 0o077:
-            os.chmod(paths.credentials, PRIVATE)
+        keep_private(paths.credentials)
         return owner, False
     owner = OwnerCredentials(
         username=OWNER_USERNAME,

@@ -11,23 +11,31 @@ reboot, or a reused pid) never blocks a restart and never makes us kill a strang
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from traitforge.annotators.server.detached import (
+    CHILDREN,
+    HOST,
+    is_ours,
+    launch_detached,
+    now_iso,
+    port_free,
+    tail,
+    terminate,
+    wait_healthy,
+)
+from traitforge.annotators.server.detached import free_port as free_port
 from traitforge.annotators.server.environment import (
     ARGILLA_SERVER_VERSION,
     ArgillaServerError,
@@ -40,17 +48,13 @@ from traitforge.annotators.server.files import (
     load_or_create_owner,
     read_json,
 )
+from traitforge.annotators.server.state import locked, write_json
 from traitforge.workspace import Workspace
 from traitforge.workspace.files import atomic_write_text
 
 LAUNCHER = Path(__file__).resolve().parent / "embedded" / "launch.py"
-HOST = "127.0.0.1"
 START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 20.0
-
-# Popen objects of servers started by this process: kept so that Python reaps them (no
-# zombies in a long-lived caller such as a test session) and does not warn about them.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def ensure_server(
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.root.chmod(0o700)
     argilla = workspace.config.annotation.argilla
-    with _locked(paths):
+    with locked(paths.lock):
         status = _status(paths)
         if status.info is not None:
             if status.running:
@@ -118,7 +122,7 @@ def ensure_server(
             return _launch(python, paths, owner, port, redis_url, redis_pid, redis_label)
         except BaseException:
             if redis_pid is not None:
-                _terminate(redis_pid, 5.0)
+                terminate(redis_pid, 5.0)
             raise
 
 
@@ -127,16 +131,16 @@ def stop_server(workspace: Workspace) -> bool:
     paths = ServerPaths.of(workspace)
     if not paths.root.exists():
         return False
-    with _locked(paths):
+    with locked(paths.lock):
         state = read_json(paths.state)
         if state is None:
             return False
         stopped = False
-        if _is_ours(state["pid"], "launch.py"):
-            _terminate(state["pid"], STOP_GRACE_S)
+        if is_ours(state["pid"], "launch.py"):
+            terminate(state["pid"], STOP_GRACE_S)
             stopped = True
-        if state.get("redis_pid") and _is_ours(state["redis_pid"], "redis-server"):
-            _terminate(state["redis_pid"], 5.0)
+        if state.get("redis_pid") and is_ours(state["redis_pid"], "redis-server"):
+            terminate(state["redis_pid"], 5.0)
         paths.state.unlink(missing_ok=True)
         return stopped
 
@@ -150,20 +154,12 @@ def server_status(workspace: Workspace) -> ServerStatus:
 # -- state ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _locked(paths: ServerPaths) -> Iterator[None]:
-    """One start or stop at a time per workspace: a second `serve` waits, then reuses."""
-    with open(paths.lock, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def _status(paths: ServerPaths) -> ServerStatus:
     state = read_json(paths.state)
     if state is None:
         return ServerStatus(False, "not running")
     pid = state["pid"]
-    if not _is_ours(pid, "launch.py"):
+    if not is_ours(pid, "launch.py"):
         return ServerStatus(False, f"not running (server.json names pid {pid}, which is gone)")
     info = ServerInfo(
         url=state["url"],
@@ -187,54 +183,9 @@ def _clean_stale(paths: ServerPaths) -> None:
     state = read_json(paths.state)
     if state is None:
         return
-    if state.get("redis_pid") and _is_ours(state["redis_pid"], "redis-server"):
-        _terminate(state["redis_pid"], 5.0)
+    if state.get("redis_pid") and is_ours(state["redis_pid"], "redis-server"):
+        terminate(state["redis_pid"], 5.0)
     paths.state.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        # A zombie still answers kill(pid, 0).
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _is_ours(pid: int, marker: str) -> bool:
-    """Alive, and (where /proc tells) running our launcher or redis-server, not a process
-    that inherited a recycled pid."""
-    if not _alive(pid):
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.parent.parent.is_dir():
-        return True
-    try:
-        return marker in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-
-
-def _terminate(pid: int, grace_s: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.05)
-    _CHILDREN.pop(pid, None)
 
 
 def _healthy(url: str, instance: str, attempts: int = 1) -> bool:
@@ -254,21 +205,11 @@ def _healthy(url: str, instance: str, attempts: int = 1) -> bool:
 # -- starting -------------------------------------------------------------------------------
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _check_port_free(port: int, wait_s: float = 3.0) -> None:
     # A server that just died (kill -9, --stop) can hold its listening socket for a moment
     # after its process is gone.
     deadline = time.monotonic() + wait_s
-    while not _port_free(port):
+    while not port_free(port):
         if time.monotonic() < deadline:
             time.sleep(0.1)
             continue
@@ -276,13 +217,6 @@ def _check_port_free(port: int, wait_s: float = 3.0) -> None:
             f"port {port} on {HOST} is already in use by another program; pick a free one with "
             "`traitforge serve --port PORT` (or set annotation.argilla.port in the config)"
         )
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _server_env(
@@ -352,7 +286,7 @@ def _start_redis(paths: ServerPaths, notify: Notify | None) -> tuple[str | None,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _CHILDREN[proc.pid] = proc
+    CHILDREN[proc.pid] = proc
     url = f"redis://{HOST}:{port}/0"
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -361,7 +295,7 @@ def _start_redis(paths: ServerPaths, notify: Notify | None) -> tuple[str | None,
             if s.recv(16).startswith(b"+PONG"):
                 return url, proc.pid, f"redis-server at {url}"
         time.sleep(0.1)
-    _terminate(proc.pid, 2.0)
+    terminate(proc.pid, 2.0)
     if notify:
         notify(f"redis-server did not start (see {paths.redis_log}); using fakeredis instead")
     return None, None, "fakeredis (redis-server failed to start)"
@@ -380,23 +314,15 @@ def _launch(
     env = _server_env(paths, owner, redis_url)
     env["TRAITFORGE_SERVER_ID"] = instance
     url = f"http://{HOST}:{port}"
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with open(paths.log, "ab") as log:
-        log.write(
-            f"\n=== traitforge: starting argilla-server at {url}, {started_at} ===\n".encode()
-        )
-        log.flush()
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [str(python), str(LAUNCHER), "serve", "--port", str(port)],
-            cwd=paths.root,  # argilla reads ./.oauth.yaml: only the workspace's counts
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives the command that started it, and its Ctrl-C
-        )
-    _CHILDREN[proc.pid] = proc
+    started_at = now_iso()
+    started = time.perf_counter()
+    proc = launch_detached(
+        [str(python), str(LAUNCHER), "serve", "--port", str(port)],
+        paths.root,  # argilla reads ./.oauth.yaml: only the workspace's counts
+        env,
+        paths.log,
+        f"starting argilla-server at {url}, {started_at}",
+    )
     state: dict[str, Any] = {
         "pid": proc.pid,
         "port": port,
@@ -411,38 +337,30 @@ def _launch(
     }
     # Recorded before the wait: a command killed while the server starts leaves a server that
     # the next command finds and waits for, instead of a stranger holding the port.
-    atomic_write_text(paths.state, json.dumps(state, indent=2) + "\n")
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not _healthy(url, instance):
-        if proc.poll() is not None:
-            _CHILDREN.pop(proc.pid, None)
-            paths.state.unlink(missing_ok=True)
-            raise _start_failure(paths, port, f"the server exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            _terminate(proc.pid, 5.0)
-            paths.state.unlink(missing_ok=True)
-            raise _start_failure(paths, port, f"the server did not answer in {START_TIMEOUT_S} s")
-        time.sleep(0.2)
+    write_json(paths.state, state)
+    wait_healthy(
+        proc,
+        lambda: _healthy(url, instance),
+        START_TIMEOUT_S,
+        0.2,
+        paths.state,
+        lambda what: _start_failure(paths, port, what),
+        f"{START_TIMEOUT_S} s",
+    )
     startup_s = round(time.perf_counter() - started, 2)
     state.update(startup_s=startup_s, starting=False)
-    atomic_write_text(paths.state, json.dumps(state, indent=2) + "\n")
+    write_json(paths.state, state)
     return ServerInfo(url, proc.pid, port, redis_label, False, startup_s, paths.log)
 
 
 def _start_failure(paths: ServerPaths, port: int, what: str) -> ArgillaServerError:
-    tail = _tail(paths.log, 15)
-    if "address already in use" in tail:
+    last_lines = tail(paths.log, 15)
+    if "address already in use" in last_lines:
         return ArgillaServerError(
             f"port {port} was taken while the server started; pick another with "
             "`traitforge serve --port PORT`"
         )
     return ArgillaServerError(
-        f"the embedded Argilla server did not start: {what}. Last lines of {paths.log}:\n{tail}"
+        f"the embedded Argilla server did not start: {what}. Last lines of {paths.log}:\n"
+        f"{last_lines}"
     )
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
