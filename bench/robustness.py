@@ -269,6 +269,11 @@ def main() -> None:
         for name in names:
             results[name] = run_variant(name, VARIANTS[name], data, root, config, sets)
             print(f"{name}: trained in {results[name]['train_seconds']} s", flush=True)
+            # each variant's rows as soon as they exist: a long run stopped early still says
+            # what it measured
+            print(table({name: results[name]}), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(table(results))
     print()
     print("\n".join(goals(results)))
