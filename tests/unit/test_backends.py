@@ -48,8 +48,8 @@ def test_argilla_is_the_default_backend_and_has_every_member_of_the_protocol(wor
 
 def test_an_unknown_backend_is_refused_naming_the_field(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text("annotation:\n  backend: label-studio\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"annotation\.backend.*'argilla'"):
+    path.write_text("annotation:\n  backend: prodigy\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"annotation\.backend.*'argilla'.*'label-studio'"):
         load_config(path)
 
 

@@ -178,7 +178,12 @@ def test_with_people_an_empty_selection_stops_without_pushing_or_waiting(workspa
         workflows,
         "curate",
         lambda *a, **k: SimpleNamespace(
-            scored={}, acquisition=None, selection_note=reason, warnings=[], scoring_notes=[]
+            scored={},
+            acquisition=None,
+            selection_note=reason,
+            warnings=[],
+            scoring_notes=[],
+            rechecks=None,
         ),
     )
     for name in ("push", "pull", "export", "simulate", "annotation_progress"):
