@@ -34,6 +34,7 @@ from traitforge.workspace import Store, Workspace
 if TYPE_CHECKING:
     from traitforge.annotators.answer_key import AnswerKey
     from traitforge.curation.progress import StageProgress
+    from traitforge.schemas import Judgement
 
 SIMULATED_PREFIX = "sim-"
 
@@ -146,6 +147,17 @@ class AnnotationBackend(Protocol):
         their pending tasks, per annotation.simulation: from gold, or from `answers`, leaving
         the tasks it lacks unanswered."""
         ...
+
+
+def store_judgement_page(store: Store, stage: str, page: Sequence[tuple[str, Judgement]]) -> int:
+    """Write a pulled page of (watermark key, judgement): judgements and their watermark
+    commit together, so a killed pull re-reads the rest. Returns the judgements written."""
+    if not page:
+        return 0
+    with store.transaction():
+        store.put_judgements(j for _, j in page)
+        store.mark_done(stage, (key for key, _ in page))
+    return len(page)
 
 
 def backend_for(workspace: Workspace) -> AnnotationBackend:

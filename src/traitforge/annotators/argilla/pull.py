@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from traitforge.annotators.argilla.client import ArgillaAPI, Connection
-from traitforge.annotators.backends import PullReport
+from traitforge.annotators.backends import PullReport, store_judgement_page
 from traitforge.annotators.records import (
     CANDIDATE_ORDER,
     InvalidResponse,
@@ -65,11 +65,11 @@ def pull(
                     record, tasks, orders, traits, users, seen, seen_ids, report
                 )
                 if len(page) >= STORE_PAGE:
-                    written += _store_page(store, name, page)
+                    written += store_judgement_page(store, pull_stage(name), page)
                     page = []
                 if progress:
                     progress(f"pull {name}", done, total)
-            written += _store_page(store, name, page)
+            written += store_judgement_page(store, pull_stage(name), page)
             report.by_dataset[name] = written
     return report
 
@@ -135,13 +135,3 @@ def presented_order_of(
     if isinstance(legacy, list) and legacy:
         return [str(c) for c in legacy]
     return list(orders.get(task.id) or presented_order(task))
-
-
-def _store_page(store: Store, dataset: str, page: list[tuple[str, Any]]) -> int:
-    if not page:
-        return 0
-    # Judgements and their watermark commit together: a killed pull re-reads the rest.
-    with store.transaction():
-        store.put_judgements(j for _, j in page)
-        store.mark_done(pull_stage(dataset), (key for key, _ in page))
-    return len(page)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from traitforge.annotators.backends import DatasetProgress, PullReport
+from traitforge.annotators.backends import DatasetProgress, PullReport, store_judgement_page
 from traitforge.annotators.label_studio.client import LabelStudioAPI
 from traitforge.annotators.label_studio.labeling import LabelingConfig
 from traitforge.annotators.label_studio.projects import (
@@ -71,11 +71,11 @@ def pull(
             for done, server_task in enumerate(api.tasks(int(remote[name]["id"])), 1):
                 page += state.judgements(server_task, report)
                 if len(page) >= STORE_PAGE:
-                    written += _store_page(store, name, page)
+                    written += store_judgement_page(store, pull_stage(name), page)
                     page = []
                 if progress:
                     progress(f"pull {name}", done, len(groups[name]) * _copies(config))
-            written += _store_page(store, name, page)
+            written += store_judgement_page(store, pull_stage(name), page)
             report.by_dataset[name] = written
     return report
 
@@ -151,16 +151,6 @@ class _PullState:
                 report.new += 1
             out.append((key, judgement))
         return out
-
-
-def _store_page(store: Store, project: str, page: list[tuple[str, Judgement]]) -> int:
-    if not page:
-        return 0
-    # Judgements and their watermark commit together: a killed pull re-reads the rest.
-    with store.transaction():
-        store.put_judgements(j for _, j in page)
-        store.mark_done(pull_stage(project), (key for key, _ in page))
-    return len(page)
 
 
 def progress(
