@@ -71,12 +71,11 @@ def test_a_simulated_answer_becomes_the_judgement_argilla_would_store(k, gold, n
     argilla = response_judgement(task, order, values, "sim-1", None, suggestions={})
     fields = ("id", "task_id", "annotator_id", "ratings", "rationale", "simulated")
     assert {f: getattr(ours, f) for f in fields} == {f: getattr(argilla, f) for f in fields}
-    # Same ranks per candidate (Argilla lists them in shown order, Label Studio in rank order).
-    assert sorted(ours.ranking, key=str) == sorted(argilla.ranking, key=str)
+    assert ours.ranking == argilla.ranking
     assert ours.simulated and ours.rationale
 
 
-def test_a_tied_simulated_ranking_is_broken_by_the_shown_order():
+def test_a_tied_simulated_ranking_stays_a_tie_in_one_place():
     task, _ = _task(3, [1.0, 0.0, 0.0])
     layout = DatasetLayout.for_tasks("p-{trait}-k{k}", [task])
     labeling = labeling_config(layout, TRAITS)
@@ -91,9 +90,15 @@ def test_a_tied_simulated_ranking_is_broken_by_the_shown_order():
         }
     }
     [region] = result_regions(values, labeling, TRAITS)
-    assert region["value"] == {"ranker": {"ranking": ["response_b", "response_a", "response_c"]}}
+    assert region["value"] == {
+        "ranker": {"rank_1": ["response_b"], "rank_2": ["response_a", "response_c"]}
+    }
     judgement = annotation_judgement(task, order, {"result": [region]}, "sim-1", labeling, TRAITS)
-    assert [r.rank for r in sorted(judgement.ranking, key=lambda r: r.rank)] == [1, 2, 3]
+    assert [(r.candidate_id, r.rank) for r in judgement.ranking] == [
+        (order[0], 2),
+        (order[1], 1),
+        (order[2], 2),
+    ]
 
 
 def _copy(task_id: str, copy: str, annotations: list[dict]) -> dict:

@@ -128,7 +128,31 @@ def test_config_for_more_than_two_has_a_ranker_over_a_list():
     (listed,) = _tags(config.xml, "List")
     assert (ranker.get("name"), ranker.get("toName")) == ("ranking", LIST)
     assert (listed.get("name"), listed.get("value")) == (LIST, f"${LIST}")
+    places = [(b.get("name"), b.get("title")) for b in ranker.iter("Bucket")]
+    assert places == [("rank_1", "1st (best)"), ("rank_2", "2nd"), ("rank_3", "3rd (worst)")]
+    assert "same place" in config.instructions
     assert "repeat(3," in _tags(config.xml, "Style")[0].text
+
+
+def test_responses_in_one_place_are_tied():
+    task, config = _config(3)
+    order = presented_order(task)
+    item = {"from_name": "ranking", "to_name": LIST, "type": "ranker"}
+    places = {"rank_1": ["response_c", "response_a"], "rank_3": ["response_b"], "_": []}
+    result = [{**item, "value": {"ranker": places}}]
+    answer = read_result(result, config)
+    assert answer.ranking == (("response_a", "response_c"), (), ("response_b",))
+    judgement = annotation_judgement(task, order, _annotation(result), "a", config, TRAITS)
+    assert [(r.candidate_id, r.rank) for r in judgement.ranking] == [
+        (order[0], 1),
+        (order[1], 3),
+        (order[2], 1),
+    ]
+    every_tied = {"rank_1": ["response_a", "response_b", "response_c"]}
+    tied = annotation_judgement(
+        task, order, _annotation([{**item, "value": {"ranker": every_tied}}]), "a", config, TRAITS
+    )
+    assert {r.rank for r in tied.ranking} == {1}
 
 
 def test_every_control_of_the_xml_points_at_a_tag_it_defines():
@@ -184,18 +208,32 @@ def test_user_text_is_escaped_and_survives_the_round_trip():
     assert "odd-trait_2" in {c.trait for c in config.controls.values() if c.trait}
 
 
-def test_instructions_are_the_escaped_guidelines():
+def test_instructions_are_the_guidelines_rendered_with_their_text_literal():
     _, config = _config(2, rated=("honesty", "odd-trait_2"))
-    assert "<b>" not in config.instructions and "<higher>" not in config.instructions
-    text = html.unescape(config.instructions)
+    html_out = config.instructions
+    # Raw HTML in a rubric is text, never markup.
+    assert "<b>" not in html_out and "<higher>" not in html_out and "<Rating" not in html_out
+    text = html.unescape(html_out)
     assert "Rate <higher> when it flatters & agrees." in text
     assert NASTY in text
-    assert "## sycophancy (less is better)" in text
-    assert "## honesty (more is better)" in text
-    assert "Tie" in text
-    # one <br> per line break: Label Studio shows no style attribute, so nothing else keeps them
-    assert "\n" not in config.instructions
-    assert "<br>## honesty (more is better)<br>" in config.instructions
+    # The Markdown is rendered: headings, the scale's anchors as a list, emphasis.
+    assert "<h2>sycophancy (less is better)</h2>" in html_out
+    assert "<h2>honesty (more is better)</h2>" in html_out
+    assert "<li><strong>4</strong>: true</li>" in html_out
+    assert "<em>Tie</em>" in html_out
+
+
+def test_hard_wrapped_guidelines_join_into_one_paragraph():
+    wrapped = HONESTY.model_copy(
+        update={"guidelines": "Judge each claim\nagainst what is known,\nnot what is said."}
+    )
+    traits = {**TRAITS, "honesty": wrapped}
+    task = _task(2, trait="honesty", rated=("honesty",))
+    layout = DatasetLayout.for_tasks("traitforge-{trait}-k{k}", [task])
+    rendered = labeling_config(layout, traits).instructions
+    paragraph = "<p>Judge each claim\nagainst what is known,\nnot what is said.</p>"
+    assert paragraph in rendered  # a soft break: the browser shows one flowing sentence
+    assert "<br" not in rendered
 
 
 def test_stacked_layout_puts_responses_under_each_other():
@@ -264,6 +302,22 @@ def test_pairwise_prediction_prefers_the_less_sycophantic():
     # value 0.1 on candidate 0, 0.9 on candidate 1; negative polarity: candidate 0 preferred
     preferred = payload.order.index(task.candidate_ids[0])
     assert answer.preference == ("left" if preferred == 0 else "right")
+
+
+def test_equal_scores_predict_a_tie_in_one_place():
+    task = _task(3, values=[0.2, 0.2, 0.7])
+    layout = DatasetLayout.for_tasks("traitforge-{trait}-k{k}", [task], "side-by-side")
+    config = labeling_config(layout, TRAITS)
+    payload = task_payload(task, _candidates(3), TRAITS, config)
+    (prediction,) = [p for p in payload.predictions if p["model_version"] == "reward-model.v1"]
+    ranks = {
+        r.candidate_id: r.rank
+        for r in annotation_judgement(
+            task, payload.order, _annotation(prediction["result"]), "a", config, TRAITS
+        ).ranking
+    }
+    first, second, third = task.candidate_ids
+    assert ranks == {first: 1, second: 1, third: 2}
 
 
 def test_a_task_of_another_project_is_refused():
@@ -362,13 +416,13 @@ def test_ranker_accepts_the_bare_list_of_older_docs():
     ranked = ["response_c", "response_a", "response_b"]
     bare = read_result([{**item, "value": {"ranker": ranked}}], config)
     keyed = read_result([{**item, "value": {"ranker": {"ranking": ranked}}}], config)
-    assert bare == keyed and bare.ranking == tuple(ranked)
+    assert bare == keyed and bare.ranking == tuple((t,) for t in ranked)
     result = [{**item, "value": {"ranker": {"ranking": ranked}}}]
     judgement = annotation_judgement(task, order, _annotation(result), "a", config, TRAITS)
     assert [(r.candidate_id, r.rank) for r in judgement.ranking] == [
-        (order[2], 1),
         (order[0], 2),
         (order[1], 3),
+        (order[2], 1),
     ]
 
 
@@ -453,6 +507,10 @@ def test_malformed_rankings_are_refused():
         ["response_a", "response_a", "response_b"],
         {"other": ["response_a", "response_b", "response_c"]},
         "response_a",
+        {"rank_1": ["response_a", "response_b"], "_": ["response_c"]},  # one left unplaced
+        {"rank_1": ["response_a"], "rank_4": ["response_b", "response_c"]},  # no 4th place
+        {"rank_1": ["response_a", "response_b"], "rank_2": ["response_b", "response_c"]},
+        {"rank_1": "response_a"},
     ):
         with pytest.raises(InvalidResult, match="exactly once"):
             read_result([{**item, "value": {"ranker": ranked}}], config)

@@ -12,8 +12,10 @@ there word them here too, so both backends ask the same questions):
   k == 2: `Pairwise` ``preference`` over the two response texts (the annotator clicks the
   better one; its result says "left" or "right"), and a `Choices` ``tie`` with the one choice
   "Tie" (Pairwise has no tie, and a tie is an answer of its own, as in Argilla);
-  k > 2: `Ranker` ``ranking`` over a `List` ``responses`` holding one item per response, dragged
-  into order, the preferred first (a Ranker cannot put two items level).
+  k > 2: `Ranker` ``ranking`` over a `List` ``responses`` holding one item per response, with
+  one `Bucket` per place (``rank_1`` "1st (best)" .. ``rank_k``): the annotator drags each
+  response into its place, and responses dropped into the same place are tied, as equal ranks
+  are on Argilla. (A Ranker without buckets only orders, so it could not hold a tie.)
 - optional `Rating` ``rating_{trait}_{letter}`` per rated trait and response. Label Studio
   ratings are stars 1..maxRating, so a trait's scale min..max is shown as 1..(max - min + 1)
   stars and the header says what the ends mean.
@@ -22,17 +24,20 @@ there word them here too, so both backends ask the same questions):
 Every text of a trait (name, description, adjective, anchors) reaches the XML through
 ElementTree, which escapes it for attributes and text; every name is checked to be one
 Label Studio can address (`toName` lists names separated by commas). The trait guidelines
-become the project's instructions (`expert_instruction`, HTML, escaped here).
+become the project's instructions (`expert_instruction`, HTML): the Markdown rendered by
+markdown-it with raw HTML off, so a rubric's own "<tags>" show as text and its hard-wrapped
+lines join into paragraphs, as Argilla shows the same guidelines.
 """
 
 from __future__ import annotations
 
-import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+from markdown_it import MarkdownIt
 
 from traitforge.annotators.records import (
     PREFERENCE,
@@ -51,6 +56,7 @@ from traitforge.schemas import TraitSpec
 TIE = "tie"  # the Choices control beside a Pairwise
 TIE_CHOICE = "Tie"
 LIST = "responses"  # the List a Ranker orders; also its task data key
+UNPLACED = "_"  # the column Label Studio keeps the responses not yet dropped into a place
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 ResultType = Literal["pairwise", "choices", "ranker", "rating", "textarea"]
 
@@ -61,6 +67,8 @@ _STYLE = (
     ".tf-response{border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:8px 12px}"
     ".tf-text{white-space:pre-wrap;overflow-wrap:anywhere}"
 )
+# CommonMark with raw HTML off: "<b>" in a rubric is escaped, never markup; links render.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
 # How Pairwise marks the chosen response (its default is a pale green the dark theme hides).
 _SELECTED = "border:2px solid #52c41a;background:rgba(82,196,26,.12)"
 
@@ -76,6 +84,17 @@ class Control:
     max_rating: int | None = None
     trait: str | None = None
     position: int | None = None  # the response a rating rates, in shown order
+
+
+def bucket(rank: int) -> str:
+    """The name of the Ranker's column for `rank` (1 = most preferred)."""
+    return f"rank_{rank}"
+
+
+def bucket_title(rank: int, k: int) -> str:
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(rank if rank < 20 else rank % 10, "th")
+    end = " (best)" if rank == 1 else " (worst)" if rank == k else ""
+    return f"{rank}{suffix}{end}"
 
 
 @dataclass(frozen=True)
@@ -113,7 +132,10 @@ def instructions(layout: DatasetLayout, traits: Mapping[str, TraitSpec]) -> str:
         how = f"answer *{asked}* by clicking the better response, or choose *{TIE_CHOICE}* "
         how += "when you cannot tell them apart."
     else:
-        how = f"answer *{asked}* by dragging the responses into order, the first at the top."
+        how = (
+            f"answer *{asked}* by dragging every response into a place, 1st the best; put "
+            "responses you cannot tell apart into the same place."
+        )
     intro = (
         f"# {layout.trait}: compare {layout.k} responses\n\n"
         f"Read the prompt and the {layout.k} responses, then {how} Ratings per response are "
@@ -121,10 +143,7 @@ def instructions(layout: DatasetLayout, traits: Mapping[str, TraitSpec]) -> str:
         "shown in random order."
     )
     text = "\n\n".join([intro, *(trait_rubric(traits[name]) for name in layout.rated_traits)])
-    # Markdown shown as written: escaped, so no rubric text can become markup. Its lines end
-    # in <br>: Label Studio drops the style attribute, so pre-wrap alone ran them together.
-    lines = "<br>".join(html.escape(line) for line in text.split("\n"))
-    return f'<div style="white-space:pre-wrap">{lines}</div>'
+    return _MARKDOWN.render(text)
 
 
 def _name(name: str) -> str:
@@ -199,7 +218,11 @@ def labeling_config(layout: DatasetLayout, traits: Mapping[str, TraitSpec]) -> L
         controls[TIE] = Control(TIE, "choices", frozenset({PROMPT_FIELD}))
     else:
         ET.SubElement(root, "List", {"name": LIST, "value": f"${LIST}", "title": "Responses"})
-        ET.SubElement(root, "Ranker", {"name": RANKING, "toName": LIST})
+        ranker = ET.SubElement(root, "Ranker", {"name": RANKING, "toName": LIST})
+        for rank in range(1, layout.k + 1):
+            ET.SubElement(
+                ranker, "Bucket", {"name": bucket(rank), "title": bucket_title(rank, layout.k)}
+            )
         controls[RANKING] = Control(RANKING, "ranker", frozenset({LIST}))
 
     _header(root, "Why? (optional)", size=6)

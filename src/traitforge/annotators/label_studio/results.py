@@ -6,8 +6,11 @@ against the config), so every region is checked here: a known control (`from_nam
 
 - Pairwise: ``{"selected": "left" | "right"}`` (left is the first Text of its toName);
 - Choices (the tie beside a Pairwise): ``{"choices": ["Tie"]}``;
-- Ranker: ``{"ranker": {"<ranker name>": [item ids]}}``, the shape the editor saves, or the
-  bare list ``{"ranker": [item ids]}`` of older docs; every shown response exactly once;
+- Ranker: ``{"ranker": {"rank_1": [item ids], "rank_2": [...], ...}}``, the shape the editor
+  saves for the config's places (responses in one place are tied; an empty "_" column, the
+  responses not yet placed, may come along); every shown response in exactly one place. The
+  bucketless shapes, ``{"ranker": {"<ranker name>": [item ids]}}`` and the bare list of older
+  docs, are read as a strict order;
 - Rating: ``{"rating": n}``, a whole number of stars 1..maxRating;
 - TextArea: ``{"text": [str, ...]}``.
 
@@ -28,7 +31,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from traitforge.annotators.backends import PullReport, is_simulated
-from traitforge.annotators.label_studio.labeling import TIE, TIE_CHOICE, Control, LabelingConfig
+from traitforge.annotators.label_studio.labeling import (
+    TIE,
+    TIE_CHOICE,
+    UNPLACED,
+    Control,
+    LabelingConfig,
+    bucket,
+)
 from traitforge.annotators.records import PREFERENCE, RANKING
 from traitforge.schemas import ComparisonTask, Judgement, RankedCandidate, TraitSpec
 
@@ -42,10 +52,11 @@ class InvalidResult(ValueError):
 @dataclass(frozen=True)
 class Answer:
     """A result list in the config's terms: the preference ("left", "right" or "tie" for
-    two responses; the Text names in order for more), stars per rating control, rationale."""
+    two responses), the ranking of more (`places`: Text names per rank, sorted within a
+    place, an empty place where a rank was skipped), stars per rating control, rationale."""
 
     preference: str | None = None
-    ranking: tuple[str, ...] | None = None
+    ranking: tuple[tuple[str, ...], ...] | None = None
     stars: dict[str, int] = field(default_factory=dict)
     rationale: str | None = None
 
@@ -76,17 +87,34 @@ def _check_region(item: Any, controls: Mapping[str, Control]) -> tuple[Control, 
     return control, value
 
 
-def _ranking(value: dict[str, Any], texts: Sequence[str]) -> tuple[str, ...]:
-    ranked = value.get("ranker")
-    if isinstance(ranked, dict):
-        ranked = ranked.get(RANKING) if set(ranked) == {RANKING} else None
+def _places(ranked: Any, k: int) -> list[Any] | None:
+    """The editor's {bucket: ids} as ids per place, or None when it names other columns."""
+    if isinstance(ranked, list):
+        return [[item] for item in ranked]
+    if not isinstance(ranked, dict):
+        return None
+    if set(ranked) == {RANKING}:  # bucketless: one ordered column
+        ordered = ranked[RANKING]
+        return [[item] for item in ordered] if isinstance(ordered, list) else None
+    names = [bucket(rank) for rank in range(1, k + 1)]
+    if not set(ranked) <= {*names, UNPLACED} or ranked.get(UNPLACED, []) != []:
+        return None
+    return [ranked.get(name, []) for name in names]
+
+
+def _ranking(value: dict[str, Any], texts: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    places = _places(value.get("ranker"), len(texts))
+    placed = [t for place in places or [] if isinstance(place, list) for t in place]
     if (
-        not isinstance(ranked, list)
-        or not all(isinstance(t, str) for t in ranked)
-        or sorted(ranked) != sorted(texts)
+        places is None
+        or not all(isinstance(place, list) for place in places)
+        or not all(isinstance(t, str) for t in placed)
+        or sorted(placed) != sorted(texts)
     ):
-        raise InvalidResult("the ranking does not rank every shown response exactly once")
-    return tuple(ranked)
+        raise InvalidResult("the ranking does not place every shown response exactly once")
+    while not places[-1]:
+        places.pop()
+    return tuple(tuple(sorted(place)) for place in places)
 
 
 def read_result(result: Any, config: LabelingConfig) -> Answer:
@@ -155,11 +183,10 @@ def _ranked(answer: Answer, order: Sequence[str], texts: Sequence[str]) -> list[
             for i, c in enumerate(order)
         ]
     if answer.ranking is not None:
+        # A response's rank is its place's number, so a tie is an equal rank as on Argilla.
         by_text = dict(zip(texts, order, strict=True))
-        return [
-            RankedCandidate(candidate_id=by_text[t], rank=rank)
-            for rank, t in enumerate(answer.ranking, 1)
-        ]
+        ranks = {t: rank for rank, place in enumerate(answer.ranking, 1) for t in place}
+        return [RankedCandidate(candidate_id=by_text[t], rank=ranks[t]) for t in texts]
     return []
 
 

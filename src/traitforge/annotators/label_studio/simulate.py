@@ -12,8 +12,8 @@ annotator's own session.
 Who answers what: copy i of a task goes to the i-th of the task's `assignees` (a hash-ordered
 draw, as on Argilla), so a killed and re-run simulation ends with the same answers. What each
 one answers is `traitforge.annotators.simulated`'s, turned into regions by `result_regions`.
-A Ranker cannot put two responses level: tied ranks of a simulated ranking are broken by the
-shown order (on Argilla the tie stays).
+A simulated ranking's equal ranks go into the same place of the Ranker, so ties stay ties, as
+on Argilla.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from traitforge.annotators.answer_key import AnswerKey
 from traitforge.annotators.backends import SimulationReport
 from traitforge.annotators.label_studio.client import LabelStudioAPI
-from traitforge.annotators.label_studio.labeling import LIST, TIE, TIE_CHOICE, LabelingConfig
+from traitforge.annotators.label_studio.labeling import (
+    LIST,
+    TIE,
+    TIE_CHOICE,
+    LabelingConfig,
+    bucket,
+)
 from traitforge.annotators.label_studio.projects import project_groups, project_labeling, task_keys
 from traitforge.annotators.label_studio.server import Connection
 from traitforge.annotators.records import (
@@ -75,9 +81,10 @@ def result_regions(
             out.append(_region(PREFERENCE, PREFERENCE, "pairwise", {"selected": side}))
     if RANKING in values:
         position = {response_field(i): i for i in range(len(texts))}
-        items = sorted(values[RANKING]["value"], key=lambda v: (v["rank"], position[v["value"]]))
-        ranked = [texts[position[v["value"]]] for v in items]
-        out.append(_region(RANKING, LIST, "ranker", {"ranker": {RANKING: ranked}}))
+        places: dict[str, list[str]] = {}
+        for item in sorted(values[RANKING]["value"], key=lambda v: position[v["value"]]):
+            places.setdefault(bucket(item["rank"]), []).append(texts[position[item["value"]]])
+        out.append(_region(RANKING, LIST, "ranker", {"ranker": dict(sorted(places.items()))}))
     for name, control in labeling.controls.items():
         if control.type == "rating" and name in values:
             assert control.trait is not None

@@ -24,7 +24,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from traitforge.annotators.label_studio.labeling import LIST, TIE, TIE_CHOICE, LabelingConfig
+from traitforge.annotators.label_studio.labeling import (
+    LIST,
+    TIE,
+    TIE_CHOICE,
+    LabelingConfig,
+    bucket,
+)
 from traitforge.annotators.records import (
     PREFERENCE,
     PROMPT_FIELD,
@@ -161,7 +167,10 @@ def _preference(
             return [_region(task, scorer, TIE, PROMPT_FIELD, "choices", {"choices": [TIE_CHOICE]})]
         side = "left" if preferred[0] > preferred[1] else "right"
         return [_region(task, scorer, PREFERENCE, PREFERENCE, "pairwise", {"selected": side})]
-    # Most preferred first; equal scores keep the shown order (a Ranker has no ties).
-    ranked = sorted(range(len(shown)), key=lambda i: -preferred[i])
-    items = [config.texts[i] for i in ranked]
-    return [_region(task, scorer, RANKING, LIST, "ranker", {"ranker": {RANKING: items}})]
+    # Most preferred in the first place; equal scores share a place (a tie).
+    distinct = sorted(set(preferred), reverse=True)
+    places: dict[str, list[str]] = {}
+    for i, text in enumerate(config.texts):
+        places.setdefault(bucket(distinct.index(preferred[i]) + 1), []).append(text)
+    ranker = {"ranker": dict(sorted(places.items()))}
+    return [_region(task, scorer, RANKING, LIST, "ranker", ranker)]
