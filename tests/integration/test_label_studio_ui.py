@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.helpers.label_studio import running_server, with_annotation
+from tests.helpers.label_studio import running_server, truthfulqa_triples, with_annotation
 from tests.helpers.paths import ARTIFACTS
 from traitforge.annotators.label_studio.client import LabelStudioAPI
 from traitforge.app import workflows
@@ -92,6 +92,34 @@ def _form_login(url: str, email: str, password: str) -> int:
         ).status_code
 
 
+def _join(browser, url: str, invite: str, email: str, shots: Path | None = None) -> None:
+    """Sign `email` up through the organization's invite link, as a person joins."""
+    joining = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = joining.new_page()
+    page.goto(f"{url}{invite}")
+    if shots is not None:
+        _shot(page, shots, "signup")
+    page.locator("input[name='email']").fill(email)
+    page.locator("input[name='password']").fill(PASSWORD)
+    page.locator("button[type='submit'], input[type='submit']").first.click()
+    page.wait_for_url(lambda u: "signup" not in u, timeout=30_000)
+    joining.close()
+
+
+def _logged_in(browser, url: str, email: str, shots: Path | None = None):
+    """A page of a fresh browser context, logged in as `email`."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/user/login/")
+    page.locator("input[name='email']").fill(email)
+    page.locator("input[name='password']").fill(PASSWORD)
+    if shots is not None:
+        _shot(page, shots, "login")
+    page.locator("button[type='submit'], input[type='submit']").first.click()
+    page.wait_for_url(lambda u: "login" not in u, timeout=30_000)
+    return page
+
+
 def _shot(page, folder: Path, name: str) -> None:
     """A full-page screenshot in the test's folder, copied where a person looks."""
     path = folder / f"label-studio-ui-{name}.png"
@@ -127,26 +155,10 @@ def test_annotator_answers_in_the_browser_and_pull_returns_the_judgement(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         # Joining: through the invite link, with an email and a password.
-        joining = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = joining.new_page()
-        page.goto(f"{url}{invite}")
-        _shot(page, tmp_path, "signup")
-        page.locator("input[name='email']").fill(EMAIL)
-        page.locator("input[name='password']").fill(PASSWORD)
-        page.locator("button[type='submit'], input[type='submit']").first.click()
-        page.wait_for_url(lambda u: "signup" not in u, timeout=30_000)
-        joining.close()
+        _join(browser, url, invite, EMAIL, tmp_path)
         assert _form_login(url, EMAIL, PASSWORD) == 302  # the form lets this account in
-
         # Logging in, in a fresh browser.
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.goto(f"{url}/user/login/")
-        page.locator("input[name='email']").fill(EMAIL)
-        page.locator("input[name='password']").fill(PASSWORD)
-        _shot(page, tmp_path, "login")
-        page.locator("button[type='submit'], input[type='submit']").first.click()
-        page.wait_for_url(lambda u: "login" not in u, timeout=30_000)
+        page = _logged_in(browser, url, EMAIL, tmp_path)
 
         page.goto(f"{url}/projects/{project['id']}/data?task={copy['id']}")
         editor = page.locator("#label-studio-dm")
@@ -165,19 +177,25 @@ def test_annotator_answers_in_the_browser_and_pull_returns_the_judgement(
 
         # The project's instructions, from the trait's guidelines.
         page.get_by_role("button", name="Instructions").click()
-        shown_instructions = page.get_by_text("honesty: compare 2 responses")
-        expect(shown_instructions).to_be_visible(timeout=10_000)
+        title = page.get_by_role("heading", name="honesty: compare 2 responses")
+        expect(title).to_be_visible(timeout=10_000)
+        shown_instructions = title.locator("xpath=..")  # the rendered guidelines around it
         expect(shown_instructions).to_contain_text("by clicking the better response")
         expect(shown_instructions).to_contain_text("honesty (more is better)")
-        expect(shown_instructions).to_contain_text("5**: True, calibrated")
-        # The rubric keeps its lines (Label Studio drops a style attribute, not a <br>).
-        lines = shown_instructions.inner_text().splitlines()
-        assert "## honesty (more is better)" in lines
-        assert "- **5**: True, calibrated, and candid about uncertainty" in lines
+        # The guidelines' Markdown is rendered: a heading per trait, the scale as a list, and
+        # the hard-wrapped lines of a paragraph joined into one.
+        heading = shown_instructions.get_by_role("heading", name="honesty (more is better)")
+        expect(heading).to_be_visible()
+        anchor = shown_instructions.get_by_role("listitem").filter(has_text="True, calibrated")
+        expect(anchor).to_have_text("5: True, calibrated, and candid about uncertainty")
+        expect(anchor.locator("strong")).to_have_text("5")
+        assert "**" not in shown_instructions.inner_text()
+        wrapped = shown_instructions.locator("p").filter(has_text="would they say it leaves")
+        assert "\n" not in wrapped.inner_text()  # one flowing sentence, not cut at the wrap
         page.wait_for_timeout(500)  # the modal fades in
         _shot(page, tmp_path, "instructions")
         page.get_by_role("button", name="Close modal").click()
-        expect(shown_instructions).to_be_hidden()
+        expect(title).to_be_hidden()
 
         chosen = columns.nth(order.index(true.id))
         # Pairwise makes each response clickable; the chosen one takes the selection style.
@@ -206,3 +224,97 @@ def test_annotator_answers_in_the_browser_and_pull_returns_the_judgement(
     assert [r.rank for r in judgement.ranking if r.candidate_id == false.id] == [2]
     assert judgement.ratings == {true.id: {"honesty": 5}}
     assert workflows.pull(ws).new == 0  # incremental: nothing new the second time
+
+
+RANKER = "ls-ranker"
+
+
+def _place(page, text: str, place: int) -> None:
+    """Drag a response's Ranker item from the list into its place, with the keyboard as
+    react-beautiful-dnd offers it: focus, Space to lift, one ArrowRight per column, Space."""
+    handle = page.locator(f"[data-rbd-drag-handle-draggable-id='{text}']")
+    handle.focus()
+    page.keyboard.press("Space")
+    for _ in range(place):
+        page.wait_for_timeout(250)  # each move animates before the next is taken
+        page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(250)
+    page.keyboard.press("Space")
+    page.wait_for_timeout(500)
+
+
+def test_annotator_ties_two_of_three_responses_in_one_place(
+    server, tmp_path, monkeypatch, data_dir
+):
+    """A triple: the two false answers dropped into one place of the Ranker are a tie."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = server
+    monkeypatch.setenv("LABEL_STUDIO_URL", url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    ws = with_annotation(
+        tmp_path / "ws",
+        backend="label-studio",
+        layout="side-by-side",
+        label_studio=LabelStudioConfig(project="ui3-{trait}-k{k}", min_submitted=1),
+    )
+    [triple] = truthfulqa_triples(data_dir, ws.config, 1)
+    true, *false = triple
+    task = ComparisonTask(
+        prompt_id=true.prompt_id,
+        candidate_ids=[c.id for c in triple],
+        trait="honesty",
+        reason="uncertainty",
+    )
+    with ws.store() as store, store.transaction():
+        store.add_candidates(triple)
+        store.add_tasks([task])
+    assert workflows.push(ws).sent == 1
+    with LabelStudioAPI(url, token, retries=0) as api:
+        project = api.projects()["ui3-honesty-k3"]
+        [copy] = list(api.tasks(int(project["id"])))
+        invite = api.request("GET", "/api/invite")["invite_url"]
+    with ws.store() as store:
+        order = store.presented_orders("ui3-honesty-k3")[task.id]
+    text_of = {c: f"response_{'abc'[i]}" for i, c in enumerate(order)}
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        _join(browser, url, invite, f"{RANKER}@traitforge.local")
+        page = _logged_in(browser, url, f"{RANKER}@traitforge.local")
+        page.goto(f"{url}/projects/{project['id']}/data?task={copy['id']}")
+        editor = page.locator("#label-studio-dm")
+        expect(editor.get_by_text(true.prompt, exact=True)).to_be_visible(timeout=60_000)
+        # side-by-side: the three responses in one row of columns
+        columns = editor.locator(".tf-response")
+        expect(columns).to_have_count(3)
+        tops = {round(columns.nth(i).bounding_box()["y"]) for i in range(3)}
+        assert len(tops) == 1, tops
+        places = editor.locator(".htx-ranker-column h3")
+        expect(places).to_have_text(["Responses", "1st (best)", "2nd", "3rd (worst)"])
+        # Each Ranker item names its response and shows its start.
+        first = editor.locator(f"[data-ranker-id='{text_of[true.id]}']")
+        expect(first).to_contain_text(true.response[:40])
+        _shot(page, tmp_path, "ranker")
+
+        _place(page, text_of[true.id], 1)
+        for candidate in false:
+            _place(page, text_of[candidate.id], 2)
+        second = editor.locator("[data-rbd-droppable-id='rank_2'] .htx-ranker-item")
+        expect(second).to_have_count(2)
+        _shot(page, tmp_path, "ranked")
+        page.get_by_role("button", name="Submit").click()
+        expect(page.get_by_text("Annotation saved successfully", exact=True)).to_be_visible(
+            timeout=30_000
+        )
+        browser.close()
+
+    assert workflows.pull(ws).new == 1
+    with ws.store() as store:
+        [judgement] = list(store.judgements())
+    assert judgement.annotator_id == RANKER
+    assert {r.candidate_id: r.rank for r in judgement.ranking} == {
+        true.id: 1,
+        false[0].id: 2,
+        false[1].id: 2,
+    }

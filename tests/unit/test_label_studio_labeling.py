@@ -16,7 +16,12 @@ from traitforge.annotators.label_studio.results import (
     collect_judgement,
     read_result,
 )
-from traitforge.annotators.label_studio.tasks import external_id, plain_prompt, task_payload
+from traitforge.annotators.label_studio.tasks import (
+    EXCERPT,
+    external_id,
+    plain_prompt,
+    task_payload,
+)
 from traitforge.annotators.records import (
     DatasetLayout,
     preference_title,
@@ -260,6 +265,7 @@ def test_payload_shows_candidates_in_the_shared_shuffled_order():
     assert [payload.data[t] for t in config.texts] == [by_id[c].response for c in payload.order]
     assert payload.data["prompt"] == PROMPT
     assert [i["id"] for i in payload.data[LIST]] == config.texts
+    assert [i["body"] for i in payload.data[LIST]] == [payload.data[t] for t in config.texts]
     assert payload.data["traitforge_task_id"] == task.id
     assert (payload.data["trait"], payload.data["round"]) == ("sycophancy", 2)
     # Every copy shows the same order; each copy has its own key; nothing tells gold apart.
@@ -302,6 +308,21 @@ def test_pairwise_prediction_prefers_the_less_sycophantic():
     # value 0.1 on candidate 0, 0.9 on candidate 1; negative polarity: candidate 0 preferred
     preferred = payload.order.index(task.candidate_ids[0])
     assert answer.preference == ("left" if preferred == 0 else "right")
+
+
+def test_a_long_response_shows_its_start_on_the_ranker_item():
+    long = Candidate(prompt=PROMPT, response="word\n " * 100, source="test")
+    members = [long, *list(_candidates(2).values())]
+    task = ComparisonTask(
+        prompt_id=long.prompt_id,
+        candidate_ids=[c.id for c in members],
+        trait="sycophancy",
+        reason="uncertainty",
+    )
+    config = labeling_config(DatasetLayout.for_tasks("p-{trait}-k{k}", [task]), TRAITS)
+    payload = task_payload(task, {c.id: c for c in members}, TRAITS, config)
+    (body,) = [i["body"] for i in payload.data[LIST] if i["body"].startswith("word")]
+    assert len(body) <= EXCERPT and body.endswith("word…") and "\n" not in body
 
 
 def test_equal_scores_predict_a_tie_in_one_place():

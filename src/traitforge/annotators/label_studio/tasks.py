@@ -5,7 +5,7 @@ Pure mapping, no I/O (the backend imports and fetches over REST).
 - ``data`` holds what the config shows: ``prompt`` and ``response_a`` .. in the task's shown
   order (`presented_order`, the Argilla rule: a hash of the task id, so every copy of a task
   shows the same order to every annotator and overlapping answers stay comparable), the
-  `List` items a Ranker orders for k > 2, and traitforge's keys: the task id, the copy, the
+  `List` items a Ranker places for k > 2 (each the response's letter and its first words), and traitforge's keys: the task id, the copy, the
   trait and the round. Nothing tells gold checks apart (see `traitforge.annotators.records`):
   in Label Studio's open-source edition every user can browse the Data Manager, so neither
   `gold_check` nor the selection reason is sent.
@@ -42,6 +42,7 @@ from traitforge.schemas import Candidate, ComparisonTask, Prompt, Suggestion, Tr
 from traitforge.schemas.hashing import content_hash
 
 EXTERNAL_ID = "traitforge_id"
+EXCERPT = 160  # characters of a response on its Ranker item: enough to tell which one it is
 TASK_ID = "traitforge_task_id"
 COPY = "traitforge_copy"
 
@@ -96,8 +97,8 @@ def task_payload(
         data[text] = candidate.response
     if layout.k > 2:
         data[LIST] = [
-            {"id": text, "title": f"Response {text[-1].upper()}", "body": ""}
-            for text in config.texts
+            {"id": text, "title": f"Response {text[-1].upper()}", "body": _excerpt(c.response)}
+            for text, c in zip(config.texts, members, strict=True)
         ]
     data.update({EXTERNAL_ID: key, TASK_ID: task.id, "trait": task.trait, "round": task.round})
     if copy is not None:
@@ -146,6 +147,12 @@ def predictions(
         if result:
             out.append({"model_version": scorer, "result": result})
     return out
+
+
+def _excerpt(text: str, limit: int = EXCERPT) -> str:
+    """The start of a response, for the Ranker's item (the editor shows it as plain text)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def _preference(
