@@ -72,6 +72,14 @@ def _server_tasks(server: tuple[str, str], title: str) -> list[dict]:
         return list(api.tasks(int(project["id"]))) if project else []
 
 
+def test_an_existing_server_is_served_without_a_login_file_of_ours(server, workspace):
+    ws, _ = workspace
+    ui = LabelStudioBackend(ws).serve()
+    assert ui.url == server[0]
+    assert ui.owner_login is None and ui.annotator_logins is None
+    assert not (ws.root / "label-studio").exists()  # nothing of a server of its own started
+
+
 def test_push_sends_one_copy_per_annotator_and_a_re_push_sends_nothing(server, workspace):
     ws, tasks = workspace
     backend = LabelStudioBackend(ws)

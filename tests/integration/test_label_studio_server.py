@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -150,10 +151,24 @@ def test_stop_then_restart_keeps_the_owner_and_the_projects(started: Started) ->
 
     restarted = _printed(_serve(started.root))
     assert "Label Studio is running at" in restarted and "template" not in restarted
-    started.url = _url(restarted)
+    assert _url(restarted) == started.url  # the same port again: bookmarked links still work
     started.outputs += [stopped, _printed(status), restarted]
     projects = httpx.get(f"{started.url}/api/projects", headers=_auth(token)).json()
     assert [p["title"] for p in projects["results"]] == ["kept"]
     run = LabelStudioServer(Workspace.open(started.root)).status().run
     assert run is not None and run.startup_s is not None and run.startup_s < 60
     test_the_secrets_stay_in_a_private_file(started)
+
+
+def test_a_restart_whose_last_port_is_taken_moves_and_says_so(started: Started) -> None:
+    port = int(started.url.rsplit(":", 1)[1])
+    _serve(started.root, "--stop")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        moved = _printed(_serve(started.root))
+    assert f"Port {port}, which Label Studio had last time, is taken; using" in moved
+    started.url = _url(moved)
+    assert started.url != f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{started.url}/health", timeout=5.0).status_code == 200
+    started.outputs.append(moved)

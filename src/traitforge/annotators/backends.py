@@ -96,11 +96,12 @@ class SimulationReport:
 
 @dataclass(frozen=True)
 class AnnotationUI:
-    """Where people annotate: the web UI, and the files holding the logins (mode 0600)."""
+    """Where people annotate: the web UI, and the files holding the logins (mode 0600);
+    None where traitforge wrote no such file (an existing server keeps its own accounts)."""
 
     url: str
-    owner_login: Path
-    annotator_logins: Path
+    owner_login: Path | None
+    annotator_logins: Path | None
 
 
 class AnnotationBackend(Protocol):

@@ -466,8 +466,8 @@ class DemoResult:
     loop: LoopResult
     workspace: Workspace  # as the demo ran it: its config names the backend used
     url: str  # the annotation UI, left running
-    credentials: Path  # owner login (0600)
-    annotators: Path  # annotator logins (0600)
+    credentials: Path | None  # owner login (0600); None: an existing server's own accounts
+    annotators: Path | None  # annotator logins (0600); None: none written by traitforge
 
 
 def demo(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -22,6 +22,9 @@ from traitforge.cli._app import (
 )
 from traitforge.cli.render import print_ingest, print_loop, print_loop_paths
 from traitforge.workspace import DEFAULT_WORKSPACE, Workspace
+
+if TYPE_CHECKING:
+    from traitforge.app.loop import DemoResult
 
 
 @app.command()
@@ -67,20 +70,26 @@ def demo(
         ),
         soft_wrap=True,
     )
+    console.print(demo_logins(result, label_studio), highlight=False, soft_wrap=True)
+    print_loop_paths(result.loop)
+
+
+def demo_logins(result: DemoResult, label_studio: bool) -> str:
+    """Where the demo's logins are: traitforge's own server's files, or the existing one's."""
+    if result.credentials is None:
+        owner = "Owner login: the existing server's own account (its token came from "
+        owner += "LABEL_STUDIO_API_KEY)" if label_studio else "ARGILLA_API_KEY)"
+    elif label_studio:
+        owner = f"Owner login: email, password and API token in {result.credentials} (mode 0600)"
+    else:
+        owner = f"Owner login: user 'owner', password in {result.credentials} (mode 0600)"
     if label_studio:
         # The open-source edition gives the simulated accounts no login of their own.
-        login = (
-            f"Owner login: email, password and API token in {result.credentials} (mode 0600); "
-            "the simulated annotators have no login (their answers are posted with the "
-            "owner's token)"
+        return (
+            f"{owner}; the simulated annotators have no login (their answers are posted "
+            "with the owner's token)"
         )
-    else:
-        login = (
-            f"Owner login: user 'owner', password in {result.credentials} (mode 0600); "
-            f"simulated annotators' logins in {result.annotators}"
-        )
-    console.print(login, highlight=False, soft_wrap=True)
-    print_loop_paths(result.loop)
+    return f"{owner}; simulated annotators' logins in {result.annotators}"
 
 
 @app.command("loop")

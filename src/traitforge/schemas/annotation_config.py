@@ -50,6 +50,13 @@ class LabelStudioConfig(BaseModel):
         description="Annotators who answer each task: one task copy is pushed per annotator "
         "(the open-source edition has no overlap of its own).",
     )
+    port: int | None = Field(
+        None,
+        ge=PORTS.start,
+        le=PORTS.stop - 1,
+        description="Port of traitforge's own server. Unset: the port it had last time, when "
+        "that is free, so its links keep working; else a free one.",
+    )
     batch_size: int = Field(200, ge=1, le=5000, description="Tasks sent per import request.")
     retries: int = Field(5, ge=0, le=20, description="Retries per request, with backoff.")
 

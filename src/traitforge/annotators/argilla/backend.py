@@ -43,7 +43,9 @@ class ArgillaBackend:
         connection = server.owner_connection(self.workspace)
         return AnnotationUI(
             url=connection.api_url,
-            owner_login=server.ServerPaths.of(self.workspace).credentials,
+            owner_login=None
+            if connection.external
+            else server.ServerPaths.of(self.workspace).credentials,
             annotator_logins=server.annotators_file(self.workspace),
         )
 

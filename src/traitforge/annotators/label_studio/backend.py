@@ -42,13 +42,10 @@ class LabelStudioBackend:
     def serve(self) -> AnnotationUI:
         connection = label_studio_connection(self.workspace)
         paths = ServerPaths.of(self.workspace)
-        # Label Studio's annotators sign up through an invite link: the owner's file is the
-        # only login traitforge writes.
-        return AnnotationUI(
-            url=connection.url,
-            owner_login=paths.credentials,
-            annotator_logins=paths.credentials,
-        )
+        # Label Studio's annotators sign up through an invite link, so the owner's file of
+        # traitforge's own server is the only login traitforge writes.
+        owner = None if connection.external else paths.credentials
+        return AnnotationUI(url=connection.url, owner_login=owner, annotator_logins=None)
 
     def push(self, store: Store, progress: StageProgress | None = None) -> PushReport:
         return push(store, self.config, label_studio_connection(self.workspace), progress)

@@ -1,10 +1,10 @@
 """Starting, finding and stopping a workspace's Label Studio server (the real label-studio 1.23.2).
 
 Everything lives in WORKSPACE/label-studio/ (mode 0700): data/ (Label Studio's data folder,
-SQLite database included), server.log, server.json (pid and port of the running server) and
-credentials.json (mode 0600: the owner's generated email, password and API token, and the
-Django secret key). Secrets reach the server through its environment only, never its command
-line or our output.
+SQLite database included), server.log, server.json (pid and port of the running server),
+port.json (the port it had last, reused when free) and credentials.json (mode 0600: the
+owner's generated email, password and API token, and the Django secret key). Secrets reach
+the server through its environment only, never its command line or our output.
 
 Like the Argilla server it runs detached, in its own session. It counts as running only when
 server.json's pid is alive, runs label_studio.server on this workspace's data folder, and the
@@ -52,6 +52,7 @@ from traitforge.annotators.server.state import (
     write_json,
     write_private_json,
 )
+from traitforge.schemas.annotation_config import PORTS
 from traitforge.workspace import Workspace
 
 # An existing Label Studio, named as label-studio-sdk names them (the Argilla side likewise
@@ -131,6 +132,11 @@ class ServerPaths(StatePaths):
     def database(self) -> Path:
         return self.data / TEMPLATE_DATABASE
 
+    @property
+    def last_port(self) -> Path:
+        """The port the server had last (kept after a stop, unlike server.json)."""
+        return self.root / "port.json"
+
 
 def server_env(data_dir: Path, secret_key: str, owner: Owner | None = None) -> dict[str, str]:
     """The whole environment Label Studio runs with for `data_dir`; with `owner`, the account
@@ -196,7 +202,9 @@ class LabelStudioServer:
         return Connection(run.url, load_or_create_owner(self.paths).token)
 
     def start(self, port: int | None = None, notify: Notify | None = None) -> ServerRun:
-        """Start the server (on `port`, else a free one), or return the one already running.
+        """Start the server, or return the one already running. Its port: `port`, else
+        annotation.label_studio.port, else the one it had last time when that is free (so
+        bookmarked links keep working), else a free one.
 
         The first start on a machine creates Label Studio's environment (~1 GB) and migrated
         template; a workspace's first start copies that template and creates the owner.
@@ -217,11 +225,7 @@ class LabelStudioServer:
                     "start can begin"
                 )
             paths.state.unlink(missing_ok=True)
-            if port is not None and not port_free(port):
-                raise LabelStudioServerError(
-                    f"port {port} on {HOST} is already in use by another program; pick a free "
-                    "one with --port PORT, or leave --port out to get one"
-                )
+            port = self._port(port, notify)
             if paths.database.exists() and not paths.credentials.exists():
                 raise LabelStudioServerError(
                     f"{paths.credentials} is missing but {paths.data} holds an owner made with "
@@ -237,7 +241,7 @@ class LabelStudioServer:
                 )
                 _copy_atomically(template, paths.data)
                 from_template = True
-            return self._launch(python, owner, port or free_port(), from_template)
+            return self._launch(python, owner, port, from_template)
 
     def stop(self) -> bool:
         """Stop the server. True if one was running."""
@@ -259,6 +263,25 @@ class LabelStudioServer:
         return self._status()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _port(self, asked: int | None, notify: Notify | None) -> int:
+        asked = self.workspace.config.annotation.label_studio.port if asked is None else asked
+        if asked is not None:
+            if not port_free(asked):
+                raise LabelStudioServerError(
+                    f"port {asked} on {HOST} is already in use by another program; pick a "
+                    "free one with --port PORT (or annotation.label_studio.port), or leave "
+                    "both unset to get one"
+                )
+            return asked
+        last = read_json(self.paths.last_port)
+        before = last.get("port") if last else None
+        if isinstance(before, int) and before in PORTS and port_free(before):
+            return before
+        port = free_port()
+        if isinstance(before, int) and notify:
+            notify(f"Port {before}, which Label Studio had last time, is taken; using {port}.")
+        return port
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -320,6 +343,7 @@ class LabelStudioServer:
         # Recorded before the wait: a command killed while the server starts leaves a server
         # that the next command finds and waits for.
         write_json(paths.state, state)
+        write_json(paths.last_port, {"port": port})
         wait_healthy(
             proc,
             lambda: _answers(url, owner.token),

@@ -5,10 +5,10 @@ Pure mapping, no I/O (the backend imports and fetches over REST).
 - ``data`` holds what the config shows: ``prompt`` and ``response_a`` .. in the task's shown
   order (`presented_order`, the Argilla rule: a hash of the task id, so every copy of a task
   shows the same order to every annotator and overlapping answers stay comparable), the
-  `List` items a Ranker places for k > 2 (each the response's letter and its first words), and traitforge's keys: the task id, the copy, the
-  trait and the round. Nothing tells gold checks apart (see `traitforge.annotators.records`):
-  in Label Studio's open-source edition every user can browse the Data Manager, so neither
-  `gold_check` nor the selection reason is sent.
+  `List` items a Ranker places for k > 2 (each the response's letter and its first words), and
+  traitforge's keys: the task id, the copy, the trait and the round. Nothing tells gold checks
+  apart (see `traitforge.annotators.records`): in Label Studio's open-source edition every user
+  can browse the Data Manager, so neither `gold_check` nor the selection reason is sent.
 - ``predictions``: one per scorer, `model_version` = the scorer's versioned key, holding the
   ratings it suggests (its probability mapped to the trait's scale, then to stars) and, when
   it scored every shown response on the task trait, the preference those scores imply.
