@@ -52,8 +52,9 @@ class InvalidResult(ValueError):
 @dataclass(frozen=True)
 class Answer:
     """A result list in the config's terms: the preference ("left", "right" or "tie" for
-    two responses), the ranking of more (`places`: Text names per rank, sorted within a
-    place, an empty place where a rank was skipped), stars per rating control, rationale."""
+    two responses), the ranking of more (the Text names in each place, best place first,
+    sorted within a place, empty where a place was skipped), stars per rating control and
+    the rationale."""
 
     preference: str | None = None
     ranking: tuple[tuple[str, ...], ...] | None = None
