@@ -31,7 +31,8 @@ from tests.helpers.paths import ARTIFACTS
 from traitforge.annotators.label_studio.client import LabelStudioAPI
 from traitforge.app import workflows
 from traitforge.curation.sources import Parsed, source_format
-from traitforge.schemas import ComparisonTask, LabelStudioConfig
+from traitforge.schemas import Candidate, ComparisonTask, LabelStudioConfig
+from traitforge.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +48,36 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         yield server
 
 
-@pytest.fixture
-def ui_workspace(server, tmp_path, monkeypatch, data_dir):
+def _with_task(ws: Workspace, candidates: list[Candidate]) -> ComparisonTask:
+    """One honesty task over `candidates` (in this order), stored in the workspace."""
+    task = ComparisonTask(
+        prompt_id=candidates[0].prompt_id,
+        candidate_ids=[c.id for c in candidates],
+        trait="honesty",
+        reason="uncertainty",
+    )
+    with ws.store() as store, store.transaction():
+        store.add_candidates(candidates)
+        store.add_tasks([task])
+    return task
+
+
+def _ui_workspace(server, root: Path, monkeypatch, project: str, **update) -> Workspace:
+    """A workspace on the module's server, reached as an existing one, pushing to `project`."""
     url, token = server
     monkeypatch.setenv("LABEL_STUDIO_URL", url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
-    ws = with_annotation(
-        tmp_path / "ws",
+    return with_annotation(
+        root,
         backend="label-studio",
-        label_studio=LabelStudioConfig(project="ui-{trait}-k{k}", min_submitted=1),
+        label_studio=LabelStudioConfig(project=project, min_submitted=1),
+        **update,
     )
+
+
+@pytest.fixture
+def ui_workspace(server, tmp_path, monkeypatch, data_dir):
+    ws = _ui_workspace(server, tmp_path / "ws", monkeypatch, "ui-{trait}-k{k}")
     # one real TruthfulQA question, its best true answer against a false one
     path = data_dir / "truthfulqa" / "TruthfulQA.csv"
     first = next(
@@ -64,16 +85,7 @@ def ui_workspace(server, tmp_path, monkeypatch, data_dir):
     )
     true = next(c for c in first.candidates if c.metadata["best_answer"])
     false = next(c for c in first.candidates if c.gold["honesty"] == 0.0)
-    task = ComparisonTask(
-        prompt_id=true.prompt_id,
-        candidate_ids=[true.id, false.id],
-        trait="honesty",
-        reason="uncertainty",
-    )
-    with ws.store() as store, store.transaction():
-        store.add_candidates([true, false])
-        store.add_tasks([task])
-    return ws, task, true, false
+    return ws, _with_task(ws, [true, false]), true, false
 
 
 def _form_login(url: str, email: str, password: str) -> int:
@@ -250,25 +262,12 @@ def test_annotator_ties_two_of_three_responses_in_one_place(
     from playwright.sync_api import expect, sync_playwright
 
     url, token = server
-    monkeypatch.setenv("LABEL_STUDIO_URL", url)
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
-    ws = with_annotation(
-        tmp_path / "ws",
-        backend="label-studio",
-        layout="side-by-side",
-        label_studio=LabelStudioConfig(project="ui3-{trait}-k{k}", min_submitted=1),
+    ws = _ui_workspace(
+        server, tmp_path / "ws", monkeypatch, "ui3-{trait}-k{k}", layout="side-by-side"
     )
     [triple] = truthfulqa_triples(data_dir, ws.config, 1)
     true, *false = triple
-    task = ComparisonTask(
-        prompt_id=true.prompt_id,
-        candidate_ids=[c.id for c in triple],
-        trait="honesty",
-        reason="uncertainty",
-    )
-    with ws.store() as store, store.transaction():
-        store.add_candidates(triple)
-        store.add_tasks([task])
+    task = _with_task(ws, triple)
     assert workflows.push(ws).sent == 1
     with LabelStudioAPI(url, token, retries=0) as api:
         project = api.projects()["ui3-honesty-k3"]
