@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from markdown_it import MarkdownIt
 
@@ -89,6 +89,14 @@ class Control:
 def bucket(rank: int) -> str:
     """The name of the Ranker's column for `rank` (1 = most preferred)."""
     return f"rank_{rank}"
+
+
+def ranker_value(ranks: Iterable[tuple[str, int]]) -> dict[str, Any]:
+    """A Ranker result's value from (Text name, rank) pairs: equal ranks share a place."""
+    places: dict[int, list[str]] = {}
+    for text, rank in ranks:
+        places.setdefault(rank, []).append(text)
+    return {"ranker": {bucket(rank): places[rank] for rank in sorted(places)}}
 
 
 def bucket_title(rank: int, k: int) -> str:

@@ -29,7 +29,7 @@ from traitforge.annotators.label_studio.labeling import (
     TIE,
     TIE_CHOICE,
     LabelingConfig,
-    bucket,
+    ranker_value,
 )
 from traitforge.annotators.label_studio.projects import project_groups, project_labeling, task_keys
 from traitforge.annotators.label_studio.server import Connection
@@ -81,10 +81,9 @@ def result_regions(
             out.append(_region(PREFERENCE, PREFERENCE, "pairwise", {"selected": side}))
     if RANKING in values:
         position = {response_field(i): i for i in range(len(texts))}
-        places: dict[str, list[str]] = {}
-        for item in sorted(values[RANKING]["value"], key=lambda v: position[v["value"]]):
-            places.setdefault(bucket(item["rank"]), []).append(texts[position[item["value"]]])
-        out.append(_region(RANKING, LIST, "ranker", {"ranker": dict(sorted(places.items()))}))
+        items = sorted(values[RANKING]["value"], key=lambda v: position[v["value"]])
+        ranks = [(texts[position[v["value"]]], v["rank"]) for v in items]
+        out.append(_region(RANKING, LIST, "ranker", ranker_value(ranks)))
     for name, control in labeling.controls.items():
         if control.type == "rating" and name in values:
             assert control.trait is not None

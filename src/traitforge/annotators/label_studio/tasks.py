@@ -29,7 +29,7 @@ from traitforge.annotators.label_studio.labeling import (
     TIE,
     TIE_CHOICE,
     LabelingConfig,
-    bucket,
+    ranker_value,
 )
 from traitforge.annotators.records import (
     PREFERENCE,
@@ -176,8 +176,5 @@ def _preference(
         return [_region(task, scorer, PREFERENCE, PREFERENCE, "pairwise", {"selected": side})]
     # Most preferred in the first place; equal scores share a place (a tie).
     distinct = sorted(set(preferred), reverse=True)
-    places: dict[str, list[str]] = {}
-    for i, text in enumerate(config.texts):
-        places.setdefault(bucket(distinct.index(preferred[i]) + 1), []).append(text)
-    ranker = {"ranker": dict(sorted(places.items()))}
-    return [_region(task, scorer, RANKING, LIST, "ranker", ranker)]
+    ranks = [(text, distinct.index(p) + 1) for text, p in zip(config.texts, preferred, strict=True)]
+    return [_region(task, scorer, RANKING, LIST, "ranker", ranker_value(ranks))]
