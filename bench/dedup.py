@@ -17,6 +17,15 @@ threshold found in them. Prints medians over `--repeats` runs; runs estimated to
 `--heavy` seconds are run once (the table says how many runs each median has).
 
     .venv/bin/python bench/dedup.py --size 100000 --repeats 3
+
+With `--sharded`, measures `curation.sharded_dedup` instead: the exact all-pairs pass
+(`block_pairs` over every row) against `sharded_pairs` on shards of `--shard-size` rows, for
+each blocks x probes of the grid; recall is the share of the exact pairs at or above 0.95 and
+the config threshold that the sharded search finds. Each sharded run is timed once (end to end:
+k-means, assignment, grouping, search, merge); the peak memory of the largest block's search is
+measured with tracemalloc in a separate call.
+
+    .venv/bin/python bench/dedup.py --sharded --size 100000 --cache /tmp/bench-cache
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import os
 import statistics
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +46,13 @@ import numpy as np
 from traitforge.app.workflows import BUNDLED_INPUTS, bundled_data_dir
 from traitforge.curation.dedup import NearDuplicateFinder, build_index, search_neighbours
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
+from traitforge.curation.sharded_dedup import (
+    SAMPLE_PER_BLOCK,
+    block_pairs,
+    default_blocks,
+    sharded_pairs,
+    train_blocks,
+)
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.schemas import Candidate, DedupConfig, EmbeddingConfig
 from traitforge.workspace import default_config
@@ -136,6 +153,65 @@ def timed(run: Callable[[], T], repeats: int, heavy: float) -> tuple[float, int,
     return statistics.median(times), len(times), result
 
 
+def largest_block_peak(
+    ids: list[str], vectors: np.ndarray, blocks: int, probes: int, seed: int, threshold: float
+) -> tuple[int, float]:
+    """Rows of the largest block `sharded_pairs` forms (same sample, seed and assignment), and
+    the peak MiB that `block_pairs` allocates searching it (its input rows excluded)."""
+    sample = vectors[: SAMPLE_PER_BLOCK * blocks]
+    quantizer = train_blocks(sample, min(blocks, len(sample)), seed)
+    assignment = quantizer.assign(vectors, min(probes, quantizer.count))
+    largest = int(np.bincount(assignment.reshape(-1)).argmax())
+    rows = np.flatnonzero((assignment == largest).any(axis=1))
+    block_ids, block_vectors = [ids[r] for r in rows.tolist()], vectors[rows]
+    tracemalloc.start()
+    block_pairs(block_ids, block_vectors, threshold)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return len(rows), peak / 2**20
+
+
+def sharded(args: argparse.Namespace, vectors: np.ndarray, config: DedupConfig) -> None:
+    """The --sharded mode: recall and time of sharded_pairs against the exact all-pairs pass."""
+    thresholds = sorted({0.95, config.threshold})
+    ids = [str(row) for row in range(len(vectors))]
+    shards = [
+        (ids[start : start + args.shard_size], vectors[start : start + args.shard_size])
+        for start in range(0, len(vectors), args.shard_size)
+    ]
+    print(f"  running exact all-pairs (block_pairs over {len(vectors)} rows) ...", flush=True)
+    start = time.perf_counter()
+    exact = block_pairs(ids, vectors, thresholds[0])
+    exact_s = time.perf_counter() - start
+    truth = {t: {(a, b) for a, b, s in exact if s >= t} for t in thresholds}
+    grouped_mib = vectors.nbytes / 2**20
+    print(
+        f"exact: {exact_s:.2f} s; pairs "
+        + ", ".join(f">= {t}: {len(truth[t])}" for t in thresholds)
+        + f"; {len(shards)} shards of {args.shard_size} rows; vectors {grouped_mib:.0f} MiB"
+    )
+    base = default_blocks(len(vectors))
+    grid_blocks = args.blocks or [max(1, base // 4), base, base * 4]
+    print()
+    print(
+        f"{'blocks':>7}{'probes':>7}{'s':>8}{'exact s / s':>12}"
+        + "".join(f"{'recall >= ' + str(t):>16}{'missed':>8}" for t in thresholds)
+        + f"{'largest block':>15}{'its peak MiB':>14}"
+    )
+    for blocks in grid_blocks:
+        for probes in args.probes:
+            start = time.perf_counter()
+            found = sharded_pairs(shards, thresholds[0], blocks, probes, args.seed)
+            seconds = time.perf_counter() - start
+            rows, peak = largest_block_peak(ids, vectors, blocks, probes, args.seed, thresholds[0])
+            line = f"{blocks:>7}{probes:>7}{seconds:>8.2f}{exact_s / seconds:>12.2f}"
+            for t in thresholds:
+                hits = len(truth[t] & {(a, b) for a, b, s in found if s >= t})
+                missed = len(truth[t]) - hits
+                line += f"{hits / max(len(truth[t]), 1):>16.5f}{missed:>8}"
+            print(f"{line}{rows:>15}{peak:>14.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000, help="rows after tiling")
@@ -144,6 +220,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cache", type=Path, help="keep the embedding cache here (default: a temp dir)"
+    )
+    parser.add_argument("--sharded", action="store_true", help="measure sharded_dedup instead")
+    parser.add_argument("--shard-size", type=int, default=10_000, help="rows per shard (--sharded)")
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        nargs="+",
+        help="blocks to try (--sharded; default ~sqrt(n) x 1/4, 1, 4)",
+    )
+    parser.add_argument(
+        "--probes", type=int, nargs="+", default=[1, 2, 3], help="probes to try (--sharded)"
     )
     args = parser.parse_args()
     config = DedupConfig()
@@ -165,6 +252,14 @@ def main() -> None:
     embed_seconds = time.perf_counter() - start
     vectors = tile(base, args.size, args.seed)
     tiled = tile_candidates(candidates, args.size)
+    if args.sharded:
+        print(
+            f"{len(candidates)} distinct texts embedded in {embed_seconds:.0f} s, tiled to "
+            f"{len(vectors)} x {vectors.shape[1]} (noise sigma {NOISE}); {os.cpu_count()} CPUs, "
+            f"faiss threads {faiss.omp_get_max_threads()}"
+        )
+        sharded(args, vectors, config)
+        return
     print(
         f"{len(responses)} bundled responses, {len(candidates)} distinct texts embedded in "
         f"{embed_seconds:.0f} s, tiled to "

@@ -587,6 +587,12 @@ OTHER_CASES = (
         words=("--round",),
     ),
     Case(
+        "curate-bad-engine",
+        _ws("curate", "--budget", "5", "--engine", "spark"),
+        rc=(2,),
+        words=("--engine", "spark", "local", "ray"),
+    ),
+    Case(
         "curate-empty-workspace",
         _ws("curate", "--budget", "5"),
         words=("case/ws", "ingest"),
@@ -1012,6 +1018,13 @@ OTHER_CASES = (
         _ws("score", "--model", "{case}/notes"),
         {**WS, "notes": folder(**{"notes.txt": "hello\n"})},
         words=("notes",),
+    ),
+    # -- accelerate-config --------------------------------------------------------------------
+    Case(
+        "accelerate-config-unknown-name",
+        ("accelerate-config", "zero3[/x]"),
+        words=("zero3[/x]", "ddp, fsdp"),
+        contained=(),
     ),
     # -- status -------------------------------------------------------------------------------
     Case("status-no-workspace", ("status", "-w", "{case}/nowhere"), words=("nowhere", "ingest")),

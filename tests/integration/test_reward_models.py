@@ -300,6 +300,52 @@ def test_train_is_distributed_under_torchrun(trained, tmp_path):
     assert not list(tmp_path.glob(".ddp.*"))  # no staging folder left behind
 
 
+@pytest.mark.parametrize("name", ["ddp", "fsdp"])
+def test_train_under_accelerate_launch_with_a_shipped_config(trained, tmp_path, name):
+    """The shipped configs on two CPU processes (gloo). Without `--cpu`: with it, accelerate
+    1.15 starts a single process (its simple launcher); without a GPU, each process still runs
+    on the CPU because traitforge passes use_cpu. accelerate shards only on GPUs, so the FSDP
+    config trains as DDP here, and traitforge says so."""
+    import subprocess
+    import sys
+
+    data, _, config = trained
+    path = run_cli("accelerate-config", name).stdout.strip()
+    out = tmp_path / name
+    accelerate = Path(sys.executable).parent / "accelerate"
+    result = subprocess.run(
+        [
+            str(accelerate),
+            "launch",
+            "--config_file",
+            path,
+            "--num_processes",
+            "2",
+            "-m",
+            "traitforge.cli",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [line for line in result.stdout.splitlines() if "final loss" in line]
+    assert len(losses) == 4  # 2 ranks x 2 traits
+    ignored = "asks for FSDP, but accelerate shards only on GPUs"
+    assert (ignored in result.stdout) == (name == "fsdp")
+    assert sorted(RewardModelSet(out).members) == ["corrigibility", "honesty"]
+    assert (out / "eval.json").is_file()
+    assert not list(tmp_path.glob(f".{name}.*"))  # no staging folder left behind
+
+
 def test_shared_lora_model_trains_its_head_and_merges_the_adapters(tmp_path):
     import torch
     from transformers import set_seed

@@ -376,7 +376,9 @@ def _selection_inputs(workspace: Workspace) -> str:
     (only ever added) and the curation config."""
     with workspace.store() as store:
         counts = store.counts()
-    digest = hashlib.sha256(workspace.config.curation.model_dump_json().encode()).hexdigest()
+    # Without the engine: local and Ray select the same tasks from the same inputs.
+    curation = workspace.config.curation.model_dump_json(exclude={"engine"})
+    digest = hashlib.sha256(curation.encode()).hexdigest()
     return (
         f"{counts['candidates']} candidates, {counts['judgements']} judgements, "
         f"curation config {digest[:12]}"

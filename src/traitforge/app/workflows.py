@@ -193,6 +193,16 @@ def train_classifiers(
         )
 
 
+def use_engine(workspace: Workspace, engine: str | None) -> None:
+    """Run this command's curation on `engine` ('local' or 'ray'; None: the config's own),
+    without saving it into the workspace's config: the option is for one run."""
+    if engine is None:
+        return
+    config = workspace.config
+    curation = config.curation.model_copy(update={"engine": engine})
+    workspace.config = config.model_copy(update={"curation": curation})
+
+
 def curate(
     workspace: Workspace, budget: int, round_: int = 0, progress: StageProgress | None = None
 ) -> CurationReport:
@@ -400,6 +410,13 @@ def train_reward(
     from traitforge.reward.runs import train_run
 
     return train_run(data, out, config, log, overwrite=overwrite, progress=progress)
+
+
+def accelerate_config(name: str) -> Path:
+    """The shipped accelerate config `name` (ddp, fsdp) for `accelerate launch --config_file`."""
+    from traitforge.reward.launch import launch_config_path
+
+    return launch_config_path(name)
 
 
 def evaluate_reward(

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from traitforge.curation.progress import FileProgress
 from traitforge.errors import TraitforgeError
+from traitforge.schemas.curation_config import ENGINES, CurationConfig
 
 if TYPE_CHECKING:
     from traitforge.app.loop import WaitState
@@ -44,6 +45,18 @@ app = typer.Typer(
 # explicitly with rich.text.Text instead.
 console = Console(markup=False, emoji=False, highlight=False)
 stderr = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+# curation.engine's values, as a command-line choice: click lists them when one is wrong.
+EngineChoice = StrEnum("EngineChoice", {name: name for name in ENGINES})
+EngineOpt = Annotated[
+    EngineChoice | None,
+    typer.Option(
+        "--engine",
+        help=CurationConfig.model_fields["engine"].description
+        + " Default: curation.engine of the config (local).",
+    ),
+]
 
 
 class BackendChoice(StrEnum):

@@ -16,6 +16,7 @@ from traitforge import __version__
 from traitforge.app import workflows
 from traitforge.cli._app import (
     ConfigOpt,
+    EngineOpt,
     OverwriteOpt,
     WorkspaceOpt,
     app,
@@ -86,10 +87,12 @@ def curate(
     workspace: WorkspaceOpt = DEFAULT_WORKSPACE,
     round_: Annotated[int, typer.Option("--round", min=0, help="Annotation round.")] = 0,
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Embed, flag, dedup, score and select the comparisons annotators should see."""
     with friendly_errors():
         ws = Workspace.open(workspace, config)
+        workflows.use_engine(ws, engine.value if engine else None)
         with progress_bars() as bars:
             report = workflows.curate(ws, budget, round_, bars.stage)
     print_curation(report)

@@ -12,6 +12,7 @@ from traitforge.cli._app import (
     AnswersOpt,
     BackendChoice,
     ConfigOpt,
+    EngineOpt,
     WorkspaceOpt,
     app,
     bar_logger,
@@ -113,6 +114,7 @@ def loop_(
     ] = None,
     config: ConfigOpt = None,
     answers: AnswersOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Rounds of select -> push -> annotate -> pull -> export -> train -> use-model, each later
     round selecting with an ensemble fitted to the answers so far (decisive.v1, the default).
@@ -128,6 +130,7 @@ def loop_(
         )
     with friendly_errors():
         ws = Workspace.open(workspace, config)
+        workflows.use_engine(ws, engine.value if engine else None)
         settings = ws.config.loop
         key = workflows.answer_key(ws, answers) if answers else None
         with progress_bars() as bars:

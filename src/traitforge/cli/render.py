@@ -55,6 +55,11 @@ def print_curation(report: CurationReport) -> None:
         f"tasks in round {report.round}", f"{report.tasks_in_round} of {report.budget} wanted"
     )
     console.print(table)
+    if len(report.trait_shares) > 1:  # one trait takes the whole budget: nothing to explain
+        rule = report.trait_budget
+        console.print(Text(f"Budget per trait ({rule}):"), soft_wrap=True)
+        for share in report.trait_shares:
+            console.print(Text(f"  {share.line()}"), soft_wrap=True)
     for note in report.scoring_notes:
         console.print(Text(note), soft_wrap=True)
     if report.selection_note:
@@ -291,6 +296,7 @@ def print_pull(report: PullReport) -> None:
         ("new", report.new),
         ("edited since the last pull", report.changed),
         ("unchanged (pulled before)", report.unchanged),
+        ("removed (answer withdrawn)", report.withdrawn),
     ):
         table.add_row(label, str(n))
     for status, n in sorted(report.ignored.items()):

@@ -48,8 +48,9 @@ def train(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Train reward models on the train split (one per trait, or one shared), evaluate them on
-    the test split, and write models, card and report to OUT. Multi-GPU:
-    `accelerate launch -m traitforge.cli train ...`."""
+    the test split, and write models, card and report to OUT. Several GPUs:
+    `accelerate launch --config_file "$(traitforge accelerate-config ddp)" -m traitforge.cli
+    train ...` (or fsdp)."""
     with friendly_errors():
         settings = workflows.reward_config(config, backbone)
         with progress_bars() as bars:
@@ -60,6 +61,20 @@ def train(
     if run.evaluation:
         print_evaluation(run.evaluation)
     console.print(Text.assemble("Models: ", bold(run.out), "\nReport: ", bold(run.report)))
+
+
+@app.command("accelerate-config")
+def accelerate_config(
+    name: Annotated[
+        str, typer.Argument(help="ddp (data parallel) or fsdp (weights sharded over GPUs).")
+    ],
+) -> None:
+    """Print the path of an accelerate config shipped for training on the GPUs of one machine,
+    for `accelerate launch --config_file "$(traitforge accelerate-config ddp)" -m
+    traitforge.cli train ...`. Copy it to change it."""
+    with friendly_errors():
+        path = workflows.accelerate_config(name)
+    sys.stdout.write(f"{path}\n")  # plain, so that $(...) gets the path whole
 
 
 @app.command("eval")

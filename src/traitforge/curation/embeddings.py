@@ -26,6 +26,7 @@ class EmbeddingCache:
     """Vectors in one SQLite file in the workspace. A re-run embeds nothing twice."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -129,22 +130,36 @@ class Embedder:
         self.counts.update(computed=len(todo), cached=len(vectors))
         if progress:
             progress(0, len(todo))
-        for start in range(0, len(todo), self.CHUNK):
-            chunk = todo[start : start + self.CHUNK]
-            encoded = self.model.encode(
-                [t for _, t in chunk],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
-            fresh = {k: encoded[i] for i, (k, _) in enumerate(chunk)}
-            if self.cache:
-                self.cache.put(self.config.model, fresh)
-            vectors.update(fresh)
-            if progress:
-                progress(min(start + len(chunk), len(todo)), len(todo))
+        if todo:
+            vectors.update(self.encode_missing(todo, progress))
         out = np.empty((len(keys), len(next(iter(vectors.values())))), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = vectors[key]
         return out
+
+    def encode_missing(
+        self, todo: Sequence[tuple[str, str]], progress: Progress | None = None
+    ) -> dict[str, np.ndarray]:
+        """Vectors for (key, text) pairs the cache lacks, written to the cache chunk by chunk.
+        Another engine (`ray_engine.RayEmbedder`) replaces only this part."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(todo), self.CHUNK):
+            chunk = todo[start : start + self.CHUNK]
+            encoded = self.encode([t for _, t in chunk])
+            fresh = {k: encoded[i] for i, (k, _) in enumerate(chunk)}
+            if self.cache:
+                self.cache.put(self.config.model, fresh)
+            found.update(fresh)
+            if progress:
+                progress(min(start + len(chunk), len(todo)), len(todo))
+        return found
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalized float32 rows for `texts`, no cache involved."""
+        return self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)

@@ -22,11 +22,24 @@ from traitforge.curation.linguistic import LinguisticFeaturizer
 from traitforge.curation.pool import PromptPool, plural
 from traitforge.curation.progress import StageProgress
 from traitforge.curation.recheck import RecheckEntry, Rechecks, recheck_tasks
-from traitforge.curation.scorers import CandidateFeatures, Example, TraitClassifier, get_scorer
+from traitforge.curation.scorers import (
+    CandidateFeatures,
+    Example,
+    Scorer,
+    TraitClassifier,
+    get_scorer,
+)
 from traitforge.curation.scorers.classifier import MIN_EXAMPLES_PER_CLASS, TrainResult
 from traitforge.curation.scorers.features import prompt_texts
 from traitforge.curation.scorers.judge import TraitJudge
-from traitforge.curation.selection import EPISTEMIC, GoldChecks, PairSelector, SelectionInputs
+from traitforge.curation.selection import (
+    EPISTEMIC,
+    UNSCORED_DETAIL,
+    GoldChecks,
+    PairSelector,
+    SelectionInputs,
+)
+from traitforge.curation.trait_budget import TraitShare, describe
 from traitforge.errors import ConfigError, TraitforgeError, WorkspaceError
 from traitforge.schemas import (
     Candidate,
@@ -55,6 +68,7 @@ class CurationState:
     selection_note: str | None = None  # why the round got fewer tasks than its budget
     acquisition: str | None = None  # what an epistemic strategy scored with
     gold_checks: GoldChecks | None = None  # how many gold checks were wanted, possible, made
+    trait_shares: list[TraitShare] = field(default_factory=list)  # the budget, trait by trait
     # Nothing ranked the options: the strategy selection used instead ('random', 'diversity').
     unscored: str | None = None
     rechecks: Rechecks | None = None  # the audit's doubted pairs sent back, first in the round
@@ -92,15 +106,47 @@ def check_stages(stages: Sequence[Stage]) -> None:
         available |= stage.provides
 
 
+ScoreFn = Callable[[Scorer, CandidateFeatures, Sequence[str]], list[Scores]]
+
+
+def local_score(scorer: Scorer, features: CandidateFeatures, traits: Sequence[str]) -> list[Scores]:
+    return scorer.score(features, traits)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the embed and score stages do their heavy work (`curation.engine`): the embedder
+    class that encodes uncached texts, and the function that scores with one scorer."""
+
+    embedder: type[Embedder] = Embedder
+    score: ScoreFn = local_score
+
+
+def engine_for(config: ProjectConfig, cache_path: Path) -> Engine:
+    """The local engine, or the Ray one (a ConfigError naming the install command when Ray
+    is missing, raised before any model loads)."""
+    if config.curation.engine == "local":
+        return Engine()
+    from traitforge.curation import ray_engine
+
+    ray_engine.require_ray()
+    shards = cache_path.parent / ray_engine.SHARD_FOLDER
+    return Engine(ray_engine.RayEmbedder, ray_engine.score_with_ray(shards))
+
+
 class EmbeddingStage:
     name = "embed"
     requires = frozenset({"candidates"})
     provides = frozenset({"features", "token_counts"})
 
     def __init__(
-        self, config: ProjectConfig, cache: EmbeddingCache, progress: StageProgress | None = None
+        self,
+        config: ProjectConfig,
+        cache: EmbeddingCache,
+        progress: StageProgress | None = None,
+        embedder: type[Embedder] = Embedder,
     ) -> None:
-        self.embedder = Embedder(config.curation.embedding, cache)
+        self.embedder = embedder(config.curation.embedding, cache)
         self.progress = progress
 
     def setup(self) -> None:
@@ -175,11 +221,13 @@ class ScoreStage:
         artifacts: Path,
         examples: dict[str, list[Example]] | None = None,
         progress: StageProgress | None = None,
+        score: ScoreFn = local_score,
     ) -> None:
         self.config = config
         self.artifacts = artifacts
         self.examples = examples
         self.progress = progress
+        self.score = score
 
     def setup(self) -> None:
         for key in self.config.curation.scorers:
@@ -203,7 +251,7 @@ class ScoreStage:
                 scorer.examples = self.examples or gold_examples(eligible, self.config.traits)
                 if self.progress is not None:  # a model pass per batch: the slow part
                     scorer.progress = partial(self.progress, f"score: {key}")
-            scores += scorer.score(features, traits)
+            scores += self.score(scorer, features, traits)
             if isinstance(scorer, TraitJudge):
                 state.scoring_notes.append(scorer.summary())
         state.scores = scores
@@ -261,6 +309,7 @@ class SelectStage:
         state.tasks = rechecks.tasks + selected
         state.acquisition = getattr(self.selector, "acquired_with", None)
         state.gold_checks = getattr(self.selector, "gold_checks", None)
+        state.trait_shares = list(getattr(self.selector, "trait_shares", {}).values())
         state.unscored = getattr(self.selector, "unscored", None)
         if len(state.tasks) < wanted:
             state.selection_note = self._shortfall(eligible, len(state.tasks), wanted)
@@ -323,6 +372,10 @@ class CurationReport:
     unscored_tasks: int = 0
     unscored_by: str | None = None
     gold_checks: GoldChecks | None = None
+    # Each trait's share of the round's budget (`curation.selection.trait_budget`), what it
+    # got and why it got less; empty when nothing was selected from.
+    trait_shares: list[TraitShare] = field(default_factory=list)
+    trait_budget: str = "equal shares"  # the rule, as printed
     trait_gaps: list[TraitGap] = field(default_factory=list)
     # What the round could not do, each with what to do: nothing scored, gold checks short,
     # traits without candidates or without tasks.
@@ -371,9 +424,10 @@ def train_classifiers(
     labelled = set(examples) if examples is not None else store.gold_traits()
     if not labelled & set(traits):
         raise TraitforgeError(_no_labels(store, traits, examples is None))
+    engine = engine_for(config, cache_path)
     with EmbeddingCache(cache_path) as cache:
         stages: list[Stage] = [
-            EmbeddingStage(config, cache, progress),
+            EmbeddingStage(config, cache, progress, engine.embedder),
             FlagStage(config),
             DedupStage(config),
         ]
@@ -476,12 +530,13 @@ def curate(
     # (read only for them: the other strategies never look at answers).
     epistemic = config.curation.selection.strategy in EPISTEMIC
     answers = comparisons(existing, store.judgements()) if epistemic else []
+    engine = engine_for(config, cache_path)
     with EmbeddingCache(cache_path) as cache:
         stages: list[Stage] = [
-            EmbeddingStage(config, cache, progress),
+            EmbeddingStage(config, cache, progress, engine.embedder),
             FlagStage(config),
             DedupStage(config),
-            ScoreStage(config, artifacts, examples, progress),
+            ScoreStage(config, artifacts, examples, progress, engine.score),
             SelectStage(config, existing, budget, round_, answers, rechecks or ()),
         ]
         state = _run(store, stages, progress)
@@ -490,7 +545,9 @@ def curate(
         config, PairSelector(config).prompt_traits, state.eligible(), existing + tasks, round_
     )
     picked = [t for t in tasks if not t.gold_check and t.reason != "recheck"]
-    unscored = len(picked) if state.unscored else 0
+    # Per trait: one trait may have had nothing to rank by while another had scores.
+    detail = UNSCORED_DETAIL.get(state.unscored or "")
+    unscored = sum(t.reason_detail == detail for t in picked) if detail else 0
     warnings = []
     if unscored and state.unscored is not None:
         warnings.append(unscored_note(unscored, config.curation.scorers, state.unscored))
@@ -514,6 +571,8 @@ def curate(
         unscored_tasks=unscored,
         unscored_by=state.unscored if unscored else None,
         gold_checks=state.gold_checks,
+        trait_shares=state.trait_shares,
+        trait_budget=describe(config.curation.selection.trait_budget),
         trait_gaps=gaps,
         warnings=warnings,
         scoring_notes=state.scoring_notes,

@@ -15,6 +15,7 @@ import numpy as np
 from traitforge.curation.acquisition import Acquisition, Information, Kind
 from traitforge.curation.asked import prompt_traits
 from traitforge.curation.ensemble import Comparison
+from traitforge.curation.trait_budget import TraitShare, allocate, shortfall_note
 from traitforge.schemas import (
     Candidate,
     ComparisonTask,
@@ -103,11 +104,15 @@ class PairSelector:
         # After `process`: the strategy used instead ('random' or 'diversity') when no score
         # nor answer could rank the open options; None when the configured one ranked them.
         self.unscored: str | None = None
+        # After `process`: each trait's share of the budget and what it got, in config order.
+        self.trait_shares: dict[str, TraitShare] = {}
+        self._acquired: tuple[SelectionInputs, Acquisition] | None = None
 
     def process(self, inputs: SelectionInputs, budget: int, round_: int) -> list[ComparisonTask]:
         self.note = None
         self.acquired_with = None
         self.unscored = None
+        self._acquired = None
         rng = random.Random(self.config.seed * 1_000_003 + round_)
         probabilities = _probabilities(inputs.scores)
         used_per_prompt: dict[str, int] = defaultdict(int)
@@ -134,19 +139,9 @@ class PairSelector:
             for p in open_prompts
         }
 
-        chosen: list[Pick] = []
-        n_gold = round(budget * self.config.gold_fraction)
         gold = self._gold_checks(by_prompt, open_prompts, rng)
         gold = [o for o in gold if frozenset(o.candidate_ids) not in asked]
-        for option in gold[:n_gold]:
-            chosen.append((option, "gold-check", True))
-        self.gold_checks = GoldChecks(
-            budget=budget, wanted=n_gold, available=len(gold), made=len(chosen)
-        )
-        picked = {o.prompt_id for o, _, _ in chosen}
-        rest = [p for p in open_prompts if p not in picked and options[p]]
-        chosen += self._by_strategy(rest, options, inputs, budget - len(chosen), rng)
-
+        chosen = self._by_trait(open_prompts, options, gold, inputs, budget, rng)
         tasks = []
         for option, reason, gold_check in chosen:
             task = ComparisonTask(
@@ -164,6 +159,80 @@ class PairSelector:
                 taken.add(task.id)
                 tasks.append(task)
         return tasks
+
+    def _by_trait(
+        self,
+        open_prompts: list[str],
+        options: dict[str, list[Option]],
+        gold: list[Option],
+        inputs: SelectionInputs,
+        budget: int,
+        rng: random.Random,
+    ) -> list[Pick]:
+        """Each trait's share of the budget (`trait_budget`), its gold checks first; what a
+        trait cannot use is passed on to the others until no trait can use more."""
+        trait_of = {p: options[p][0].trait for p in open_prompts if options[p]}
+        trait_of |= {o.prompt_id: o.trait for o in gold}
+        prompts_of: dict[str, list[str]] = defaultdict(list)
+        for p in open_prompts:
+            if p in trait_of:
+                prompts_of[trait_of[p]].append(p)
+        rule = self.config.trait_budget
+        shares = allocate(rule, budget, {t: len(ps) for t, ps in prompts_of.items()})
+        self.trait_shares = {
+            t: TraitShare(t, len(prompts_of[t]), shares[t]) for t in self._trait_order(prompts_of)
+        }
+        gold_of: dict[str, list[Option]] = defaultdict(list)
+        for option in gold:
+            gold_of[option.trait].append(option)
+        n_gold = round(budget * self.config.gold_fraction)
+        gold_room = {t: min(len(gold_of[t]), shares[t]) for t in prompts_of}
+        gold_shares = allocate(rule, n_gold, gold_room)
+        chosen: list[Pick] = [
+            (o, "gold-check", True) for t in self.trait_shares for o in gold_of[t][: gold_shares[t]]
+        ]
+        self.gold_checks = GoldChecks(
+            budget=budget, wanted=n_gold, available=len(gold), made=len(chosen)
+        )
+        picked = {o.prompt_id for o, _, _ in chosen}
+        wanted = {t: shares[t] - gold_shares[t] for t in self.trait_shares}
+        notes: list[str] = []
+        exhausted: set[str] = set()
+        while True:
+            added = 0
+            for trait, n in wanted.items():
+                if n <= 0:
+                    continue
+                rest = [p for p in prompts_of[trait] if p not in picked and options[p]]
+                self.note = None
+                picks = self._by_strategy(rest, options, inputs, n, rng)
+                if len(picks) < n:
+                    exhausted.add(trait)
+                    if self.note:
+                        notes.append(f"{trait}: {self.note}" if len(wanted) > 1 else self.note)
+                chosen += picks
+                picked |= {o.prompt_id for o, _, _ in picks}
+                added += len(picks)
+            left = budget - len(chosen)
+            room = {
+                t: sum(p not in picked and bool(options[p]) for p in ps)
+                for t, ps in prompts_of.items()
+                if t not in exhausted
+            }
+            if not added or left <= 0 or not any(room.values()):
+                break
+            wanted = allocate(rule, left, room)
+        for share in self.trait_shares.values():
+            share.selected = sum(o.trait == share.trait for o, _, _ in chosen)
+            left_open = sum(p not in picked for p in prompts_of[share.trait])
+            share.note = shortfall_note(share, left_open)
+        self.note = "; ".join(dict.fromkeys(notes)) or None
+        return chosen
+
+    def _trait_order(self, prompts_of: dict[str, list[str]]) -> list[str]:
+        """The config's trait order, then any other trait a prompt was asked about."""
+        named = [t.name for t in self.project.traits if t.name in prompts_of]
+        return named + sorted(set(prompts_of) - set(named))
 
     # -- building options --------------------------------------------------------------------
     def prompt_traits(self, members: Sequence[Candidate]) -> list[str]:
@@ -322,7 +391,10 @@ class PairSelector:
         decisive.v1: the groups whose direction the ensemble is least sure of, weighted by
         the chance that the answer is not a tie."""
         prompts, options, inputs, budget, rng = pool
-        acquisition = self._acquisition(inputs)
+        # Built once per selection: each trait's share asks the same ensemble.
+        if self._acquired is None or self._acquired[0] is not inputs:
+            self._acquired = (inputs, self._acquisition(inputs))
+        acquisition = self._acquired[1]
         self.acquired_with = acquisition.source
         kind = EPISTEMIC[self.config.strategy]
         groups = [o.candidate_ids for p in prompts for o in options[p]]

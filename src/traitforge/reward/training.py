@@ -3,7 +3,8 @@
 traitforge prepares the inputs itself (see encoding.py) and sets what TRL's defaults get wrong
 for small models and CPUs: fp32 without gradient checkpointing on CPU, bf16 on a GPU that has
 it, length-grouped batches, and no silent filtering of long pairs. Works unchanged under
-`accelerate launch` (the Trainer does the distribution; only the main process writes).
+`accelerate launch` with DDP or FSDP (the Trainer does the distribution; every rank takes part
+in gathering sharded weights, and only the main process writes).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from traitforge.reward.backbone import (
     device_settings,
     head_module_names,
     load_for_training,
+    load_reward_model,
 )
 from traitforge.reward.encoding import EncodedPair, LengthReport, PairEncoder, encode_pairs
+from traitforge.reward.launch import check_launcher_precision, fsdp_ignored, full_state_dict
 from traitforge.reward.model import MANIFEST
 from traitforge.reward.pairs import RewardPair, no_usable_pairs, traits_of, usable_pairs
 from traitforge.schemas import RewardConfig
@@ -181,6 +184,7 @@ def fit(
 
     set_seed(config.seed)
     settings = device_settings(config.precision, config.batch_size)
+    check_launcher_precision(settings.dtype_name)
     model, tokenizer, backbone_path = load_for_training(config.backbone)
     encoder = PairEncoder(tokenizer, config.max_length, trait_prefix)
     encoded, lengths = encode_pairs(encoder, pairs, config.overflow)
@@ -200,6 +204,11 @@ def fit(
         # save_strategy "no" nothing is written there; the model is saved below).
         with tempfile.TemporaryDirectory(prefix="traitforge-trainer-") as scratch:
             trainer = _trainer(model, tokenizer, encoded, config, settings, Path(scratch))
+            if fsdp_ignored(trainer.accelerator):
+                log(
+                    f"{name}: warning: the accelerate config asks for FSDP, but accelerate "
+                    "shards only on GPUs; these CPU processes train with DDP (gloo)"
+                )
             if progress is not None:
                 shown = fmt_epochs(epochs.epochs)
                 label = f"training {name} ({len(encoded)} pairs x {shown} epochs), steps"
@@ -207,6 +216,7 @@ def fit(
             started = time.perf_counter()
             output = trainer.train()
             seconds = time.perf_counter() - started
+            state = full_state_dict(trainer.accelerator, trainer.model_wrapped)
     result = FitResult(
         name=name,
         folder=folder,
@@ -224,6 +234,7 @@ def fit(
     if trainer.accelerator.is_main_process:
         result.model = _save(
             trainer,
+            state,
             tokenizer,
             folder,
             config,
@@ -322,32 +333,50 @@ def _trainer(
         dataloader_pin_memory=settings.device == "cuda",
         use_cpu=settings.device == "cpu",  # also makes `torchrun` on CPUs distribute (gloo)
     )
-    peft_config = None
-    if config.lora.enabled:
-        from peft import LoraConfig, TaskType
-
-        peft_config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=config.lora.r,
-            lora_alpha=config.lora.alpha,
-            lora_dropout=config.lora.dropout,
-            target_modules=config.lora.target_modules,
-            # Without this the fresh reward head stays frozen at its random init.
-            modules_to_save=head_module_names(model),
-        )
     trainer = RewardTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=_peft_config(config, model),
     )
     trainer.remove_callback(PrinterCallback)  # its raw metrics dict; the CLI prints a summary
     return trainer
 
 
+def _peft_config(config: RewardConfig, model: Any) -> Any:
+    """reward.lora as peft's LoraConfig, or None when LoRA is off."""
+    if not config.lora.enabled:
+        return None
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        # Without this the fresh reward head stays frozen at its random init.
+        modules_to_save=head_module_names(model),
+    )
+
+
+def rebuilt(state: dict[str, Any], config: RewardConfig, backbone_path: str) -> Any:
+    """A fresh copy of the backbone (with LoRA adapters when reward.lora is on) holding the
+    gathered weights of a model that FSDP or DeepSpeed sharded: the trained module itself
+    holds only this rank's shard. Loaded strictly, so a renamed weight fails loudly."""
+    model, _ = load_reward_model(backbone_path, new_head=True)
+    if (peft_config := _peft_config(config, model)) is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config)
+    model.load_state_dict(state)
+    return model
+
+
 def _save(
     trainer: Any,
+    state: dict[str, Any] | None,
     tokenizer: Any,
     folder: Path,
     config: RewardConfig,
@@ -358,7 +387,7 @@ def _save(
     result: FitResult,
     provenance: dict[str, Any] | None,
 ) -> Any:
-    model = trainer.model
+    model = trainer.model if state is None else rebuilt(state, config, backbone_path)
     if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, save a plain model
         model = model.merge_and_unload()
     model = model.to("cpu").float()

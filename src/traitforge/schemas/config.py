@@ -211,6 +211,13 @@ class ProjectConfig(BaseModel):
                 f"curation.trait_weights names traits {unknown} that are not defined; "
                 f"defined traits: {names}"
             )
+        shares = self.curation.selection.trait_budget
+        unknown = sorted(set(shares) - set(names)) if isinstance(shares, dict) else []
+        if unknown:
+            raise ValueError(
+                f"curation.selection.trait_budget names traits {unknown} that are not "
+                f"defined; defined traits: {names}"
+            )
         unknown = sorted(set(self.export.trait_strategies) - set(names))
         if unknown:
             raise ValueError(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+Engine = Literal["local", "ray"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 
 class GenerationConfig(BaseModel):
@@ -120,7 +123,33 @@ class SelectionConfig(BaseModel):
         0.1, ge=0.0, le=1.0, description="Share of tasks whose answer is known from gold labels."
     )
     tasks_per_prompt: int = Field(1, ge=1, description="At most this many tasks per prompt.")
+    trait_budget: Literal["equal", "proportional"] | dict[str, float] = Field(
+        "equal",
+        description="How a round's budget is split between traits: 'equal' shares across the "
+        "traits that have open prompts (the default), 'proportional' to their open prompts, "
+        "or weights per trait ({honesty: 2, harmlessness: 1}; a trait left out gets nothing). "
+        "Gold checks are split the same way. A share a trait cannot use (too few open "
+        "prompts, nothing worth asking) goes to the others; `curate` prints what each got.",
+    )
     seed: int = Field(0)
+
+    @model_validator(mode="after")
+    def _check_trait_budget(self) -> SelectionConfig:
+        shares = self.trait_budget
+        if isinstance(shares, dict):
+            negative = sorted(t for t, w in shares.items() if w < 0)
+            if negative:
+                raise ValueError(
+                    f"curation.selection.trait_budget gives {negative} a negative weight; "
+                    "weights must be 0 or more"
+                )
+            if not any(w > 0 for w in shares.values()):
+                raise ValueError(
+                    "curation.selection.trait_budget gives no trait a weight above 0, so no "
+                    "task could be selected; give at least one trait a positive weight, or "
+                    "use 'equal'"
+                )
+        return self
 
 
 class JudgeConfig(BaseModel):
@@ -161,6 +190,12 @@ class JudgeConfig(BaseModel):
 class CurationConfig(BaseModel):
     model_config = _FROZEN
 
+    engine: Engine = Field(
+        "local",
+        description="Where embedding and classifier scoring run: 'local' (this process) or "
+        "'ray' (Ray Data actors over Parquet shards, on the cluster RAY_ADDRESS names, else a "
+        "local one; needs pip install 'traitforge[ray]'). Both store the same results.",
+    )
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     flags: FlagConfig = Field(default_factory=FlagConfig)
