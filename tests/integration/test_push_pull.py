@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -407,3 +408,81 @@ def test_a_recheck_task_is_a_new_record_whose_answer_lands_beside_the_original(
     assert set(judgements) == {original.id, recheck.id}
     assert judgements[original.id] == first  # the original answer is untouched
     assert {r.candidate_id for r in judgements[recheck.id].ranking} == {true_id, false_id}
+
+
+def test_a_second_pull_lists_only_changed_records_and_ends_as_a_full_pull(
+    tmp_path, data_dir, external, monkeypatch
+):
+    """On the embedded server a pull after the first asks only for records changed since the
+    last one began: an answer edited, one discarded and one new make three records listed of
+    twelve, and the store then equals a first pull's of the same server."""
+    from traitforge.annotators.argilla import pull as pull_module
+
+    monkeypatch.setattr(pull_module, "SKEW_MARGIN", timedelta(seconds=1))
+    tag = uuid.uuid4().hex[:6]
+    argilla = ArgillaConfig(dataset=f"inc{tag}-{{trait}}-k{{k}}", min_submitted=1)
+    ws, tasks = _workspace(tmp_path / "ws", data_dir, argilla, pairs=12, triples=0)
+    assert workflows.push(ws).sent == 12
+    [account] = add_annotators(ws, [f"inc-{tag}"])
+    listed = []
+    request = ArgillaAPI.request
+
+    def counting(self, method, path, **kwargs):
+        answer = request(self, method, path, **kwargs)
+        if path.endswith(("/records", "/records/search")) and kwargs.get("params", {}).get(
+            "include"
+        ):
+            listed.extend(item.get("record", item)["external_id"] for item in answer["items"])
+        return answer
+
+    monkeypatch.setattr(ArgillaAPI, "request", counting)
+    with ArgillaAPI(external.api_url, account.api_key, retries=0) as annotator:
+        remote = annotator.request("GET", "/api/v1/me/datasets")["items"]
+        [dataset] = [d for d in remote if d["name"] == f"inc{tag}-honesty-k2"]
+        with ArgillaAPI(external.api_url, external.api_key, retries=0) as owner:
+            records = {r["external_id"]: str(r["id"]) for r in owner.records(str(dataset["id"]))}
+        listed.clear()
+
+        def answer(task, label, status="submitted"):
+            item = {
+                "record_id": records[task.id],
+                "status": status,
+                "values": {"preference": {"value": label}},
+            }
+            result = annotator.request("POST", "/api/v1/me/responses/bulk", json={"items": [item]})
+            assert not result["items"][0].get("error"), result
+
+        for task in tasks[:8]:
+            answer(task, "A")
+        # Changes stamped within the margin before a pull are listed again by the next one:
+        # keep the answers, and the later changes, clear of it.
+        time.sleep(1.5)
+        first = workflows.pull(ws)
+        assert first.new == 8 and len(listed) == 12  # no bookmark yet: every record
+        time.sleep(1.5)
+
+        listed.clear()
+        answer(tasks[0], "B")  # edited
+        answer(tasks[1], "A", status="discarded")  # withdrawn
+        answer(tasks[10], "B")  # new
+        second = workflows.pull(ws)
+    index = {t.id: i for i, t in enumerate(tasks)}
+    assert sorted(index[i] for i in listed) == [0, 1, 10]
+    assert (second.new, second.changed, second.withdrawn) == (1, 1, 1)
+
+    other, _ = _workspace(tmp_path / "other", data_dir, argilla, pairs=12, triples=0)
+    with ws.store() as store, other.store() as fresh, fresh.transaction():
+        fresh.record_presented(
+            f"inc{tag}-honesty-k2", store.presented_orders(f"inc{tag}-honesty-k2")
+        )
+    listed.clear()
+    full = workflows.pull(other)
+    assert len(listed) == 12 and full.new == 8
+    with ws.store() as store, other.store() as fresh:
+        assert list(fresh.judgements()) == list(store.judgements())
+        judged = {j.task_id: j for j in store.judgements()}
+    assert tasks[1].id not in judged and tasks[10].id in judged
+    # The edit took: response B (the second shown) is now the one ranked first.
+    with ws.store() as store:
+        shown = store.presented_orders(f"inc{tag}-honesty-k2")[tasks[0].id]
+    assert [r.candidate_id for r in judged[tasks[0].id].ranking if r.rank == 1] == [shown[1]]

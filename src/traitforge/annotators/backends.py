@@ -69,6 +69,7 @@ class PullReport:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    withdrawn: int = 0  # judgements removed: their answers were discarded after a pull
     ignored: Counter[str] = field(default_factory=Counter)  # draft / discarded responses
     dropped: Counter[str] = field(default_factory=Counter)  # reason -> responses not stored
     missing_datasets: list[str] = field(default_factory=list)

@@ -31,6 +31,8 @@ from traitforge.schemas import (
 )
 
 SCHEMA_VERSION = 1
+_ID_CHUNK = 500  # ids per `IN (...)` query
+_BOOKMARK = "bookmark:"  # prefix of the meta keys that bookmarks use
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -245,6 +247,20 @@ class Store:
         for (body,) in self._db.execute(query, params):
             yield Candidate.model_validate_json(body)
 
+    def candidates_by_ids(self, ids: Iterable[str]) -> dict[str, Candidate]:
+        """The stored candidates among `ids`, by id; ids the store lacks are left out."""
+        return {
+            c.id: c
+            for c in (
+                Candidate.model_validate_json(body)
+                for body in self._bodies_by_ids("candidates", ids)
+            )
+        }
+
+    def stored_candidate_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` that name a stored candidate (no record is read)."""
+        return set(self._by_ids("candidates", "id", ids))
+
     def count_candidates(self, prompt_id: str | None = None) -> int:
         if prompt_id is None:
             return self._db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
@@ -296,12 +312,59 @@ class Store:
         for (body,) in self._db.execute("SELECT body FROM tasks ORDER BY id"):
             yield ComparisonTask.model_validate_json(body)
 
+    def tasks_by_ids(self, ids: Iterable[str]) -> dict[str, ComparisonTask]:
+        """The stored tasks among `ids`, by id; ids the store lacks are left out."""
+        return {
+            t.id: t
+            for t in (
+                ComparisonTask.model_validate_json(body)
+                for body in self._bodies_by_ids("tasks", ids)
+            )
+        }
+
+    def queued_tasks(self, trait: str, k: int) -> Iterator[ComparisonTask]:
+        """The tasks of one trait and size in annotation-queue order: earlier rounds first,
+        then by id. Read one row at a time, so a caller holds only what it keeps."""
+        query = (
+            "SELECT body FROM tasks WHERE json_extract(body, '$.trait') = ? "
+            "AND json_array_length(body, '$.candidate_ids') = ? "
+            "ORDER BY coalesce(json_extract(body, '$.round'), 0), id"
+        )
+        for (body,) in self._db.execute(query, (trait, k)):
+            yield ComparisonTask.model_validate_json(body)
+
+    def _bodies_by_ids(self, table: str, ids: Iterable[str]) -> Iterator[str]:
+        return self._by_ids(table, "body", ids)
+
+    def _by_ids(self, table: str, column: str, ids: Iterable[str]) -> Iterator[str]:
+        unique = sorted(set(ids))
+        # Chunks stay under SQLite's limit on bound parameters.
+        for start in range(0, len(unique), _ID_CHUNK):
+            chunk = unique[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT {column} FROM {table} WHERE id IN ({marks})"
+            for (value,) in self._db.execute(query, chunk):
+                yield value
+
     def put_judgements(self, judgements: Iterable[Judgement]) -> int:
         """Insert or replace judgements: an annotator who edits an answer replaces it."""
         self._require_transaction()
         rows = [(j.id, j.task_id, j.annotator_id, _body(j)) for j in judgements]
         self._db.executemany("INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?)", rows)
         return len(rows)
+
+    def remove_judgements(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Remove the judgements of these (task id, annotator id) pairs: answers withdrawn
+        since they were pulled. Returns how many were stored."""
+        self._require_transaction()
+        removed = 0
+        for task_id, annotator_id in pairs:
+            cursor = self._db.execute(
+                "DELETE FROM judgements WHERE task_id = ? AND annotator_id = ?",
+                (task_id, annotator_id),
+            )
+            removed += cursor.rowcount
+        return removed
 
     def judgements(self) -> Iterator[Judgement]:
         for (body,) in self._db.execute("SELECT body FROM judgements ORDER BY id"):
@@ -350,6 +413,13 @@ class Store:
         self._require_transaction()
         self._db.executemany("INSERT OR IGNORE INTO done VALUES (?, ?)", ((stage, k) for k in keys))
 
+    def forget_done(self, stage: str, keys: Iterable[str]) -> None:
+        """Undo `mark_done` for these keys (work whose result was since withdrawn)."""
+        self._require_transaction()
+        self._db.executemany(
+            "DELETE FROM done WHERE stage = ? AND key = ?", ((stage, k) for k in keys)
+        )
+
     def done_keys(self, stage: str) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT key FROM done WHERE stage=?", (stage,))}
 
@@ -363,10 +433,37 @@ class Store:
             ((dataset, task_id, json.dumps(list(order))) for task_id, order in orders.items()),
         )
 
-    def presented_orders(self, dataset: str) -> dict[str, list[str]]:
-        """Task id -> candidate ids as `dataset` shows them, for the tasks pushed to it."""
-        query = "SELECT task_id, candidate_ids FROM presented WHERE dataset=?"
-        return {task_id: json.loads(ids) for task_id, ids in self._db.execute(query, (dataset,))}
+    def presented_orders(
+        self, dataset: str, task_ids: Iterable[str] | None = None
+    ) -> dict[str, list[str]]:
+        """Task id -> candidate ids as `dataset` shows them, for the tasks pushed to it (only
+        those among `task_ids` when given)."""
+        if task_ids is None:
+            query = "SELECT task_id, candidate_ids FROM presented WHERE dataset=?"
+            rows = self._db.execute(query, (dataset,)).fetchall()
+        else:
+            unique = sorted(set(task_ids))
+            rows = []
+            for start in range(0, len(unique), _ID_CHUNK):
+                chunk = unique[start : start + _ID_CHUNK]
+                query = (
+                    "SELECT task_id, candidate_ids FROM presented WHERE dataset=? "
+                    f"AND task_id IN ({','.join('?' * len(chunk))})"
+                )
+                rows += self._db.execute(query, (dataset, *chunk)).fetchall()
+        return {task_id: json.loads(ids) for task_id, ids in rows}
+
+    def bookmark(self, name: str) -> str | None:
+        """A value a stage keeps between runs (e.g. how far a pull got), or None if unset."""
+        query = "SELECT value FROM meta WHERE key=?"
+        row = self._db.execute(query, (f"{_BOOKMARK}{name}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_bookmark(self, name: str, value: str) -> None:
+        """Keep `value` under `name`, in the caller's transaction, so it commits with the
+        work it describes."""
+        self._require_transaction()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{_BOOKMARK}{name}", value))
 
     def record_ingest(self, file_sha256: str, fmt: str, path: str, counts: dict[str, int]) -> None:
         self._require_transaction()

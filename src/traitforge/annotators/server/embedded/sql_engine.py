@@ -17,6 +17,11 @@ more (task distribution `min_submitted` > 1), every annotator gets the same queu
 insertion order, so the overlapping answers that agreement needs come first, not by chance
 (see `search_rows.shuffles_per_user`).
 
+A second one: a record's `updated_at`, wherever a search filters or sorts by it, is its last
+change including its responses' (Argilla stamps an answer on the response, not the record, and
+Elasticsearch indexes the record's own stamp). So "records updated since T" finds every record
+answered, edited or discarded since T: traitforge's pull asks exactly that (ENGINE_VERSION 2).
+
 Not supported (the server never needs them from this engine or they only tune Elasticsearch):
 Elasticsearch relevance scoring (a text match scores by how often its terms occur) and the
 operators of `simple_query_string` other than quoted phrases (terms are ANDed substrings).
@@ -90,7 +95,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 ENGINE_NAME = "traitforge-sql"
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: updated_at counts responses (traitforge pull reads it)
 
 
 class SQLSearchEngine(SearchEngine):
@@ -327,6 +332,9 @@ async def _matching(
         with_fields=query is not None,
         with_responses=any(isinstance(s, ResponseFilterScope) for s in scopes),
         with_suggestions=any(isinstance(s, SuggestionFilterScope) for s in scopes),
+        with_answer_times=any(
+            isinstance(s, RecordFilterScope) and s.property == "updated_at" for s in scopes
+        ),
     )
     if filter is not None:
         rows = [r for r in rows if _matches(filter, r)]
@@ -345,6 +353,7 @@ async def _load(
     with_fields: bool,
     with_responses: bool,
     with_suggestions: bool,
+    with_answer_times: bool = False,
 ) -> list[RecordRow]:
     columns = [
         Record.id,
@@ -381,6 +390,18 @@ async def _load(
         for record_id, user_id, status, values in responses.all():
             if record_id in rows:
                 rows[record_id].responses.append(ResponseRow(user_id, str(status), values or {}))
+    if with_answer_times:
+        # A record's updated_at counts its responses' changes (see the module docstring).
+        answered = await db.execute(
+            select(Response.record_id, func.max(Response.updated_at))
+            .join(Record, Response.record_id == Record.id)
+            .where(Record.dataset_id == dataset_id)
+            .group_by(Response.record_id)
+        )
+        for record_id, latest in answered.all():
+            row = rows.get(record_id)
+            if row is not None and latest is not None and latest > row.updated_at:
+                row.updated_at = latest
     if with_suggestions:
         suggestions = await db.execute(
             select(
