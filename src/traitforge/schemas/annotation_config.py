@@ -31,6 +31,15 @@ class ArgillaConfig(BaseModel):
     batch_size: int = Field(200, ge=1, le=5000, description="Records sent per request.")
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight while pushing.")
     retries: int = Field(5, ge=0, le=20, description="Retries per request, with backoff.")
+    server_workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Processes of the embedded server, sharing its port. More than one serves "
+        "several requests at once (a push's concurrent batches, annotators' pages) on a "
+        "machine with cores to spare; SQLite still writes one batch at a time. Takes effect "
+        "when the server starts (`traitforge serve --stop`, then `traitforge serve`).",
+    )
 
 
 class LabelStudioConfig(BaseModel):

@@ -70,6 +70,50 @@ def terminate(pid: int, grace_s: float) -> None:
     CHILDREN.pop(pid, None)
 
 
+def group_members(pgid: int, marker: str) -> list[int]:
+    """Live processes of process group `pgid` whose command line holds `marker`: a server's
+    workers, which outlive a supervisor killed with SIGKILL. Empty where there is no /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if state == "Z" or int(pgrp) != pgid:
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if marker in cmdline.decode(errors="replace"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def terminate_group(pid: int, marker: str, grace_s: float) -> bool:
+    """Stop a server started by `launch_detached` and every process it started: SIGTERM to
+    `pid` while it lives (a supervisor stops its own workers), else to what is left of its
+    process group; SIGKILL to all of them after `grace_s`. `pid` leads the group
+    (start_new_session), and only members whose command line holds `marker` are signalled,
+    so a recycled pid never makes us signal a stranger. True if any process was there."""
+
+    def remaining() -> list[int]:
+        leader = [pid] if is_ours(pid, marker) else []
+        return leader + [p for p in group_members(pid, marker) if p != pid]
+
+    targets = remaining()
+    for target in targets[:1] if targets[:1] == [pid] else targets:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while remaining() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    while left := remaining():
+        for target in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+        time.sleep(0.05)
+    CHILDREN.pop(pid, None)
+    return bool(targets)
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -33,6 +33,7 @@ from traitforge.annotators.server.detached import (
     port_free,
     tail,
     terminate,
+    terminate_group,
     wait_healthy,
 )
 from traitforge.annotators.server.detached import free_port as free_port
@@ -40,6 +41,7 @@ from traitforge.annotators.server.environment import (
     ARGILLA_SERVER_VERSION,
     ArgillaServerError,
     Notify,
+    environment_dir,
     server_python,
 )
 from traitforge.annotators.server.files import (
@@ -57,6 +59,12 @@ START_TIMEOUT_S = 180.0
 STOP_GRACE_S = 20.0
 
 
+def _server_marker() -> str:
+    # In the command line of the launcher and of each worker it spawns (the server
+    # environment's python), and of no process that merely inherited a recycled pid.
+    return environment_dir().name
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """A running embedded server. `url` serves both the API and the annotators' web UI."""
@@ -68,6 +76,7 @@ class ServerInfo:
     reused: bool = False  # True when ensure_server found it already running
     startup_s: float | None = None  # launch to healthy, when this call started it
     log: Path | None = None
+    workers: int = 1  # uvicorn processes serving the port
 
 
 @dataclass(frozen=True)
@@ -78,15 +87,19 @@ class ServerStatus:
 
 
 def ensure_server(
-    workspace: Workspace, port: int | None = None, notify: Notify | None = None
+    workspace: Workspace,
+    port: int | None = None,
+    notify: Notify | None = None,
+    workers: int | None = None,
 ) -> ServerInfo:
     """Start the workspace's embedded Argilla server, or return the one already running.
 
     Use this (or `owner_connection`) before talking to the embedded server. On first use it
     creates the server's virtual environment, migrates WORKSPACE/argilla/argilla.db and
     creates the owner account with generated credentials. `port` defaults to
-    annotation.argilla.port; a server already running keeps its port. `notify` receives
-    progress lines meant for a person (slow first-time steps).
+    annotation.argilla.port and `workers` to annotation.argilla.server_workers; a server
+    already running keeps its port and workers. `notify` receives progress lines meant for a
+    person (slow first-time steps).
     """
     paths = ServerPaths.of(workspace)
     # Owner-only: the database holds password hashes and API keys in clear.
@@ -108,6 +121,12 @@ def ensure_server(
             )
         _clean_stale(paths)
         port = argilla.port if port is None else port
+        workers = argilla.server_workers if workers is None else workers
+        if workers < 1:
+            raise ArgillaServerError(
+                f"the embedded server needs at least 1 worker process, got {workers}; set "
+                "annotation.argilla.server_workers to 1 or more"
+            )
         _check_port_free(port)
         python = server_python(notify)
         owner, created = load_or_create_owner(paths)
@@ -119,7 +138,7 @@ def ensure_server(
             atomic_write_text(paths.prepared, json.dumps(expected) + "\n")
         redis_url, redis_pid, redis_label = _start_redis(paths, notify)
         try:
-            return _launch(python, paths, owner, port, redis_url, redis_pid, redis_label)
+            return _launch(python, paths, owner, port, workers, redis_url, redis_pid, redis_label)
         except BaseException:
             if redis_pid is not None:
                 terminate(redis_pid, 5.0)
@@ -135,10 +154,8 @@ def stop_server(workspace: Workspace) -> bool:
         state = read_json(paths.state)
         if state is None:
             return False
-        stopped = False
-        if is_ours(state["pid"], "launch.py"):
-            terminate(state["pid"], STOP_GRACE_S)
-            stopped = True
+        # Every worker too, and those left serving by a launcher killed with SIGKILL.
+        stopped = terminate_group(state["pid"], _server_marker(), STOP_GRACE_S)
         if state.get("redis_pid") and is_ours(state["redis_pid"], "redis-server"):
             terminate(state["redis_pid"], 5.0)
         paths.state.unlink(missing_ok=True)
@@ -168,6 +185,7 @@ def _status(paths: ServerPaths) -> ServerStatus:
         redis=state["redis"],
         startup_s=state.get("startup_s"),
         log=paths.log,
+        workers=state.get("workers", 1),
     )
     # A server whose starter was killed mid-start is still coming up: give it its start time.
     attempts = int(START_TIMEOUT_S / 0.5) if state.get("starting") else 3
@@ -179,10 +197,12 @@ def _status(paths: ServerPaths) -> ServerStatus:
 
 
 def _clean_stale(paths: ServerPaths) -> None:
-    """Forget a dead server; stop the redis-server it leaves behind after a kill -9."""
+    """Forget a dead server; stop the workers and redis-server it leaves behind after a
+    kill -9 of its launcher."""
     state = read_json(paths.state)
     if state is None:
         return
+    terminate_group(state["pid"], _server_marker(), 5.0)
     if state.get("redis_pid") and is_ours(state["redis_pid"], "redis-server"):
         terminate(state["redis_pid"], 5.0)
     paths.state.unlink(missing_ok=True)
@@ -306,6 +326,7 @@ def _launch(
     paths: ServerPaths,
     owner: OwnerCredentials,
     port: int,
+    workers: int,
     redis_url: str | None,
     redis_pid: int | None,
     redis_label: str,
@@ -317,7 +338,7 @@ def _launch(
     started_at = now_iso()
     started = time.perf_counter()
     proc = launch_detached(
-        [str(python), str(LAUNCHER), "serve", "--port", str(port)],
+        [str(python), str(LAUNCHER), "serve", "--port", str(port), "--workers", str(workers)],
         paths.root,  # argilla reads ./.oauth.yaml: only the workspace's counts
         env,
         paths.log,
@@ -326,6 +347,7 @@ def _launch(
     state: dict[str, Any] = {
         "pid": proc.pid,
         "port": port,
+        "workers": workers,
         "url": url,
         "instance": instance,
         "redis": redis_label,
@@ -338,19 +360,24 @@ def _launch(
     # Recorded before the wait: a command killed while the server starts leaves a server that
     # the next command finds and waits for, instead of a stranger holding the port.
     write_json(paths.state, state)
-    wait_healthy(
-        proc,
-        lambda: _healthy(url, instance),
-        START_TIMEOUT_S,
-        0.2,
-        paths.state,
-        lambda what: _start_failure(paths, port, what),
-        f"{START_TIMEOUT_S} s",
-    )
+    try:
+        wait_healthy(
+            proc,
+            lambda: _healthy(url, instance),
+            START_TIMEOUT_S,
+            0.2,
+            paths.state,
+            lambda what: _start_failure(paths, port, what),
+            f"{START_TIMEOUT_S} s",
+        )
+    except ArgillaServerError:
+        # The launcher is gone; workers it had spawned would keep the port.
+        terminate_group(proc.pid, _server_marker(), 5.0)
+        raise
     startup_s = round(time.perf_counter() - started, 2)
     state.update(startup_s=startup_s, starting=False)
     write_json(paths.state, state)
-    return ServerInfo(url, proc.pid, port, redis_label, False, startup_s, paths.log)
+    return ServerInfo(url, proc.pid, port, redis_label, False, startup_s, paths.log, workers)
 
 
 def _start_failure(paths: ServerPaths, port: int, what: str) -> ArgillaServerError:

@@ -3,11 +3,13 @@
 Executed by the server virtual environment's python, never imported by traitforge:
 
     SERVER_PYTHON launch.py prepare < owner.json   migrate the database, upsert the owner
-    SERVER_PYTHON launch.py serve --port PORT      serve API + web UI on 127.0.0.1:PORT
+    SERVER_PYTHON launch.py serve --port PORT [--workers N]
+                                                   serve API + web UI on 127.0.0.1:PORT
 
 The caller sets ARGILLA_DATABASE_URL and ARGILLA_HOME_PATH (and ARGILLA_REDIS_URL when it
-started a redis-server). argilla_server reads its settings and opens its Redis connection when
-first imported, so every argilla_server import below happens inside a function, after the
+started a redis-server). `prepare` runs in one process; what each serving process needs is in
+`app.py` beside this file. argilla_server reads its settings and opens its Redis connection
+when first imported, so every argilla_server import happens inside a function, after the
 environment and the Redis patch are in place. Imports nothing from traitforge.
 """
 
@@ -18,63 +20,19 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import sys
-from typing import Any
-from urllib.parse import urlparse
 
-ENGINE_NAME = "traitforge-sql"  # lower case: argilla-server lowercases the name it looks up
-HOST = "127.0.0.1"  # never all interfaces: the server is for this machine's annotators
+from app import HOST, configure_environment, use_redis, use_wal  # beside this file
 
 LOG = logging.getLogger("traitforge.launcher")
-
-
-def _configure_environment() -> None:
-    os.environ["ARGILLA_SEARCH_ENGINE"] = ENGINE_NAME
-    # No telemetry calls from an embedded server (and none can leave this machine anyway).
-    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-
-
-def _redis_reachable(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or HOST, parsed.port or 6379), 1.0) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _use_redis() -> str:
-    """A real Redis when the caller started one and it answers, else fakeredis in-process.
-
-    argilla-server pings Redis at start and queues rq jobs there (record-status updates after
-    a dataset's distribution changes, Hub import/export, webhooks). Nothing runs an rq worker
-    here, so with either Redis those jobs wait in the queue; the annotation flow does not
-    depend on them.
-    """
-    url = os.environ.get("ARGILLA_REDIS_URL")
-    if url and _redis_reachable(url):
-        return f"redis-server at {url}"
-    import fakeredis
-    import redis
-
-    server = fakeredis.FakeServer()
-
-    def from_url(url: str, **kwargs: Any) -> fakeredis.FakeRedis:
-        return fakeredis.FakeRedis(server=server)
-
-    # argilla_server.jobs.queues calls redis.from_url(settings.redis_url) at import time.
-    redis.from_url = from_url
-    return "fakeredis (in-process; no redis-server reachable)"
 
 
 def prepare() -> dict[str, str]:
     """Migrate the database to the server's schema and create or update the owner account
     from the JSON on stdin: {"username", "password", "api_key", "workspace"}."""
     request = json.load(sys.stdin)
-    _configure_environment()
-    _use_redis()
+    configure_environment()
+    use_redis()
     # What `python -m argilla_server database migrate` runs, without a second interpreter.
     from argilla_server.cli.database.migrate import migrate_db
 
@@ -134,21 +92,25 @@ async def _upsert_owner(request: dict[str, str]) -> dict[str, str]:
     return {"owner": state}
 
 
-def serve(port: int) -> None:
-    _configure_environment()
-    redis_used = _use_redis()
-    from argilla_server.search_engine import SearchEngine
-    from sql_engine import SQLSearchEngine  # beside this file; sys.path[0] is its folder
-
-    SearchEngine.register(engine_name=ENGINE_NAME)(SQLSearchEngine)
-
+def serve(port: int, workers: int) -> None:
+    """Serve with `workers` uvicorn processes sharing the port. Each builds its app with
+    `app.create_app` in a fresh interpreter (one worker: in this process), so this process
+    imports no argilla_server; with several, it supervises them and stops them on SIGTERM."""
+    if workers > 1:
+        mode = use_wal(os.environ["ARGILLA_DATABASE_URL"])
+        LOG.info("%d workers; SQLite journal mode: %s", workers, mode)
     import uvicorn
-    from argilla_server import app
 
-    LOG.info(
-        "search engine: %s; redis: %s; serving on http://%s:%d", ENGINE_NAME, redis_used, HOST, port
+    LOG.info("serving on http://%s:%d", HOST, port)
+    uvicorn.run(
+        "app:create_app",
+        factory=True,
+        host=HOST,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
     )
-    uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="info")
 
 
 def main() -> None:
@@ -158,11 +120,12 @@ def main() -> None:
     commands.add_parser("prepare")
     serve_parser = commands.add_parser("serve")
     serve_parser.add_argument("--port", type=int, required=True)
+    serve_parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     if args.command == "prepare":
         print(json.dumps(prepare()), flush=True)
     else:
-        serve(args.port)
+        serve(args.port, args.workers)
 
 
 if __name__ == "__main__":
