@@ -4,6 +4,9 @@ The test starts a 2-CPU cluster itself (`ray.init(num_cpus=2)`), and the CLI joi
 RAY_ADDRESS, as a user's run joins their cluster. Both engines curate the same slice of the
 bundled TruthfulQA in their own workspace, and the stores and embedding caches must agree:
 the same model embeds the same texts, and the same trained classifiers score the same rows.
+The slice holds boilerplate answered to several questions ("I have no comment"), so the
+corpus-scope search, on Ray a blocked search (one block: fewer texts than ONE_BLOCK_BELOW), has
+duplicates to find; the same search with several blocks is run on the cluster directly.
 """
 
 from __future__ import annotations
@@ -17,11 +20,22 @@ import pytest
 
 from tests.helpers.cli import cli_env, run_cli
 from tests.helpers.paths import TRUTHFULQA
+from traitforge.curation import ray_engine
+from traitforge.curation.sharded_dedup import (
+    ONE_BLOCK_BELOW,
+    block_pairs,
+    merge_pairs,
+    plan_blocks,
+    split_by_block,
+)
 from traitforge.workspace import Store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUESTIONS = 30  # ~250 candidates: enough labels of each class to train, quick on 2 cores
+# From question 60 on: 7 of the next 30 accept "I have no comment" (the first 30: one), so the
+# slice has corpus duplicates for the engines to agree on.
+FIRST = 60
 BUDGET = "12"
 TOLERANCE = 1e-5  # float32 vectors from differently composed batches
 
@@ -39,7 +53,7 @@ def cluster():
 def curated(tmp_path_factory, cluster) -> dict[str, object]:
     folder = tmp_path_factory.mktemp("ray-engine")
     with TRUTHFULQA.open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))[:QUESTIONS]
+        rows = list(csv.DictReader(f))[FIRST : FIRST + QUESTIONS]
     data = folder / "TruthfulQA.csv"
     with data.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -89,6 +103,9 @@ def test_ray_engine_stores_the_same_flags_duplicates_scores_and_tasks(curated):
             for s in (a, b)
         ]
         assert marks[0].keys() == marks[1].keys()
+        corpus = [k for k in marks[0] if k[2] == "corpus"]
+        assert len(corpus) > 0  # equal marks mean something only if there are some
+        assert len(list(a.candidates())) < ONE_BLOCK_BELOW  # the CLI run searched one block
         assert all(abs(marks[0][k] - marks[1][k]) < TOLERANCE for k in marks[0])
         scores = [
             {(s.candidate_id, s.scorer, s.trait): s.score for s in st.scores()} for st in (a, b)
@@ -120,3 +137,51 @@ def test_ray_engine_runs_the_embed_and_score_actors_on_the_cluster(curated):
     names = [a["ActorClassName"] for a in ray._private.state.actors().values()]
     assert any("MapBatches(EmbedActor)" in n for n in names), names
     assert any("MapBatches(ScoreActor)" in n for n in names), names
+
+
+def _operators() -> list[str]:
+    """Operator names of every Ray Data dataset the cluster ran (Ray Data's stats actor)."""
+    import ray
+
+    stats = ray.get_actor("datasets_stats_actor", namespace="_dataset_stats_actor")
+    datasets = ray.get(stats.get_datasets.remote())
+    return [op for dataset in datasets.values() for op in dataset["operators"]]
+
+
+def test_ray_engine_searches_corpus_duplicates_on_the_cluster(curated):
+    # The block search runs as Ray Data tasks, which the actor table does not list.
+    operators = _operators()
+    assert any("assign_blocks" in op for op in operators), operators
+    assert any("pairs_in_block" in op for op in operators), operators
+
+
+def test_the_ray_block_search_with_several_blocks_equals_the_local_one(curated, tmp_path):
+    vectors = np.stack(list(_vectors(curated["ray"]).values()))
+    assert len(vectors) > 200
+    blocks = plan_blocks(vectors, seed=0, blocks=8)
+    threshold = 0.8  # low enough that pairs straddle blocks
+    a, b = ray_engine.ray_block_pairs(vectors, threshold, blocks, 2, tmp_path)
+    ids = [str(row) for row in range(len(vectors))]
+    parts = split_by_block(ids, vectors, blocks.assign(vectors, 2))
+    local = merge_pairs(block_pairs(i, v, threshold) for i, v in parts.values())
+    expected = sorted(tuple(sorted((int(x), int(y)))) for x, y, _ in local)
+    assert len(expected) > 100
+    assert sorted(zip(a.tolist(), b.tolist(), strict=True)) == expected
+    assert not any(tmp_path.iterdir())  # the shards and their folder are removed
+
+
+def test_many_shards_on_two_cpus_embed_without_hanging(cluster, tmp_path, monkeypatch):
+    """Several shards on a 2-CPU cluster: with a pool of two CPU actors Ray Data scheduled no
+    read and the run hung (a 12k-candidate curate never finished)."""
+    from traitforge.curation.embeddings import Embedder, EmbeddingCache
+    from traitforge.schemas import EmbeddingConfig
+
+    monkeypatch.setattr(ray_engine, "SHARD_ROWS", 8)
+    with TRUTHFULQA.open(encoding="utf-8-sig", newline="") as f:
+        texts = [row["Question"] for row in list(csv.DictReader(f))[:40]]
+    config = EmbeddingConfig()
+    with EmbeddingCache(tmp_path / "embeddings.sqlite") as cache:
+        vectors = ray_engine.RayEmbedder(config, cache).embed(texts)
+    assert len(list((tmp_path / ray_engine.SHARD_FOLDER).glob("*.parquet"))) == 0  # cleaned up
+    local = Embedder(config).embed(texts)
+    assert np.abs(vectors - local).max() < TOLERANCE

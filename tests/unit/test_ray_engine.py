@@ -42,6 +42,13 @@ def test_the_local_engine_is_the_default(config, tmp_path):
     assert engine == Engine(Embedder, local_score)
 
 
+def test_the_ray_engine_searches_corpus_duplicates_on_ray(config, tmp_path):
+    assert engine_for(config, tmp_path / "embeddings.sqlite").corpus_search is None
+    engine = engine_for(_with_engine(config, "ray"), tmp_path / "embeddings.sqlite")
+    assert engine.corpus_search is not None
+    assert engine.corpus_search.__qualname__.startswith("corpus_search_with_ray")
+
+
 def test_an_unknown_engine_is_refused_by_the_config():
     with pytest.raises(ValidationError, match="'local' or 'ray'"):
         CurationConfig(engine="spark")
@@ -101,8 +108,11 @@ def test_actor_pools_take_a_gpu_each_when_the_cluster_has_gpus():
     assert ray_engine.actor_pool(gpus, "auto", 10) == {"concurrency": 1, "num_gpus": 1}
     # device: cpu in the config keeps the actors off the GPUs
     assert ray_engine.actor_pool(gpus, "cpu", many) == {"concurrency": 10, "num_cpus": 1}
+    # One CPU is left for the tasks that read the shards.
+    assert ray_engine.actor_pool(gpus, "cpu", 20 * ray_engine.SHARD_ROWS)["concurrency"] == 15
     cpus = _FakeRay({"CPU": 2.0})
-    assert ray_engine.actor_pool(cpus, "auto", many) == {"concurrency": 2, "num_cpus": 1}
+    assert ray_engine.actor_pool(cpus, "auto", many) == {"concurrency": 1, "num_cpus": 1}
+    assert ray_engine.actor_pool(_FakeRay({"CPU": 1.0}), "auto", many)["concurrency"] == 1
 
 
 def test_bound_actors_carry_their_arguments_in_the_class():

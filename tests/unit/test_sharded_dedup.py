@@ -13,6 +13,7 @@ from traitforge.curation.sharded_dedup import (
     block_pairs,
     default_blocks,
     merge_pairs,
+    plan_blocks,
     sharded_pairs,
     split_by_block,
     train_blocks,
@@ -217,3 +218,29 @@ def test_default_blocks_grow_with_the_square_root():
     assert default_blocks(0) == 1
     assert default_blocks(10_000) == 100
     assert default_blocks(1_000_000) == 1000
+
+
+def test_plan_blocks_uses_one_block_for_small_inputs_and_sqrt_n_above():
+    small = _clustered(sharded_dedup.ONE_BLOCK_BELOW - 1, 5, 16, 0.1, seed=1)
+    one = plan_blocks(small, seed=0)
+    assert one.count == 1
+    assert (one.assign(small, 1) == 0).all()
+    large = _clustered(sharded_dedup.ONE_BLOCK_BELOW, 5, 16, 0.1, seed=1)
+    assert plan_blocks(large, seed=0).count == default_blocks(len(large))
+    assert plan_blocks(small, seed=0, blocks=7).count == 7
+
+
+def test_plan_blocks_samples_all_of_the_data_whatever_its_order():
+    # Sorted data: the first half near one direction, the second half near the opposite one.
+    # A sample of the first rows would put both centroids in the first half.
+    first = _clustered(600, 1, 16, 0.05, seed=2)
+    vectors = np.concatenate([first, -first])
+    blocks = plan_blocks(vectors, seed=0, blocks=2)
+    assert set(blocks.assign(vectors[:600], 1)[:, 0]) != set(blocks.assign(vectors[600:], 1)[:, 0])
+    again = plan_blocks(vectors, seed=0, blocks=2)
+    assert np.array_equal(blocks.centroids, again.centroids)
+
+
+def test_plan_blocks_without_vectors_is_refused():
+    with pytest.raises(TraitforgeError, match="at least one vector to plan blocks for"):
+        plan_blocks(np.zeros((0, 4), dtype=np.float32), seed=0)

@@ -9,14 +9,22 @@ at least `DedupConfig.threshold`; identical response texts always are (similarit
 - **corpus scope**: the same answer given to different prompts (boilerplate such as "I have no
   comment"). Informational only. Found with faiss: each distinct response text searches its
   `neighbours` nearest texts (exact inner product up to `hnsw_above` texts, HNSW above).
+
+The corpus search can be replaced (`CorpusSearch`; the Ray engine passes the blocked search of
+`sharded_dedup`, run across workers). Such a search returns every pair at or above the
+threshold, where the neighbour search keeps at most `neighbours` per text. Marks come from the
+connected components of the pairs, so the two give the same marks unless the neighbour search
+misses the one edge joining two components: texts A and B above the threshold, each with
+`neighbours` closer texts of its own group filling its list, and no other edge between the
+groups. The neighbour search then reports two corpus clusters, the full search one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import faiss
 import numpy as np
@@ -25,6 +33,8 @@ from traitforge.errors import TraitforgeError
 from traitforge.schemas import Candidate, DedupConfig, DuplicateMark
 
 Scope = Literal["prompt", "corpus"]
+# (unit vectors of the distinct texts, threshold) -> rows (a, b) of every pair at or above it.
+CorpusSearch: TypeAlias = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 # HNSW settings, chosen with bench/dedup.py on 100k tiled MiniLM vectors (2 CPU cores), where
 # the exact flat search takes ~45 s and HNSW ~13 s (build 8 s + search 5 s):
@@ -100,6 +110,11 @@ class _UnionFind:
         for node in range(len(self.parent)):
             members[self.find(node)].append(node)
         return (m for m in members.values() if len(m) > 1)
+
+
+def _integral(rows: np.ndarray) -> bool:
+    # An empty float array passes: np.asarray([]), a search's "no pairs", is float64.
+    return rows.dtype.kind in "iu" or (rows.size == 0 and rows.dtype.kind == "f")
 
 
 def _gold_compatible(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -178,8 +193,10 @@ class NearDuplicateFinder:
       Corpus scope has no such rule: gold labels of different prompts answer different questions.
     """
 
-    def __init__(self, config: DedupConfig) -> None:
+    def __init__(self, config: DedupConfig, corpus_search: CorpusSearch | None = None) -> None:
+        """`corpus_search` replaces the neighbour search of corpus scope (None keeps it)."""
         self.config = config
+        self.corpus_search = corpus_search
 
     def process(self, candidates: Sequence[Candidate], vectors: np.ndarray) -> list[DuplicateMark]:
         """Marks for `candidates`; `vectors` are their L2-normalized response embeddings, one
@@ -198,7 +215,7 @@ class NearDuplicateFinder:
         unique = [candidates[row] for row in rows]
         if len(unique) < 2:
             return [], DedupReport.from_marks([], len(unique))
-        run = _Run(self.config, unique, vectors[rows])
+        run = _Run(self.config, unique, vectors[rows], self.corpus_search)
         prompt_groups, kept_apart = run.prompt_clusters()
         links = run.mark_prompt_duplicates(prompt_groups)
         links += run.mark_corpus_duplicates(prompt_groups, {member for member, _, _ in links})
@@ -235,11 +252,16 @@ class _Run:
     their texts and prompts."""
 
     def __init__(
-        self, config: DedupConfig, candidates: list[Candidate], vectors: np.ndarray
+        self,
+        config: DedupConfig,
+        candidates: list[Candidate],
+        vectors: np.ndarray,
+        corpus_search: CorpusSearch | None = None,
     ) -> None:
         self.config = config
         self.candidates = candidates
         self.vectors = vectors
+        self.corpus_search = corpus_search
         texts: dict[str, int] = {}
         prompts: dict[str, int] = {}
         # Codes in order of first appearance, so text code t first occurs at row first_rows[t].
@@ -314,20 +336,16 @@ class _Run:
         return links
 
     def corpus_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows (a, b) of cross-prompt neighbour pairs at or above the threshold, one row per
+        """Rows (a, b) of cross-prompt pairs at or above the threshold, searched one row per
         distinct text: copies of a text are joined by `mark_corpus_duplicates` directly, and
         searching them once keeps a popular text from filling everyone's neighbour list."""
         first_rows = self.first_rows
         if len(first_rows) < 2:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        sims, found = search_neighbours(
-            self.vectors[first_rows],
-            self.config.neighbours + 1,  # + 1: a text finds itself, which is not a neighbour
-            approximate=len(first_rows) > self.config.hnsw_above,
-        )
-        query = np.broadcast_to(np.arange(len(first_rows))[:, None], found.shape)
-        keep = (found >= 0) & (found != query) & (sims >= self.config.threshold)
-        a, b = query[keep], found[keep]
+        if self.corpus_search is None:
+            a, b = self.neighbour_pairs()
+        else:
+            a, b = self.searched_pairs(self.corpus_search)
         # A text's prompt when all its copies answer one prompt, else -1. A pair of texts that
         # only ever answer the same single prompt is a prompt-scope matter, not a corpus one.
         only_prompt = self.prompt_codes[first_rows].copy()
@@ -335,6 +353,37 @@ class _Run:
         only_prompt[self.text_codes[spread]] = -1
         cross = (only_prompt[a] < 0) | (only_prompt[a] != only_prompt[b])
         return first_rows[a[cross]], first_rows[b[cross]]
+
+    def neighbour_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Text codes (a, b): each text with those of its `neighbours` nearest at or above the
+        threshold."""
+        sims, found = search_neighbours(
+            self.vectors[self.first_rows],
+            self.config.neighbours + 1,  # + 1: a text finds itself, which is not a neighbour
+            approximate=len(self.first_rows) > self.config.hnsw_above,
+        )
+        query = np.broadcast_to(np.arange(len(self.first_rows))[:, None], found.shape)
+        keep = (found >= 0) & (found != query) & (sims >= self.config.threshold)
+        return query[keep], found[keep]
+
+    def searched_pairs(self, search: CorpusSearch) -> tuple[np.ndarray, np.ndarray]:
+        """Text codes (a, b) from a replacement search, checked: rows of the matrix it got."""
+        texts = len(self.first_rows)
+        found = search(self.vectors[self.first_rows], self.config.threshold)
+        a, b = (np.asarray(rows) for rows in found)
+        if a.shape != b.shape or a.ndim != 1 or not all(_integral(r) for r in (a, b)):
+            raise TraitforgeError(
+                f"dedup: the corpus search returned rows of shape {a.shape} and {b.shape} "
+                f"(dtypes {a.dtype}, {b.dtype}); expected two 1-d integer arrays of equal "
+                "length. Fix: return (a, b) with pair i joining rows a[i] and b[i]"
+            )
+        if len(a) and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= texts):
+            raise TraitforgeError(
+                f"dedup: the corpus search returned rows from {min(a.min(), b.min())} to "
+                f"{max(a.max(), b.max())}; expected rows of the {texts} vectors it was given "
+                f"(0 to {texts - 1}). Fix: return row numbers of its input matrix"
+            )
+        return a.astype(np.int64), b.astype(np.int64)
 
     def mark_corpus_duplicates(
         self, prompt_groups: list[list[int]], prompt_marked: set[int]

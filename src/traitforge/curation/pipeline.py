@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from traitforge.curation.dedup import NearDuplicateFinder
+from traitforge.curation.dedup import CorpusSearch, NearDuplicateFinder
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.ensemble import Comparison, comparisons
 from traitforge.curation.flags import ResponseFlagger
@@ -115,11 +115,13 @@ def local_score(scorer: Scorer, features: CandidateFeatures, traits: Sequence[st
 
 @dataclass(frozen=True)
 class Engine:
-    """Where the embed and score stages do their heavy work (`curation.engine`): the embedder
-    class that encodes uncached texts, and the function that scores with one scorer."""
+    """Where the embed, dedup and score stages do their heavy work (`curation.engine`): the
+    embedder class that encodes uncached texts, the corpus-scope near-duplicate search (None:
+    the finder's own neighbour search), and the function that scores with one scorer."""
 
     embedder: type[Embedder] = Embedder
     score: ScoreFn = local_score
+    corpus_search: CorpusSearch | None = None
 
 
 def engine_for(config: ProjectConfig, cache_path: Path) -> Engine:
@@ -131,7 +133,11 @@ def engine_for(config: ProjectConfig, cache_path: Path) -> Engine:
 
     ray_engine.require_ray()
     shards = cache_path.parent / ray_engine.SHARD_FOLDER
-    return Engine(ray_engine.RayEmbedder, ray_engine.score_with_ray(shards))
+    return Engine(
+        ray_engine.RayEmbedder,
+        ray_engine.score_with_ray(shards),
+        ray_engine.corpus_search_with_ray(shards),
+    )
 
 
 class EmbeddingStage:
@@ -193,8 +199,8 @@ class DedupStage:
     requires = frozenset({"features", "flags"})
     provides = frozenset({"duplicates"})
 
-    def __init__(self, config: ProjectConfig) -> None:
-        self.finder = NearDuplicateFinder(config.curation.dedup)
+    def __init__(self, config: ProjectConfig, corpus_search: CorpusSearch | None = None) -> None:
+        self.finder = NearDuplicateFinder(config.curation.dedup, corpus_search)
 
     def setup(self) -> None:
         return None
@@ -429,7 +435,7 @@ def train_classifiers(
         stages: list[Stage] = [
             EmbeddingStage(config, cache, progress, engine.embedder),
             FlagStage(config),
-            DedupStage(config),
+            DedupStage(config, engine.corpus_search),
         ]
         state = _run(store, stages, progress)
     eligible = state.eligible()
@@ -535,7 +541,7 @@ def curate(
         stages: list[Stage] = [
             EmbeddingStage(config, cache, progress, engine.embedder),
             FlagStage(config),
-            DedupStage(config),
+            DedupStage(config, engine.corpus_search),
             ScoreStage(config, artifacts, examples, progress, engine.score),
             SelectStage(config, existing, budget, round_, answers, rechecks or ()),
         ]

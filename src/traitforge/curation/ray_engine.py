@@ -1,13 +1,16 @@
-"""The Ray engine of `curate` (`curation.engine: ray`): embedding and classifier scoring as Ray
-Data `map_batches` stages over Parquet shards, in actor pools that load their model once.
+"""The Ray engine of `curate` (`curation.engine: ray`): embedding, classifier scoring and the
+corpus-scope near-duplicate search as Ray Data stages over Parquet shards: the first two in
+actor pools that load their model once, the search in tasks (it loads nothing).
 
 Only the expensive work moves: `RayEmbedder` replaces how the embedder encodes the texts its
-cache lacks, and `score_with_ray` how a trained classifier scores. The pipeline's runner, the
-store, dedup and selection stay one code path, and the results land in the same embedding
-cache under the same (model, text hash) keys, so either engine resumes the other's run.
-Near-duplicates stay on the local finder under both engines: its corpus scope keeps each
-text's k nearest neighbours, which the block search of `sharded_dedup` does not reproduce pair
-for pair, and the two engines must store the same marks.
+cache lacks, `score_with_ray` how a trained classifier scores, and `corpus_search_with_ray` how
+the near-duplicate finder searches pairs across prompts: the blocked search of `sharded_dedup`,
+each block searched by a worker that holds only that block's vectors, and only the pairs come
+back. The pipeline's runner, the store, the rest of dedup and selection stay one code path, and
+the results land in the same embedding cache under the same (model, text hash) keys, so either
+engine resumes the other's run. The blocked search returns every pair above the threshold, the
+local one each text's `neighbours` nearest; the marks, connected components of the pairs, agree
+unless the neighbour search misses the only edge between two groups (`dedup`'s docstring).
 
 Ray joins the cluster that RAY_ADDRESS names, or starts a local one; a session that already
 called `ray.init` (a test, a notebook) keeps its own. The shards are files in the workspace, so
@@ -20,17 +23,26 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from traitforge.curation.dedup import CorpusSearch
 from traitforge.curation.embeddings import Embedder, Progress
 from traitforge.curation.linguistic import LinguisticFeaturizer
 from traitforge.curation.scorers.classifier import TraitClassifier
 from traitforge.curation.scorers.features import CandidateFeatures
 from traitforge.curation.scorers.registry import Scorer
+from traitforge.curation.sharded_dedup import (
+    DEFAULT_PROBES,
+    Blocks,
+    block_pairs,
+    merge_pairs,
+    plan_blocks,
+)
 from traitforge.errors import ConfigError
 from traitforge.schemas import Candidate, EmbeddingConfig, Scores
 
@@ -77,11 +89,15 @@ def quiet_ray_data(ray: ModuleType) -> None:
 
 def actor_pool(ray: ModuleType, device: str, work: int) -> dict[str, Any]:
     """map_batches arguments for an actor pool sized to the cluster: one actor per GPU when
-    the cluster has GPUs (and the config allows them), else one per CPU; never more actors
-    than shards of `work`."""
+    the cluster has GPUs (and the config allows them), else one per CPU but one; never more
+    actors than shards of `work`.
+
+    One CPU stays free for the tasks that read the shards: with a CPU actor pool holding
+    every CPU, Ray Data (2.60) schedules no read and the run hangs, as it did on a 2-CPU
+    cluster with more than one shard to embed."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if device != "cpu" else 0
-    slots = gpus or max(1, int(resources.get("CPU", 1)))
+    slots = gpus or max(1, int(resources.get("CPU", 1)) - 1)
     actors = max(1, min(slots, -(-work // SHARD_ROWS)))
     if gpus:
         return {"concurrency": actors, "num_gpus": 1}
@@ -259,3 +275,86 @@ def _float32(vectors: np.ndarray) -> np.ndarray:
 def _column(dataset: Any, name: str) -> Iterator[str]:
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         yield from (str(v) for v in batch[name])
+
+
+def assign_blocks(
+    blocks: Blocks, probes: int, batch: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Sends each row of a shard to its `probes` nearest blocks: one output row per (block,
+    row)."""
+    assignment = blocks.assign(_rows(batch["vector"]), probes)
+    return {
+        "block": assignment.reshape(-1),
+        "row": np.repeat(batch["row"], probes),
+        "vector": np.repeat(batch["vector"], probes),
+    }
+
+
+def pairs_in_block(threshold: float, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every pair at or above the threshold inside one block (one group of the shuffle), as
+    the rows' ids (their row numbers, as text: what `merge_pairs` keys on)."""
+    ids = [str(r) for r in batch["row"].tolist()]
+    pairs = block_pairs(ids, _rows(batch["vector"]), threshold)
+    return {
+        "a": np.array([a for a, _, _ in pairs], dtype=str),
+        "b": np.array([b for _, b, _ in pairs], dtype=str),
+        "similarity": np.array([s for _, _, s in pairs], dtype=np.float32),
+    }
+
+
+def corpus_search_with_ray(shards: Path, seed: int = 0) -> CorpusSearch:
+    """A NearDuplicateFinder corpus search on Ray: blocks planned on the driver from a sample
+    (`plan_blocks`: one block below a few hundred texts), then `ray_block_pairs`."""
+
+    def search(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        blocks = plan_blocks(vectors, seed)
+        return ray_block_pairs(
+            vectors, threshold, blocks, min(DEFAULT_PROBES, blocks.count), shards
+        )
+
+    return search
+
+
+def ray_block_pairs(
+    vectors: np.ndarray, threshold: float, blocks: Blocks, probes: int, folder: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (a, b), a < b, of every pair of `vectors` at or above `threshold` that shares one
+    of its `probes` nearest `blocks`: Parquet shards of (row, vector) -> block assignment ->
+    shuffle by block -> one `block_pairs` per block -> pairs merged here. No worker holds more
+    than a shard or one block of vectors, and only the pairs come back."""
+    import pyarrow as pa
+
+    if len(vectors) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ray = start_ray()
+    vectors = _float32(vectors)
+    table = pa.table(
+        {
+            "key": [str(r) for r in range(len(vectors))],
+            "row": np.arange(len(vectors), dtype=np.int64),
+            "vector": [v.tobytes() for v in vectors],
+        }
+    )
+    # A folder of their own, read as one path: given several file paths, Ray resolves them in
+    # threads that race on importing fsspec's HTTP filesystem where aiohttp is missing.
+    own = folder / "dedup"
+    shards = write_shards(own, "dedup", table)
+    # Tasks, not actors: nothing is loaded, and an actor pool would hold the CPUs that the
+    # shuffle between the two steps needs (on a small cluster the run then never finishes).
+    dataset = (
+        ray.data.read_parquet(str(own))
+        .map_batches(
+            partial(assign_blocks, blocks, probes), batch_size=SHARD_ROWS, batch_format="numpy"
+        )
+        .groupby("block")
+        .map_groups(partial(pairs_in_block, threshold), batch_format="numpy")
+    )
+    found = [
+        zip(batch["a"].tolist(), batch["b"].tolist(), batch["similarity"].tolist(), strict=True)
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy")
+    ]
+    remove_shards(shards)
+    own.rmdir()
+    rows = np.array([(int(a), int(b)) for a, b, _ in merge_pairs(found)], dtype=np.int64)
+    rows = rows.reshape(-1, 2)
+    return rows.min(axis=1), rows.max(axis=1)

@@ -7,9 +7,10 @@ found exactly inside each block. A pair is found when its two vectors share a bl
 vector to more than one block is what keeps the pairs that straddle a block boundary.
 
 Each piece is a pure function of its inputs, so it can run in a separate worker (Ray Data):
-`train_blocks` on a sample, `Blocks.assign` and `split_by_block` per shard, `block_pairs` per
-block after grouping by block (a shuffle), `merge_pairs` at the end. `sharded_pairs` is the same
-flow in one process.
+`train_blocks` on a sample (`plan_blocks` draws it and picks the block count), `Blocks.assign`
+and `split_by_block` per shard, `block_pairs` per block after grouping by block (a shuffle),
+`merge_pairs` at the end. `sharded_pairs` is the same flow in one process;
+`ray_engine.corpus_search_with_ray` runs it on Ray for the corpus scope of `dedup`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ Pair = tuple[str, str, float]  # (smaller id, larger id, cosine similarity)
 DEFAULT_PROBES = 2
 SAMPLE_PER_BLOCK = 64
 KMEANS_ITERATIONS = 20
+# Fewer vectors than this share one block (`plan_blocks`): their exact pass is a few BLOCK-row
+# chunks of a small matrix (500 x 500 similarities: 1 MiB), and k-means on a few hundred points
+# would only cut clusters that one block keeps whole.
+ONE_BLOCK_BELOW = 500
 
 
 def default_blocks(n: int) -> int:
@@ -131,6 +136,23 @@ def train_blocks(sample: np.ndarray, blocks: int, seed: int) -> Blocks:
     )
     kmeans.train(sample)
     return Blocks(kmeans.centroids.copy())
+
+
+def plan_blocks(vectors: np.ndarray, seed: int, blocks: int | None = None) -> Blocks:
+    """Blocks for the unit rows of `vectors`: `blocks` of them (default: one below
+    ONE_BLOCK_BELOW rows, else `default_blocks`), trained on SAMPLE_PER_BLOCK rows per block
+    drawn at random (seeded), so centroids cover all of the data whatever its order."""
+    vectors = check_vectors(vectors, "vectors to plan blocks for")
+    if len(vectors) == 0:
+        raise TraitforgeError(
+            "sharded dedup: expected at least one vector to plan blocks for, got none"
+        )
+    count = blocks or (1 if len(vectors) < ONE_BLOCK_BELOW else default_blocks(len(vectors)))
+    if count == 1:
+        return Blocks(vectors[:1])  # every row's nearest block, whichever unit row it is
+    size = min(len(vectors), SAMPLE_PER_BLOCK * count)
+    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), size, replace=False))
+    return train_blocks(vectors[rows], count, seed)
 
 
 def split_by_block(
