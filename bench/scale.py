@@ -46,6 +46,7 @@ from traitforge.schemas.records import prompt_text
 from traitforge.workspace import Workspace
 
 CANDIDATES_PER_COPY = 6202  # bundled TruthfulQA, one copy: correct and incorrect answers
+QUESTIONS = 817
 
 
 @dataclass
@@ -100,6 +101,18 @@ class Memory:
             self._thread.join()
 
 
+def sized_data(folder: Path, size: int) -> Path:
+    """Whole tiled copies for at least `size` candidates; below one copy, its first questions."""
+    data = tiled_truthfulqa(folder, math.ceil(size / CANDIDATES_PER_COPY), answers=True)
+    if size >= CANDIDATES_PER_COPY:
+        return data
+    lines = data.read_text(encoding="utf-8").splitlines(keepends=True)
+    questions = math.ceil(size / CANDIDATES_PER_COPY * QUESTIONS)
+    part = folder / f"TruthfulQA-{size}.csv"
+    part.write_text("".join(lines[: questions + 1]), encoding="utf-8")  # + 1: the header
+    return part
+
+
 def curation_run(root: Path, data: Path, engine: str, budget: int) -> CurationRun:
     ws = Workspace.open(root)
     seconds: dict[str, float] = {}
@@ -123,7 +136,8 @@ def curation_run(root: Path, data: Path, engine: str, budget: int) -> CurationRu
         texts_embedded=report.embedded.get("computed", 0),
         seconds=seconds,
         driver_peak_mb=memory.driver,
-        worker_peak_mb=sorted(memory.peaks.values(), reverse=True),
+        # Ray's idle workers exist during a local run too; only the Ray engine's count.
+        worker_peak_mb=sorted(memory.peaks.values(), reverse=True) if engine == "ray" else [],
     )
 
 
@@ -183,7 +197,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for size in sizes:
-            data = tiled_truthfulqa(folder, math.ceil(size / CANDIDATES_PER_COPY), answers=True)
+            data = sized_data(folder, size)
             for engine in engines:
                 run = curation_run(folder / f"ws-{size}-{engine}", data, engine, args.budget)
                 curation.append(run)
@@ -191,7 +205,8 @@ def main() -> None:
                     f"{s} {run.ms_per_candidate(s):.2f}" for s in run.seconds if s != "ingest"
                 )
                 workers = (
-                    f", workers {len(run.worker_peak_mb)} peak {max(run.worker_peak_mb):.0f} MB"
+                    f", Ray workers {len(run.worker_peak_mb)}, largest peak "
+                    f"{max(run.worker_peak_mb):.0f} MB"
                     if run.worker_peak_mb
                     else ""
                 )
@@ -202,7 +217,7 @@ def main() -> None:
                     flush=True,
                 )
         for count in task_counts:
-            data = tiled_truthfulqa(folder, math.ceil(count / 817), answers=False)
+            data = tiled_truthfulqa(folder, math.ceil(count / QUESTIONS), answers=False)
             run_a = annotation_run(folder / f"ws-tasks-{count}", data, count)
             annotation.append(run_a)
             print(
