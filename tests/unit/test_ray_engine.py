@@ -104,14 +104,30 @@ class _FakeRay:
 def test_actor_pools_take_a_gpu_each_when_the_cluster_has_gpus():
     many = 10 * ray_engine.SHARD_ROWS
     gpus = _FakeRay({"CPU": 16.0, "GPU": 4.0})
-    assert ray_engine.actor_pool(gpus, "auto", many) == {"concurrency": 4, "num_gpus": 1}
-    assert ray_engine.actor_pool(gpus, "auto", 10) == {"concurrency": 1, "num_gpus": 1}
+    assert ray_engine.actor_pool(gpus, "auto", many) == {
+        "concurrency": 4,
+        "num_gpus": 1,
+        "max_restarts": 0,
+    }
+    assert ray_engine.actor_pool(gpus, "auto", 10) == {
+        "concurrency": 1,
+        "num_gpus": 1,
+        "max_restarts": 0,
+    }
     # device: cpu in the config keeps the actors off the GPUs
-    assert ray_engine.actor_pool(gpus, "cpu", many) == {"concurrency": 10, "num_cpus": 1}
+    assert ray_engine.actor_pool(gpus, "cpu", many) == {
+        "concurrency": 10,
+        "num_cpus": 1,
+        "max_restarts": 0,
+    }
     # One CPU is left for the tasks that read the shards.
     assert ray_engine.actor_pool(gpus, "cpu", 20 * ray_engine.SHARD_ROWS)["concurrency"] == 15
     cpus = _FakeRay({"CPU": 2.0})
-    assert ray_engine.actor_pool(cpus, "auto", many) == {"concurrency": 1, "num_cpus": 1}
+    assert ray_engine.actor_pool(cpus, "auto", many) == {
+        "concurrency": 1,
+        "num_cpus": 1,
+        "max_restarts": 0,
+    }
     assert ray_engine.actor_pool(_FakeRay({"CPU": 1.0}), "auto", many)["concurrency"] == 1
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -80,6 +81,11 @@ def start_ray() -> ModuleType:
 
 
 def quiet_ray_data(ray: ModuleType) -> None:
+    from ray.util.annotations import RayDeprecationWarning
+
+    # Ray's notes to its API's callers (e.g. that `max_restarts` goes through ray_remote_args)
+    # are for traitforge's developers, not for the person running `curate`.
+    warnings.filterwarnings("ignore", category=RayDeprecationWarning)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -99,9 +105,12 @@ def actor_pool(ray: ModuleType, device: str, work: int) -> dict[str, Any]:
     gpus = int(resources.get("GPU", 0)) if device != "cpu" else 0
     slots = gpus or max(1, int(resources.get("CPU", 1)) - 1)
     actors = max(1, min(slots, -(-work // SHARD_ROWS)))
+    # No restarts: Ray Data keeps an actor's constructor arguments in the object store, and a
+    # restartable actor with such arguments makes Ray print an error line on the terminal. A
+    # crashed actor fails the stage instead; a re-run resumes from the embedding cache.
     if gpus:
-        return {"concurrency": actors, "num_gpus": 1}
-    return {"concurrency": actors, "num_cpus": 1}
+        return {"concurrency": actors, "num_gpus": 1, "max_restarts": 0}
+    return {"concurrency": actors, "num_cpus": 1, "max_restarts": 0}
 
 
 def write_shards(folder: Path, kind: str, table: Any) -> list[Path]:
