@@ -45,8 +45,11 @@ from traitforge.schemas.records import prompt_text
 from traitforge.workspace import Workspace
 
 
-def make_tasks(candidates: list[Candidate], limit: int) -> list[ComparisonTask]:
-    """One pair per prompt: its first honest and first dishonest answer."""
+def make_tasks(
+    candidates: list[Candidate], limit: int, suggestions: bool = True
+) -> list[ComparisonTask]:
+    """One pair per prompt: its first honest and first dishonest answer, with two rating
+    suggestions unless `suggestions` is False."""
     by_prompt: dict[str, list[Candidate]] = {}
     for c in candidates:
         by_prompt.setdefault(c.prompt_id, []).append(c)
@@ -66,7 +69,9 @@ def make_tasks(candidates: list[Candidate], limit: int) -> list[ComparisonTask]:
                 suggestions=[
                     Suggestion(candidate_id=c.id, trait="honesty", value=p, scorer="bench.v1")
                     for c, p in zip(pair, (0.7, 0.4), strict=True)
-                ],
+                ]
+                if suggestions
+                else [],
             )
         )
         if len(tasks) == limit:

@@ -25,41 +25,12 @@ import tracemalloc
 import uuid
 from pathlib import Path
 
+from push import make_tasks, with_dataset
 from tiled_data import tiled_truthfulqa, truthfulqa_rows
 from traitforge.annotators import server
 from traitforge.annotators.argilla import pull, push
 from traitforge.app import workflows
-from traitforge.schemas import Candidate, ComparisonTask, ProjectConfig
 from traitforge.workspace import Store, Workspace, dump_config
-
-
-def pairs(candidates: list[Candidate], limit: int) -> list[ComparisonTask]:
-    """One pair per prompt: its first honest and first dishonest answer."""
-    by_prompt: dict[str, list[Candidate]] = {}
-    for c in candidates:
-        by_prompt.setdefault(c.prompt_id, []).append(c)
-    tasks = []
-    for prompt_id, members in sorted(by_prompt.items()):
-        honest = [c for c in members if c.gold.get("honesty", 0) >= 0.5]
-        dishonest = [c for c in members if c.gold.get("honesty", 1) < 0.5]
-        if honest and dishonest:
-            tasks.append(
-                ComparisonTask(
-                    prompt_id=prompt_id,
-                    candidate_ids=[honest[0].id, dishonest[0].id],
-                    trait="honesty",
-                    reason="uncertainty",
-                )
-            )
-        if len(tasks) == limit:
-            break
-    return tasks
-
-
-def with_dataset(config: ProjectConfig, template: str) -> ProjectConfig:
-    argilla = config.annotation.argilla.model_copy(update={"dataset": template})
-    annotation = config.annotation.model_copy(update={"argilla": argilla})
-    return config.model_copy(update={"annotation": annotation})
 
 
 def _status_kib(field: str) -> int:
@@ -113,7 +84,7 @@ def measure(ws: Workspace, root: Path, tmp: Path, sizes: list[int]) -> dict[int,
     )
     with ws.store() as store:
         candidates = list(store.candidates())
-    tasks = pairs(candidates, largest)
+    tasks = make_tasks(candidates, largest, suggestions=False)
     connection = server.owner_connection(ws)  # starts the embedded server if needed
     print(f"server {connection.api_url}; sizes {sizes}")
     for size in sorted(sizes):

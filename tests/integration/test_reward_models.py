@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -266,32 +267,12 @@ def test_score_stores_rewards_that_the_next_curate_selects_with(trained, tmp_pat
 
 def test_train_is_distributed_under_torchrun(trained, tmp_path):
     """Two processes (gloo on CPU): each trains on its shard, only rank 0 writes."""
-    import subprocess
     import sys
 
     data, _, config = trained
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).parent / "torchrun"
-    result = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "traitforge.cli",
-            "train",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=cli_env(),
-    )
+    result = _train_in_two_processes([str(torchrun), "--nproc_per_node", "2"], data, out, config)
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [line for line in result.stdout.splitlines() if "final loss" in line]
     assert len(losses) == 4  # 2 ranks x 2 traits
@@ -306,36 +287,14 @@ def test_train_under_accelerate_launch_with_a_shipped_config(trained, tmp_path, 
     1.15 starts a single process (its simple launcher); without a GPU, each process still runs
     on the CPU because traitforge passes use_cpu. accelerate shards only on GPUs, so the FSDP
     config trains as DDP here, and traitforge says so."""
-    import subprocess
     import sys
 
     data, _, config = trained
     path = run_cli("accelerate-config", name).stdout.strip()
     out = tmp_path / name
     accelerate = Path(sys.executable).parent / "accelerate"
-    result = subprocess.run(
-        [
-            str(accelerate),
-            "launch",
-            "--config_file",
-            path,
-            "--num_processes",
-            "2",
-            "-m",
-            "traitforge.cli",
-            "train",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=cli_env(),
-    )
+    launcher = [str(accelerate), "launch", "--config_file", path, "--num_processes", "2"]
+    result = _train_in_two_processes(launcher, data, out, config)
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [line for line in result.stdout.splitlines() if "final loss" in line]
     assert len(losses) == 4  # 2 ranks x 2 traits
@@ -429,3 +388,17 @@ def test_augmented_training_counts_its_pairs_leaves_the_test_split_and_adds_a_sh
     matrix = matrix_run(out, test, config)
     assert matrix.models == ["corrigibility", "honesty", "shared"]
     assert matrix.cells["shared"]["honesty"].pairs == 6
+
+
+def _train_in_two_processes(
+    launcher: list[str], data: Path, out: Path, config: Path
+) -> subprocess.CompletedProcess[str]:
+    """`traitforge train` under a launcher command that starts two processes."""
+    command = [*launcher, "-m", "traitforge.cli", "train", "--data", str(data), "--out", str(out)]
+    return subprocess.run(
+        [*command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env(),
+    )
