@@ -86,6 +86,25 @@ def search_neighbours(
     return similarities, indices
 
 
+def unit_rows(vectors: np.ndarray, where: str) -> np.ndarray:
+    """`vectors` as contiguous float32, refused (naming `where`) unless every row is finite
+    and of unit length: inner products are cosines only then."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise TraitforgeError(
+            f"{where}: expected finite vectors, got NaN or infinity. Fix: re-embed the "
+            "responses (delete the workspace's embedding cache if it is damaged)"
+        )
+    norms = np.linalg.norm(vectors, axis=1)
+    if len(norms) and np.abs(norms - 1.0).max() > NORM_TOLERANCE:
+        raise TraitforgeError(
+            f"{where}: expected L2-normalized rows, got norms from {norms.min():.4g} to "
+            f"{norms.max():.4g}. Fix: embed with Embedder (it normalizes), or divide each "
+            "row by its norm"
+        )
+    return vectors
+
+
 class _UnionFind:
     def __init__(self, size: int) -> None:
         self.parent = list(range(size))
@@ -231,20 +250,7 @@ class NearDuplicateFinder:
                 f"array of shape {vectors.shape}. Fix: pass the response embeddings in the "
                 "order of the candidates"
             )
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if not np.isfinite(vectors).all():
-            raise TraitforgeError(
-                "dedup: expected finite vectors, got NaN or infinity. Fix: re-embed the "
-                "responses (delete the workspace's embedding cache if it is damaged)"
-            )
-        norms = np.linalg.norm(vectors, axis=1)
-        if len(norms) and np.abs(norms - 1.0).max() > NORM_TOLERANCE:
-            raise TraitforgeError(
-                f"dedup: expected L2-normalized rows, got norms from {norms.min():.4g} to "
-                f"{norms.max():.4g}. Fix: embed with Embedder (it normalizes), or divide each "
-                "row by its norm"
-            )
-        return vectors
+        return unit_rows(vectors, "dedup")
 
 
 class _Run:

@@ -24,7 +24,7 @@ from itertools import chain
 import faiss
 import numpy as np
 
-from traitforge.curation.dedup import BLOCK, NORM_TOLERANCE
+from traitforge.curation.dedup import BLOCK, unit_rows
 from traitforge.errors import TraitforgeError
 
 Pair = tuple[str, str, float]  # (smaller id, larger id, cosine similarity)
@@ -67,20 +67,7 @@ def check_vectors(vectors: np.ndarray, what: str, dim: int | None = None) -> np.
             f"sharded dedup: {what}: expected a matrix of shape {expected}, got an array of "
             f"shape {vectors.shape}. Fix: pass one embedding row per id, all of the same model"
         )
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        raise TraitforgeError(
-            f"sharded dedup: {what}: expected finite vectors, got NaN or infinity. Fix: "
-            "re-embed the responses"
-        )
-    norms = np.linalg.norm(vectors, axis=1)
-    if len(norms) and np.abs(norms - 1.0).max() > NORM_TOLERANCE:
-        raise TraitforgeError(
-            f"sharded dedup: {what}: expected L2-normalized rows, got norms from "
-            f"{norms.min():.4g} to {norms.max():.4g}. Fix: embed with Embedder (it normalizes), "
-            "or divide each row by its norm"
-        )
-    return vectors
+    return unit_rows(vectors, f"sharded dedup: {what}")
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: numpy arrays have no single truth value
