@@ -7,21 +7,29 @@ Same texts, same loaded model, one process, order alternating between repeats:
   device-dependent batch size, normalized vectors, cache writes included);
 - stage, cached: the same calls again, every vector read from the cache.
 A second table does the same on responses alone, where few texts repeat, to show the stage's
-own overhead without the benefit of deduplication.
+own overhead without the benefit of deduplication. A third puts the backends
+(curation.embedding.backend) side by side on the distinct texts: each one's throughput, its
+ratio to plain `encode()`, and the lowest cosine between its vectors and PyTorch's (the goal:
+>= 2x at a min cosine >= 0.99). `--json PATH` writes that table.
 
-    .venv/bin/python bench/embeddings.py --limit 2000 --repeats 3
+    .venv/bin/python bench/embeddings.py --limit 2000 --repeats 3 --json embeddings.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from traitforge.app.workflows import BUNDLED_INPUTS, bundled_data_dir
+from traitforge.curation import embedding_backends
 from traitforge.curation.embeddings import Embedder, EmbeddingCache
 from traitforge.curation.scorers.features import prompt_texts
 from traitforge.curation.sources import Parsed, source_format
@@ -91,12 +99,61 @@ def compare(
     )
 
 
+def compare_backends(
+    model: Any, texts: list[str], names: list[str], batch_size: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Each backend's median throughput on `texts`, against plain encode() in alternating
+    order, and its lowest cosine to the PyTorch vectors."""
+    encoders = {name: embedding_backends.build(name, model, batch_size) for name in names}
+    for encoder in encoders.values():
+        encoder.encode(texts[:64])  # warm-up: one-off costs (conversion, compilation)
+    reference = encoders["torch"].encode(texts) if "torch" in encoders else None
+    runs: dict[str, Callable[[], object]] = {"encode()": lambda: model.encode(texts)}
+    runs.update({name: (lambda e=e: e.encode(texts)) for name, e in encoders.items()})
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(repeats):
+        order = list(runs.items())
+        for name, run in order if repeat % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["encode()"])
+    print(
+        f"\nbackends: {len(texts)} distinct texts, batch size {batch_size}, median of {repeats} "
+        "runs; min cosine to the torch backend's vectors"
+    )
+    print(f"{'backend':<16}{'median s':>10}{'texts/s':>10}{'vs encode()':>13}{'min cosine':>12}")
+    table: dict[str, dict[str, float]] = {}
+    for name, encoder in encoders.items():
+        median = statistics.median(times[name])
+        cosine = float("nan")
+        if reference is not None:
+            cosine = float(np.min(np.sum(encoder.encode(texts) * reference, axis=1)))
+        table[name] = {
+            "texts_per_s": round(len(texts) / median, 1),
+            "vs_encode": round(base / median, 3),
+            "min_cosine": round(cosine, 6),
+        }
+        print(
+            f"{name:<16}{median:>10.3f}{len(texts) / median:>10.1f}{base / median:>12.2f}x"
+            f"{cosine:>12.6f}"
+        )
+    print(f"{'encode()':<16}{base:>10.3f}{len(texts) / base:>10.1f}{1.0:>12.2f}x")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=2000, help="candidates")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="local path or hub id")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--backends",
+        default="torch,openvino,openvino-bf16",
+        help="comma-separated curation.embedding.backend values to compare",
+    )
+    parser.add_argument("--json", type=Path, help="write the backends table here")
     args = parser.parse_args()
     candidates = bundled_candidates(args.limit)
     embedder = Embedder(EmbeddingConfig(model=args.model, device=args.device))
@@ -117,6 +174,11 @@ def main() -> None:
         args.repeats,
         len(candidates),
     )
+    distinct = list(dict.fromkeys(responses + prompt_texts(candidates)))
+    names = args.backends.split(",")
+    table = compare_backends(embedder.model, distinct, names, embedder.batch_size, args.repeats)
+    if args.json:
+        args.json.write_text(json.dumps({"backends": table}, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

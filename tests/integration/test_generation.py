@@ -22,6 +22,7 @@ from traitforge.curation.generation import (
     sample_seed,
 )
 from traitforge.curation.generation import local as local_module
+from traitforge.machine_cache import CACHE_ENV
 from traitforge.schemas import GenerationConfig, ProjectConfig
 from traitforge.workspace import Store, default_config
 
@@ -194,7 +195,7 @@ def test_local_generation_through_the_cli_draws_only_our_progress_display(prompt
     config.write_text(json.dumps({"curation": {"generation": settings}}), encoding="utf-8")
     result = _cli(
         ["ingest", "-w", str(ws), "-c", str(config), "--format", "generate", str(prompts_file)],
-        {local_module.CACHE_ENV: str(tmp_path / "cache")},
+        {CACHE_ENV: str(tmp_path / "cache")},
     )
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "cache" / "models").iterdir())  # the conversion did run

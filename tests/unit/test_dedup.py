@@ -108,7 +108,9 @@ def test_paraphrases_within_a_question_are_marked_in_prompt_scope(embedder, trut
         kept, marked = sorted([first, second], key=lambda c: c.id)
         assert kept.id not in prompt
         assert prompt[marked.id].representative_id == kept.id
-        assert prompt[marked.id].similarity == pytest.approx(similarity, abs=1e-5)
+        # abs 1e-3: in bf16 (the CPU default backend) a text's vector moves in the 4th digit
+        # with the batch it is embedded in
+        assert prompt[marked.id].similarity == pytest.approx(similarity, abs=1e-3)
     assert not _scoped(marks, "corpus")
 
 

@@ -14,7 +14,7 @@ from traitforge.app import loop
 from traitforge.app.held_out import GOLD, JUDGED, NOTHING_TO_EVALUATE, choose_held_out
 from traitforge.exports.split import split_of
 from traitforge.reward import runs
-from traitforge.reward.evaluation import evaluate
+from traitforge.reward.evaluation import evaluate, versus_chance
 from traitforge.reward.pairs import RewardPair, load_splits
 from traitforge.schemas import (
     Candidate,
@@ -245,3 +245,46 @@ def test_the_loop_command_says_what_each_round_was_evaluated_on_or_why_not(capsy
     ) in lines
     assert f"Round 2: no evaluation: {NOTHING}" in lines
     assert "[100.0%" not in out  # the interval of 4 pairs is not printed as if it meant much
+
+
+def test_the_loop_ends_with_each_traits_model_beside_its_length_baseline_and_chance(
+    capsys, monkeypatch
+):
+    from traitforge.app.loop import LoopResult
+    from traitforge.cli._app import console
+    from traitforge.cli.render import print_loop
+    from traitforge.schemas.results import TrainingSummary
+
+    def pairs(trait: str, n: int) -> list[RewardPair]:
+        return [RewardPair(f"{trait} Q{i}?", "No.", "Yes, it is.", trait=trait) for i in range(n)]
+
+    def coin(prompts, responses, traits):  # knows honesty, flips a coin elsewhere
+        return np.array(
+            [
+                float(r == "No.") if t == "honesty" else float(int(p.split("Q")[1][:-1]) % 2)
+                for p, r, t in zip(prompts, responses, traits, strict=True)
+            ]
+        )
+
+    test = pairs("honesty", 40) + pairs("harm[red]lessness", 60)
+    evaluation = evaluate(coin, test, bootstrap_samples=200)
+    summary = TrainingSummary(pairs=31, epochs=20, steps=40, seconds=1.0)
+    record = LoopRound(round=2, tasks=5, evaluation=evaluation, training={"honesty": summary})
+    monkeypatch.setattr(console, "width", 160)  # one line per row
+    print_loop(LoopResult(rounds=[record], dataset=Path("d"), model=None, report=Path("r")))
+    out = capsys.readouterr().out
+    assert "Reward model per trait, round 2 (held-out test pairs)" in out
+    [honesty] = [line for line in out.splitlines() if "honesty" in line]
+    assert "31 pairs" in honesty and "100.0%" in honesty and "above chance" in honesty
+    [harm] = [line for line in out.splitlines() if "harm[red]lessness" in line]  # literally
+    row = evaluation.per_trait["harm[red]lessness"]
+    verdict = versus_chance(row.accuracy, row.accuracy_ci, row.pairs)
+    assert verdict in harm and verdict != "above chance"
+
+
+def test_versus_chance_needs_an_interval_that_leaves_out_half():
+    assert versus_chance(0.7, [0.6, 0.8], 100) == "above chance"
+    assert versus_chance(0.55, [0.45, 0.65], 100) == "at chance"
+    assert versus_chance(0.3, [0.2, 0.4], 100) == "below chance"
+    assert versus_chance(0.9, None, 100) == "too few pairs to tell"
+    assert versus_chance(0.9, [0.6, 1.0], 10) == "too few pairs to tell"

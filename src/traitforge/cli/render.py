@@ -16,7 +16,7 @@ from traitforge.curation.ingest import IngestReport
 from traitforge.curation.pool import plural
 from traitforge.exports import ExportReport
 from traitforge.reporting import fmt_counts, fmt_num, fmt_pct, fmt_pct_ci
-from traitforge.reward.evaluation import interval_note
+from traitforge.reward.evaluation import interval_note, versus_chance
 from traitforge.reward.report import style_hard_line
 from traitforge.schemas import AgreementResult, EvaluationResult, MatrixResult, prompt_text
 from traitforge.workspace import Workspace
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from traitforge.curation.pipeline import CurationReport
     from traitforge.curation.scorers import TrainResult
     from traitforge.reward.training import FitResult
+    from traitforge.schemas import LoopRound
     from traitforge.schemas.results import AuditResult
 
 
@@ -221,12 +222,38 @@ def print_loop(result: LoopResult) -> None:
     console.print(table)
     for note in notes:
         console.print(Text(note), soft_wrap=True)
+    last = next((r for r in reversed(result.rounds) if r.evaluation), None)
+    if last is not None:
+        print_trait_models(last)
     for r in result.rounds:
         if r.stopped:
             console.print(
                 Text(f"Round {r.round} stopped (no model trained, no round after it): {r.stopped}"),
                 soft_wrap=True,
             )
+
+
+def print_trait_models(record: LoopRound) -> None:
+    """Each trait's reward model in one round: what it learned from, how it did on the
+    held-out pairs, beside the length baseline, and whether that is told apart from chance."""
+    evaluation = record.evaluation
+    assert evaluation is not None
+    table = Table(title=f"Reward model per trait, round {record.round} (held-out test pairs)")
+    columns = ("trait", "trained on", "test pairs", "accuracy (CI)", "longer wins", "vs chance")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("trait", "vs chance") else "right")
+    for trait, row in evaluation.per_trait.items():
+        trained = record.training.get(trait)
+        shown, _ = _accuracy_cell(row.accuracy, row.accuracy_ci, row.pairs)
+        table.add_row(
+            Text(trait),
+            f"{trained.pairs} pairs" if trained else "-",
+            str(row.pairs),
+            shown,
+            fmt_pct(row.length_baseline),
+            versus_chance(row.accuracy, row.accuracy_ci, row.pairs),
+        )
+    console.print(table)
 
 
 def print_loop_paths(result: LoopResult) -> None:

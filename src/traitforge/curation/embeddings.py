@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from traitforge.curation.models import load_sentence_transformer
+from traitforge.curation import embedding_backends
+from traitforge.curation.models import load_sentence_transformer, pick_device
 from traitforge.schemas import EmbeddingConfig
 
 Progress = Callable[[int, int], object]  # (texts embedded so far, texts to embed)
@@ -84,10 +85,31 @@ class Embedder:
         self.cache = cache
         self.counts: Counter[str] = Counter({"computed": 0, "cached": 0})
         self._model: Any = None
+        self._encoder: embedding_backends.Encoder | None = None
 
     def setup(self) -> None:
         if self._model is None:
             self._model = load_sentence_transformer(self.config.model, self.config.device)
+
+    @property
+    def encoder(self) -> embedding_backends.Encoder:
+        """What computes the vectors (curation.embedding.backend), built on first use."""
+        if self._encoder is None:
+            self._encoder = embedding_backends.build(
+                self.config.backend, self.model, self.batch_size
+            )
+        return self._encoder
+
+    @property
+    def cache_model(self) -> str:
+        """The cache's key for this model's vectors: backends differ in the last digits, so
+        each keeps its own (PyTorch's keep the model's name, as before backends existed)."""
+        if self._encoder is not None:
+            name = self._encoder.name
+        else:  # what the encoder will be, without loading a model for a cached run
+            name = embedding_backends.choose(self.config.backend, pick_device(self.config.device))
+        model = self.config.model
+        return model if name == embedding_backends.TORCH else f"{model}@{name}"
 
     @property
     def model(self) -> Any:
@@ -124,7 +146,12 @@ class Embedder:
             width = self.dimension if self._model is not None else 0
             return np.zeros((0, width), dtype=np.float32)
         keys = [text_key(t) for t in texts]
-        vectors = self.cache.get(self.config.model, keys) if self.cache else {}
+        vectors = self.cache.get(self.cache_model, keys) if self.cache else {}
+        if self.cache and len(vectors) < len(set(keys)) and self._encoder is None:
+            predicted = self.cache_model
+            self.encoder  # noqa: B018 (built now: 'auto' may fall back to PyTorch for this model)
+            if self.cache_model != predicted:
+                vectors = self.cache.get(self.cache_model, keys)
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in vectors}
         todo = list(missing.items())
         self.counts.update(computed=len(todo), cached=len(vectors))
@@ -148,7 +175,7 @@ class Embedder:
             encoded = self.encode([t for _, t in chunk])
             fresh = {k: encoded[i] for i, (k, _) in enumerate(chunk)}
             if self.cache:
-                self.cache.put(self.config.model, fresh)
+                self.cache.put(self.cache_model, fresh)
             found.update(fresh)
             if progress:
                 progress(min(start + len(chunk), len(todo)), len(todo))
@@ -156,10 +183,4 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Normalized float32 rows for `texts`, no cache involved."""
-        return self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32)
+        return self.encoder.encode(texts)

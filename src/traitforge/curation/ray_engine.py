@@ -191,7 +191,7 @@ class RayEmbedder(Embedder):
                 str(k): np.asarray(v, dtype=np.float32)
                 for k, v in zip(batch["key"], batch["vector"], strict=True)
             }
-            self.cache.put(self.config.model, fresh)  # as they come: a killed run keeps them
+            self.cache.put(self.cache_model, fresh)  # as they come: a killed run keeps them
             found.update(fresh)
             if progress:
                 progress(len(found), len(todo))

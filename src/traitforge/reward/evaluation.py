@@ -49,6 +49,16 @@ def interval_note(pairs: int) -> str | None:
     return f"n={pairs}: too few test pairs for a meaningful interval"
 
 
+def versus_chance(accuracy: float, ci: Sequence[float] | None, pairs: int) -> str:
+    """Whether an accuracy is told apart from a coin flip (50%) by its interval."""
+    if ci is None or interval_note(pairs):
+        return "too few pairs to tell"
+    low, high = ci
+    if low > 0.5:
+        return "above chance"
+    return "below chance" if high < 0.5 else "at chance"
+
+
 class RewardFn(Protocol):
     def __call__(
         self, prompts: Sequence[Prompt], responses: Sequence[str], traits: Sequence[str | None]

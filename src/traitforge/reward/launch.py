@@ -31,7 +31,7 @@ def check_launcher_precision(resolved: str, environ: dict[str, str] | None = Non
 
     `accelerate launch` puts its config's mixed_precision in ACCELERATE_MIXED_PRECISION, and
     the Trainer takes it whenever reward.precision resolved to fp32: training would then run
-    in bf16 (25x slower on a CPU) while the card says fp32."""
+    in bf16 (many times slower on a CPU without native bf16) while the card says fp32."""
     launcher = (os.environ if environ is None else environ).get("ACCELERATE_MIXED_PRECISION")
     if launcher in (None, "no") or launcher == resolved:
         return

@@ -24,7 +24,7 @@ from traitforge.reporting import (
     key_values_table,
     png_image,
 )
-from traitforge.reward.evaluation import interval_note
+from traitforge.reward.evaluation import interval_note, versus_chance
 from traitforge.reward.style_hard import SUMMARY, VARIANTS
 from traitforge.schemas.results import (
     Calibration,
@@ -82,6 +82,10 @@ _TRAIT_COLUMNS: list[Column] = [
     ("Accuracy", lambda item: fmt_pct(item[1].accuracy)),
     ("Confidence interval", lambda item: fmt_interval(item[1].accuracy_ci, item[1].pairs)),
     ("Length baseline", lambda item: fmt_pct(item[1].length_baseline)),
+    (
+        "Versus chance",
+        lambda item: versus_chance(item[1].accuracy, item[1].accuracy_ci, item[1].pairs),
+    ),
 ]
 # shifts are in units of the reward's standard deviation (see evaluation._format_sensitivity)
 _FORMAT_COLUMNS: list[Column] = [
@@ -212,6 +216,15 @@ def shortcut_verdicts(evaluation: EvaluationResult) -> list[tuple[str, str]]:
             f"reward is nearly independent of response length (Spearman {rho}).",
         ),
     ]
+    for trait, row in evaluation.per_trait.items():
+        if versus_chance(row.accuracy, row.accuracy_ci, row.pairs) == "at chance":
+            lines.append(
+                (
+                    "warn",
+                    f"on {trait} the model is at chance: {fmt_pct(row.accuracy)} on {row.pairs} "
+                    "pairs, an interval that holds 50%; its reward says little about that trait.",
+                )
+            )
     for name, f in s.format.items():
         flips = f"the {name} edit flips {fmt_pct(f.flip_rate)} of preferences"
         lines.append(_check(f.flip_rate > FLIP_LIMIT, f"{flips}.", f"{flips}."))

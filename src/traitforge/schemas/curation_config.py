@@ -56,6 +56,14 @@ class EmbeddingConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="'auto' uses the GPU when there is one."
     )
+    backend: Literal["auto", "torch", "openvino", "openvino-bf16"] = Field(
+        "auto",
+        description="What computes the vectors: 'torch' (sentence-transformers' encode()), "
+        "'openvino' (the same model converted once to OpenVINO, f32) or 'openvino-bf16' "
+        "(bf16 on CPUs that have it, else f32); the OpenVINO ones run on the CPU only. "
+        "'auto': torch on a GPU, openvino-bf16 on a CPU (fastest at a cosine >= 0.99 to torch "
+        "on the bundled texts, see bench/embeddings.py), torch for a model it cannot convert.",
+    )
 
 
 class FlagConfig(BaseModel):

@@ -272,15 +272,10 @@ def prompt_vectors(config: ProjectConfig, cache_path: Path) -> VectorSource:
     prompts curation did not embed. The model loads only when something is missing."""
 
     def lookup(texts: Sequence[str]) -> dict[str, list[float]]:
-        from traitforge.curation.embeddings import Embedder, EmbeddingCache, text_key
+        from traitforge.curation.embeddings import Embedder, EmbeddingCache
 
-        model = config.curation.embedding.model
         with EmbeddingCache(cache_path) as cache:
-            cached = cache.get(model, [text_key(t) for t in texts])
-            missing = [t for t in texts if text_key(t) not in cached]
-            if missing:
-                fresh = Embedder(config.curation.embedding, cache).embed(missing)
-                cached.update({text_key(t): v for t, v in zip(missing, fresh, strict=True)})
-        return {t: cached[text_key(t)].tolist() for t in texts}
+            vectors = Embedder(config.curation.embedding, cache).embed(texts)
+        return {t: v.tolist() for t, v in zip(texts, vectors, strict=True)}
 
     return lookup

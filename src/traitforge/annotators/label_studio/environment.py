@@ -16,15 +16,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from traitforge.annotators.server.venv import (
-    Notify,
-    VenvSpec,
-    cache_dir,
-    cache_lock,
-    ensure_venv,
-    staged_folder,
-)
+from traitforge.annotators.server.venv import Notify, VenvSpec, ensure_venv
 from traitforge.errors import TraitforgeError
+from traitforge.machine_cache import cache_dir, cache_lock, staged_folder
 
 LABEL_STUDIO_VERSION = "1.23.2"
 PINS: tuple[str, ...] = (f"label-studio=={LABEL_STUDIO_VERSION}",)

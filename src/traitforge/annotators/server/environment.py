@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traitforge.annotators.server.venv import Notify, VenvSpec, cache_dir, ensure_venv
+from traitforge.annotators.server.venv import Notify, VenvSpec, ensure_venv
 from traitforge.errors import TraitforgeError
+from traitforge.machine_cache import cache_dir
 
 ARGILLA_SERVER_VERSION = "2.8.0"
 SERVER_PINS: tuple[str, ...] = (

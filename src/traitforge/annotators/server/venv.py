@@ -1,60 +1,21 @@
-"""Folders built once per machine in the cache: a server's own virtual environment, or another
-prepared folder (Label Studio's migrated template).
-
-Each is built in a temporary folder beside its final place and renamed only when complete,
-under a lock file: a killed build never leaves a half folder under the final name, and a
-second concurrent caller waits for the first one's build, then finds it. Used by both the
-Argilla server and Label Studio; each keeps its own pins, names and messages.
+"""A server's own virtual environment, built once per machine in the cache (see
+`traitforge.machine_cache`). Used by both the Argilla server and Label Studio; each keeps its
+own pins, names and messages.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from traitforge.errors import TraitforgeError
+from traitforge.machine_cache import cache_lock, staged_folder
 
 Notify = Callable[[str], None]
-
-
-def cache_dir() -> Path:
-    """$TRAITFORGE_CACHE_DIR, else ~/.cache/traitforge."""
-    configured = os.environ.get("TRAITFORGE_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "traitforge"
-
-
-@contextmanager
-def cache_lock(final: Path) -> Iterator[None]:
-    """One builder of `final` at a time per machine (lock file `.NAME.lock` beside it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f".{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-@contextmanager
-def staged_folder(final: Path) -> Iterator[Path]:
-    """A fresh temporary folder beside `final`, renamed to `final` when the block completes and
-    removed when it raises. The caller holds `cache_lock(final)`."""
-    # Staging folders of killed builds (the caller holds the lock, so none is in use).
-    for leftover in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    try:
-        yield staging
-        os.replace(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import shutil
 import tempfile
 import threading
@@ -23,11 +22,11 @@ from typing import Any
 from traitforge.curation.generation.base import Sample, SampleRequest
 from traitforge.curation.models import pick_device
 from traitforge.errors import ConfigError
+from traitforge.machine_cache import cache_dir
 from traitforge.schemas import GenerationConfig
 
 PACKAGED_MODEL = "SmolLM2-135M-Instruct"
 PACKAGED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CACHE_ENV = "TRAITFORGE_CACHE_DIR"
 _INSTALL_HINT = "pip install torch==2.13.0 transformers==5.24.0 gguf==0.19.0"
 
 
@@ -42,14 +41,6 @@ class ModelSource:
     def gguf_path(self) -> Path:
         assert self.gguf_file is not None
         return Path(self.location) / self.gguf_file
-
-
-def cache_dir() -> Path:
-    """$TRAITFORGE_CACHE_DIR, else $XDG_CACHE_HOME/traitforge, else ~/.cache/traitforge."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "traitforge"
 
 
 def resolve_local_model(name: str) -> ModelSource:
