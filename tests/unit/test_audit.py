@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from traitforge.app import workflows
 from traitforge.cli import app
-from traitforge.curation.embeddings import EmbeddingCache, text_key
+from traitforge.curation.embeddings import Embedder, EmbeddingCache, text_key
 from traitforge.errors import ExportError, WorkspaceError
 from traitforge.exports import build_pairs
 from traitforge.exports.audit import CONSISTENT, INVERTED, _source_names, audit_labels
@@ -56,9 +56,8 @@ def _workspace(tmp_path, sources, flip=None, embed=True, export=True):
                 store.replace_pairs(pairs)
     if embed:
         with EmbeddingCache(ws.embedding_cache_path) as cache:
-            cache.put(
-                ws.config.curation.embedding.model, {text_key(t): v for t, v in vectors.items()}
-            )
+            key = Embedder(ws.config.curation.embedding).cache_model  # as curation writes
+            cache.put(key, {text_key(t): v for t, v in vectors.items()})
     return ws, {p.id for p in pairs if p.prompt_id in flipped_prompts}
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from traitforge.curation.embeddings import EmbeddingCache, text_key
+from traitforge.curation.embeddings import Embedder, EmbeddingCache, text_key
 from traitforge.curation.ensemble import FIRST, Comparison, PreferenceEnsemble, features
 from traitforge.curation.recheck import RecheckEntry, RecheckList
 from traitforge.errors import ExportError
@@ -87,7 +87,8 @@ def audit_labels(
             "ingest gold labels or pull annotator judgements, and export again"
         )
     model = config.curation.embedding.model
-    vectors = _cached_vectors(pairs, cache_path, model)
+    # the key curation's embedder wrote them under (it names the backend); no model loads
+    vectors = _cached_vectors(pairs, cache_path, Embedder(config.curation.embedding).cache_model)
     if not vectors:
         raise ExportError(
             f"no embeddings of the exported pairs in {cache_path} (model {model}); run "
