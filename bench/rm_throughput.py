@@ -4,13 +4,13 @@ The data is what the product trains on: the bundled TruthfulQA csv ingested into
 workspace and exported, giving honesty pairs with a train and a test split. Same backbone, same
 pairs, same epochs, learning rate, warmup, batch size and seed on both sides, one process:
 - traitforge: `reward.training.fit` with RewardConfig's defaults for the device (bf16 on a GPU
-  that has it, fp32 on CPU; no gradient checkpointing; length-grouped batches; its own
-  tokenization), then the saved model loaded back with `RewardModel.load`;
+  or CPU that has it natively, fp32 elsewhere; no gradient checkpointing; length-grouped
+  batches; its own tokenization), then the saved model loaded back with `RewardModel.load`;
 - TRL: `trl.RewardTrainer` with `trl.RewardConfig`'s documented defaults for everything else
   (gradient checkpointing on, bf16 on, random batches, max_length 1024), on plain
   prompt/chosen/rejected columns that TRL tokenizes itself: conversational for a backbone with
-  a chat template, text otherwise. On CPU TRL's bf16 default cannot be kept (transformers
-  refuses bf16 without a GPU unless `use_cpu` is set), so that side runs fp32 there.
+  a chat template, text otherwise. On CPU TRL's bf16 default is not kept (emulated bf16 is many
+  times slower): that side runs at the precision traitforge resolved, bf16 only where native.
 Only `train()` is timed (wall seconds; pairs/s = pairs x epochs / seconds); loading and
 tokenizing are not. One untimed training step through `fit` warms up CUDA, the Trainer and the
 optimizer before either side runs. Peak GPU memory is `torch.cuda.max_memory_allocated`, reset
@@ -207,8 +207,9 @@ def run_trl(
         save_strategy="no",
         disable_tqdm=True,
         **optimization_settings(config, settings),  # comparable: as traitforge resolved them
-        # TRL's bf16 default needs a GPU; everything else is left at TRL's defaults
-        **({} if device.cuda else {"bf16": False}),
+        # on a CPU, traitforge's precision (TRL's bf16 default is slow where it is emulated);
+        # everything else is left at TRL's defaults
+        **({} if device.cuda else {"bf16": settings.bf16, "use_cpu": True}),
         # a BERT tokenizer has no eos token; TRL appends one to every text response
         **({} if chat or tokenizer.eos_token else {"eos_token": tokenizer.sep_token}),
     )
@@ -294,7 +295,7 @@ def report(results: dict[str, Any], tolerance: float) -> None:
         f"{results['repeats']} run(s) per side"
     )
     if not results["cuda"]:
-        print("TRL's bf16 default needs a CUDA GPU; on this CPU its side runs fp32")
+        print(f"on a CPU TRL's side runs at traitforge's precision, {ours['precision']}")
     header = f"{'side':<12}{'precision':>10}{'grad ckpt':>11}{'seconds':>10}{'pairs/s':>10}"
     print(f"{header}{'peak GPU MiB':>14}{'accuracy':>10}  95% CI")
     for name, side in (("traitforge", ours), ("trl", trl)):

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
     from tests.helpers.browser import check_report_in_browser
     from traitforge.annotators.server import free_port
+    from traitforge.reward.training import SHARED
     from traitforge.schemas import LoopRound
 
     ws = tmp_path / "ws"
@@ -47,9 +48,15 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
             "trait scores of embedding-logreg.v1, linguistic.v1 (no answers yet)"
         )
         assert rounds[1].acquisition == "ensemble of 8 models on 300 answered comparisons"
+        traits = {"honesty", "corrigibility", "harmlessness"}
         for r in rounds:
             assert r.evaluation is not None and 0.0 <= r.evaluation.accuracy <= 1.0
-            assert r.matrix is not None and r.agreement is not None
+            assert r.agreement is not None
+            # every bundled trait gets its model, and the matrix a row each plus the shared one
+            assert set(r.training) == traits and set(r.evaluation.per_trait) == traits
+            assert r.matrix is not None and set(r.matrix.models) == traits | {SHARED}
+            assert (ws / "rounds" / str(r.round) / "model" / SHARED).is_dir()
+        assert "Reward model per trait, round 2" in flat
 
         loaded = datasets.load_from_disk(str(out))
         assert set(loaded) == {"train", "test"}

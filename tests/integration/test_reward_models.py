@@ -75,11 +75,21 @@ def save_dataset(folder: Path, splits: dict[str, list[RewardPair]]) -> Path:
     return folder
 
 
-def test_overfits_a_handful_of_pairs_and_reloads_with_the_same_rewards(tmp_path):
+def _cpu_precisions() -> list[str]:
+    """fp32, and bf16 where this CPU runs it natively (reward.precision auto picks it)."""
+    from traitforge.reward.backbone import cpu_has_bf16
+
+    return ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
+
+
+@pytest.mark.parametrize("precision", _cpu_precisions())
+def test_overfits_a_handful_of_pairs_and_reloads_with_the_same_rewards(tmp_path, precision):
     pairs = truthfulqa_pairs(6)
-    config = RewardConfig(epochs=25, learning_rate=2e-4, warmup_ratio=0.0, **FAST)
+    config = RewardConfig(
+        epochs=25, learning_rate=2e-4, warmup_ratio=0.0, precision=precision, **FAST
+    )
     result = fit(pairs, config, tmp_path / "m", "honesty", trait_prefix=False, log=lambda _: None)
-    assert result.device == "cpu" and result.precision == "fp32"
+    assert result.device == "cpu" and result.precision == precision
     assert result.length.pairs == 6 and result.length.over == 0
 
     reloaded = RewardModel.load(tmp_path / "m")

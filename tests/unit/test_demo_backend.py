@@ -76,3 +76,33 @@ def test_demo_saves_the_chosen_backend_before_any_work(
     result = runner.invoke(app, ["demo", "-w", str(ws.root), *args])
     assert result.exit_code == 1 and "stopped at ingest" in result.stderr, result.output
     assert Workspace.open(ws.root).config.annotation.backend == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("", True),  # per-trait models: the demo adds the shared model's matrix row
+        ("reward:\n  models: shared\n", False),  # one model already: no row to add
+    ],
+)
+def test_demo_saves_the_shared_row_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str, expected: bool
+) -> None:
+    ws = _workspace(tmp_path, extra)
+    assert ws.config.reward.shared_row is False
+    _stop_at_ingest(monkeypatch)
+    result = runner.invoke(app, ["demo", "-w", str(ws.root)])
+    assert result.exit_code == 1 and "stopped at ingest" in result.stderr, result.output
+    reopened = Workspace.open(ws.root)
+    assert reopened.config.reward.shared_row is expected
+    assert reopened.config.annotation.label_studio.min_submitted == 3  # the rest is kept
+    assert ("reward.shared_row: true" in result.stdout) is expected
+
+
+def test_update_config_refuses_a_bad_value_and_keeps_the_config(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    saved = ws.root / Workspace.CONFIG_FILE
+    before = saved.read_text()
+    with pytest.raises(ConfigError, match=r"reward\.max_length"):
+        workflows.update_config(ws, "reward", max_length=3)
+    assert saved.read_text() == before

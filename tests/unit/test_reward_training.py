@@ -148,3 +148,24 @@ def test_epochs_are_shown_to_one_decimal():
     config = RewardConfig()
     line = _epochs_line(config, effective_epochs(config, 70, 16), 70, 16)
     assert line.startswith("70 pairs x 13.7 epochs, about 69 steps")  # ceil(13.71 x 5)
+
+
+def test_auto_precision_is_bf16_on_a_cpu_that_has_it_and_fp32_on_one_that_emulates_it(
+    monkeypatch,
+):
+    import torch
+
+    from traitforge.errors import ConfigError
+    from traitforge.reward import backbone
+
+    if torch.cuda.is_available():
+        pytest.skip("decides for a CPU")
+    monkeypatch.setattr(backbone, "cpu_has_bf16", lambda: True)
+    assert backbone.device_settings("auto", None).dtype_name == "bf16"
+    assert backbone.device_settings("fp32", None).dtype_name == "fp32"
+    monkeypatch.setattr(backbone, "cpu_has_bf16", lambda: False)
+    assert backbone.device_settings("auto", None).dtype_name == "fp32"
+    with pytest.raises(ConfigError, match="no native bf16"):
+        backbone.device_settings("bf16", None)
+    with pytest.raises(ConfigError, match="'fp16' but no CUDA GPU"):
+        backbone.device_settings("fp16", None)

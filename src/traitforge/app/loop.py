@@ -483,13 +483,18 @@ def demo(
 ) -> DemoResult:
     """The main job on the bundled real data: ingest every bundled file, serve the annotation
     UI, and run the loop with simulated annotators: round 1 selected by the trait classifiers,
-    round 2 by the reward model trained on round 1's judgements. Every step resumes.
+    round 2 by the reward model trained on round 1's judgements, each round training a model
+    per trait and a shared one for the matrix's last row. Every step resumes.
     `backend` ("argilla", "label-studio") is saved as the workspace's annotation.backend
     first; None keeps the one its config names."""
     from traitforge.annotators.backends import backend_for
 
     if backend is not None:
         workspace = workflows.use_backend(workspace, backend)
+    if workspace.config.reward.models == "per-trait" and not workspace.config.reward.shared_row:
+        # the matrix's question is whether one model of all traits transfers better
+        workspace = workflows.update_config(workspace, "reward", shared_row=True)
+        log("The demo trains a shared model beside each trait's (reward.shared_row: true).")
     root = workflows.bundled_data_dir()
     reports = []
     for fmt, relative in workflows.BUNDLED_INPUTS:

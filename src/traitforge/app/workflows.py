@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from traitforge import __version__
 from traitforge.curation import generation
@@ -310,18 +310,24 @@ def _prompt_id(store: Store, prompt: str, root: Path) -> str:
 # run at once.
 
 
-def use_backend(workspace: Workspace, backend: str) -> Workspace:
-    """The workspace with annotation.backend set to `backend`, saved as its resolved config,
-    so every later command on it (push, pull, simulate, loop, a re-run) uses that backend."""
-    if workspace.config.annotation.backend == backend:
-        return workspace
+def update_config(workspace: Workspace, section: str, **fields: Any) -> Workspace:
+    """The workspace with these fields of one config section set, saved as its resolved
+    config, so every later command on it (push, pull, train, loop, a re-run) sees them.
+    Unchanged fields write nothing."""
     config = workspace.config
-    annotation = config.annotation.model_copy(update={"backend": backend})
+    current = getattr(config, section)
+    if all(getattr(current, name) == value for name, value in fields.items()):
+        return workspace
     path = workspace.root / Workspace.CONFIG_FILE
-    text = dump_config(config.model_copy(update={"annotation": annotation}))
-    parse_config(text, str(path))  # an unknown name is a ConfigError naming the field
+    text = dump_config(config.model_copy(update={section: current.model_copy(update=fields)}))
+    parse_config(text, str(path))  # an unknown value is a ConfigError naming the field
     atomic_write_text(path, text)
     return Workspace.open(workspace.root)
+
+
+def use_backend(workspace: Workspace, backend: str) -> Workspace:
+    """The workspace with annotation.backend set to `backend`, saved in its config."""
+    return update_config(workspace, "annotation", backend=backend)
 
 
 def push(workspace: Workspace, progress: StageProgress | None = None) -> PushReport:

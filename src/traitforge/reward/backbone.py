@@ -32,8 +32,9 @@ def resolve_backbone(name: str) -> str:
 
 @dataclass(frozen=True)
 class DeviceSettings:
-    """What runs best where: bf16 on a CUDA GPU that supports it; fp32 on CPU, where bf16
-    and gradient checkpointing (TRL's defaults) are about 25x slower."""
+    """What runs best where: bf16 (autocast) on a GPU or CPU that has it natively, 1.6x faster
+    than fp32 for MiniLM on a 2-core AVX512-BF16 CPU; fp32 elsewhere, as a CPU without it
+    emulates bf16 many times slower. No gradient checkpointing on CPU (TRL's default)."""
 
     device: str
     bf16: bool
@@ -45,15 +46,31 @@ class DeviceSettings:
         return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (elsewhere it emulates it, slowly)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private check: absent means no
+        return False
+
+
 def device_settings(precision: str, batch_size: int | None) -> DeviceSettings:
     import torch
 
     cuda = torch.cuda.is_available()
     if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision in ("bf16", "fp16") and not cuda:
+        native = torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()
+        precision = "bf16" if native else "fp32"
+    if precision == "fp16" and not cuda:
         raise ConfigError(
-            f"reward.precision is {precision!r} but no CUDA GPU is visible; use 'auto' or 'fp32'"
+            "reward.precision is 'fp16' but no CUDA GPU is visible; use 'auto', 'bf16' or 'fp32'"
+        )
+    if precision == "bf16" and not cuda and not cpu_has_bf16():
+        raise ConfigError(
+            "reward.precision is 'bf16' but there is no CUDA GPU and this CPU has no native "
+            "bf16 (AVX512-BF16 or AMX), where bf16 is many times slower; use 'auto' or 'fp32'"
         )
     return DeviceSettings(
         device="cuda" if cuda else "cpu",

@@ -1,10 +1,11 @@
 """Training reward models on exported pairs, with TRL's RewardTrainer.
 
 traitforge prepares the inputs itself (see encoding.py) and sets what TRL's defaults get wrong
-for small models and CPUs: fp32 without gradient checkpointing on CPU, bf16 on a GPU that has
-it, length-grouped batches, and no silent filtering of long pairs. Works unchanged under
-`accelerate launch` with DDP or FSDP (the Trainer does the distribution; every rank takes part
-in gathering sharded weights, and only the main process writes).
+for small models and CPUs: no gradient checkpointing on CPU, bf16 where it is native (a GPU, or
+a CPU with AVX512-BF16 or AMX) and fp32 elsewhere, length-grouped batches, and no silent
+filtering of long pairs. Works unchanged under `accelerate launch` with DDP or FSDP (the
+Trainer does the distribution; every rank takes part in gathering sharded weights, and only
+the main process writes).
 """
 
 from __future__ import annotations
@@ -387,7 +388,12 @@ def _save(
     result: FitResult,
     provenance: dict[str, Any] | None,
 ) -> Any:
-    model = trainer.model if state is None else rebuilt(state, config, backbone_path)
+    if state is None:
+        # Mixed precision wraps the module's forward in autocast; without unwrapping, the
+        # returned model would go on scoring in bf16 where the saved one scores in fp32.
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    else:
+        model = rebuilt(state, config, backbone_path)
     if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, save a plain model
         model = model.merge_and_unload()
     model = model.to("cpu").float()
