@@ -239,15 +239,17 @@ def print_trait_models(record: LoopRound) -> None:
     evaluation = record.evaluation
     assert evaluation is not None
     table = Table(title=f"Reward model per trait, round {record.round} (held-out test pairs)")
-    columns = ("trait", "trained on", "test pairs", "accuracy (CI)", "longer wins", "vs chance")
+    columns = ("trait", "train pairs", "test pairs", "accuracy (CI)", "longer wins", "vs chance")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("trait", "vs chance") else "right")
+        left = column in ("trait", "vs chance")
+        # the trait's name whole; the other cells wrap in a narrow terminal
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "trait")
     for trait, row in evaluation.per_trait.items():
         trained = record.training.get(trait)
         shown, _ = _accuracy_cell(row.accuracy, row.accuracy_ci, row.pairs)
         table.add_row(
             Text(trait),
-            f"{trained.pairs} pairs" if trained else "-",
+            str(trained.pairs) if trained else "-",
             str(row.pairs),
             shown,
             fmt_pct(row.length_baseline),

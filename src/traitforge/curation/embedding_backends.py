@@ -174,10 +174,22 @@ def exported_model(model: Any) -> Path:
 
 
 def _convert(model: Any, target: Path) -> None:
+    import warnings
+
     import openvino
     import torch
+    from transformers.utils import logging as transformers_logging
 
     example = dict(model.tokenizer(["an example", "two"], padding=True, return_tensors="pt"))
-    with torch.no_grad():
-        converted = openvino.convert_model(model[0].auto_model, example_input=example)
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        # Tracing warns about Python branches on shapes (padding, causal masks) that an encoder
+        # takes the same way for every input, and transformers about deprecations: nothing a
+        # user can act on. bench/embeddings.py checks the converted model's vectors.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converted = openvino.convert_model(model[0].auto_model, example_input=example)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
     openvino.save_model(converted, str(target), compress_to_fp16=False)
