@@ -20,6 +20,7 @@ import numpy as np
 
 from traitforge.errors import ConfigError
 from traitforge.machine_cache import cache_dir, cache_lock, staged_folder
+from traitforge.quiet import transformers_errors_only
 
 TORCH = "torch"
 # name -> OpenVINO's INFERENCE_PRECISION_HINT. bf16 runs in bf16 only on CPUs with native
@@ -178,18 +179,12 @@ def _convert(model: Any, target: Path) -> None:
 
     import openvino
     import torch
-    from transformers.utils import logging as transformers_logging
 
     example = dict(model.tokenizer(["an example", "two"], padding=True, return_tensors="pt"))
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
-    try:
-        # Tracing warns about Python branches on shapes (padding, causal masks) that an encoder
-        # takes the same way for every input, and transformers about deprecations: nothing a
-        # user can act on. bench/embeddings.py checks the converted model's vectors.
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            converted = openvino.convert_model(model[0].auto_model, example_input=example)
-    finally:
-        transformers_logging.set_verbosity(verbosity)
+    # Tracing warns about Python branches on shapes (padding, causal masks) that an encoder
+    # takes the same way for every input, and transformers about deprecations: nothing a
+    # user can act on. bench/embeddings.py checks the converted model's vectors.
+    with torch.no_grad(), warnings.catch_warnings(), transformers_errors_only():
+        warnings.simplefilter("ignore")
+        converted = openvino.convert_model(model[0].auto_model, example_input=example)
     openvino.save_model(converted, str(target), compress_to_fp16=False)

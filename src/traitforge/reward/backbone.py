@@ -13,6 +13,7 @@ from traitforge.curation.generation.local import (
 )
 from traitforge.curation.models import PACKAGED_EMBEDDERS, resolve_embedding_model
 from traitforge.errors import ConfigError
+from traitforge.quiet import transformers_errors_only
 
 _INSTALL_HINT = "pip install torch==2.13.0 transformers==5.24.0 trl==1.16.0"
 
@@ -60,14 +61,14 @@ def device_settings(precision: str, batch_size: int | None) -> DeviceSettings:
     import torch
 
     cuda = torch.cuda.is_available()
+    native_bf16 = torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()
     if precision == "auto":
-        native = torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()
-        precision = "bf16" if native else "fp32"
+        precision = "bf16" if native_bf16 else "fp32"
     if precision == "fp16" and not cuda:
         raise ConfigError(
             "reward.precision is 'fp16' but no CUDA GPU is visible; use 'auto', 'bf16' or 'fp32'"
         )
-    if precision == "bf16" and not cuda and not cpu_has_bf16():
+    if precision == "bf16" and not cuda and not native_bf16:
         raise ConfigError(
             "reward.precision is 'bf16' but there is no CUDA GPU and this CPU has no native "
             "bf16 (AVX512-BF16 or AMX), where bf16 is many times slower; use 'auto' or 'fp32'"
@@ -98,15 +99,11 @@ def load_reward_model(path: str | Path, new_head: bool = False) -> tuple[Any, An
     transformers_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        verbosity = transformers_logging.get_verbosity()
-        if new_head:  # "newly initialized score weights" is expected, not a warning here
-            transformers_logging.set_verbosity_error()
-        try:
+        # "newly initialized score weights" is expected with a new head, not a warning here
+        with transformers_errors_only(new_head):
             model = AutoModelForSequenceClassification.from_pretrained(
                 str(path), num_labels=1, dtype=torch.float32
             )
-        finally:
-            transformers_logging.set_verbosity(verbosity)
     except (OSError, ValueError) as e:
         raise ConfigError(
             f"cannot load {str(path)!r} as a reward model ({e}). Use 'all-MiniLM-L6-v2', "
