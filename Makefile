@@ -17,7 +17,7 @@ test: $(STAMP) $(RAY_STAMP) lint browser
 	$(VENV)/bin/pytest -q
 
 # While developing: the unit tests only (no Argilla server, no browser, no reward training).
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(RAY_STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
 # The UI test drives Debian's chromium through Playwright (a browser download cannot work here).

@@ -53,7 +53,7 @@ def test_every_trait_gets_a_whole_row_with_its_verdict(monkeypatch: pytest.Monke
         return " ".join(line.split("│")[column].strip() for line in lines[blocks[trait]]).strip()
 
     assert [cell(t, 1) for t in training] == list(training)  # names whole, never cut
-    assert [cell(t, 2) for t in training] == ["71", "65", "61"]
+    assert [cell(t, 2) for t in training] == ["71 pairs", "65 pairs", "61 pairs"]
     assert [cell(t, 6) for t in training] == ["above chance", "at chance", "too few pairs to tell"]
     assert cell("harmlessness", 4) == "50.0% [37.5%, 67.5%]"
     assert cell("honesty", 4) == "100.0% (no CI)"

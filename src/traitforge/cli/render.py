@@ -239,7 +239,7 @@ def print_trait_models(record: LoopRound) -> None:
     evaluation = record.evaluation
     assert evaluation is not None
     table = Table(title=f"Reward model per trait, round {record.round} (held-out test pairs)")
-    columns = ("trait", "train pairs", "test pairs", "accuracy (CI)", "longer wins", "vs chance")
+    columns = ("trait", "trained on", "test pairs", "accuracy (CI)", "longer wins", "vs chance")
     for column in columns:
         left = column in ("trait", "vs chance")
         # the trait's name whole; the other cells wrap in a narrow terminal
@@ -249,7 +249,7 @@ def print_trait_models(record: LoopRound) -> None:
         shown, _ = _accuracy_cell(row.accuracy, row.accuracy_ci, row.pairs)
         table.add_row(
             Text(trait),
-            str(trained.pairs) if trained else "-",
+            f"{trained.pairs} pairs" if trained else "-",
             str(row.pairs),
             shown,
             fmt_pct(row.length_baseline),
