@@ -64,6 +64,12 @@ def test_demo_runs_the_whole_loop_and_a_rerun_changes_nothing(tmp_path):
             assert set(r.training) == traits | {SHARED} and set(r.evaluation.per_trait) == traits
             assert r.matrix is not None and set(r.matrix.models) == traits | {SHARED}
             assert (ws / "rounds" / str(r.round) / "model" / SHARED).is_dir()
+        # round 2 continued round 1's models (reward.warm_start, which the demo turns on)
+        assert all(t.started_from is None for t in rounds[0].training.values())
+        earlier = ws / "rounds" / "1" / "model"
+        assert {n: t.started_from for n, t in rounds[1].training.items()} == {
+            n: str(earlier / n) for n in traits | {SHARED}
+        }
         assert "Reward model per trait, round 2" in flat
 
         loaded = datasets.load_from_disk(str(out))

@@ -135,6 +135,29 @@ def test_small_data_trains_at_most_max_epochs_and_reports_its_steps(tmp_path):
     assert manifest["training"]["pairs"] == 6 and manifest["training"]["epochs_capped"] is True
 
 
+def test_a_warm_start_continues_the_earlier_model_instead_of_a_fresh_head(tmp_path):
+    pairs = truthfulqa_pairs(6)
+    quiet = {"trait_prefix": False, "log": lambda _: None}
+    first = fit(
+        pairs,
+        RewardConfig(epochs=5, learning_rate=2e-4, **FAST),
+        tmp_path / "a",
+        "honesty",
+        **quiet,
+    )
+    # a step too small to move anything: the continued model scores as the one it started from
+    still = RewardConfig(epochs=1, learning_rate=1e-12, **FAST)
+    continued = fit(pairs, still, tmp_path / "b", "honesty", start=tmp_path / "a", **quiet)
+    fit(pairs, still, tmp_path / "c", "honesty", **quiet)
+    assert first.started_from is None and continued.started_from == str(tmp_path / "a")
+    prompts, chosen = [p.prompt for p in pairs], [p.chosen for p in pairs]
+    rewards = {n: RewardModel.load(tmp_path / n).rewards(prompts, chosen) for n in "abc"}
+    np.testing.assert_allclose(rewards["b"], rewards["a"], atol=1e-4)
+    assert np.abs(rewards["c"] - rewards["a"]).max() > 1e-2  # a fresh head scores otherwise
+    manifest = json.loads((tmp_path / "b" / "traitforge-reward.json").read_text())
+    assert manifest["training"]["started_from"] == str(tmp_path / "a")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A two-trait dataset, and per-trait models trained on it through the CLI."""

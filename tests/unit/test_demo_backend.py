@@ -97,6 +97,8 @@ def test_demo_saves_the_shared_row_before_any_work(
     assert reopened.config.reward.shared_row is expected
     assert reopened.config.annotation.label_studio.min_submitted == 3  # the rest is kept
     assert ("reward.shared_row: true" in result.stdout) is expected
+    assert reopened.config.reward.warm_start is True  # round 2 continues round 1's models
+    assert "reward.warm_start: true" in result.stdout
 
 
 def test_update_config_refuses_a_bad_value_and_keeps_the_config(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ tests/integration/test_reward_models.py."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,6 +41,36 @@ def test_min_steps_raises_the_epochs_of_small_data_only_up_to_max_epochs():
     # the cap never lowers reward.epochs itself
     many = config.model_copy(update={"epochs": 30.0})
     assert effective_epochs(many, 26, 16).epochs == 30.0
+
+
+def test_a_continued_model_trains_reward_epochs_without_min_steps():
+    config = RewardConfig()  # 3 epochs, min_steps 60: 20 epochs for a fresh head on 26 pairs
+    continued = effective_epochs(config, 26, 16, fresh=False)
+    assert (continued.epochs, continued.capped) == (3.0, False)
+
+
+def test_an_earlier_model_is_continued_only_on_the_same_backbone_and_inputs(tmp_path):
+    from traitforge.reward.runs import _earlier_model
+
+    config = RewardConfig()
+
+    def saved(relative: str, **manifest: object) -> None:
+        folder = tmp_path / relative
+        folder.mkdir(parents=True, exist_ok=True)
+        fields = {"kind": "model", "backbone": config.backbone, "trait_prefix": False}
+        (folder / "traitforge-reward.json").write_text(json.dumps({**fields, **manifest}))
+
+    saved("honesty")
+    saved("harmlessness", backbone="SmolLM2-135M-Instruct")
+    saved("shared", trait_prefix=True)
+    saved(".", kind="set")
+    assert _earlier_model(tmp_path, Path("honesty"), config, False) == tmp_path / "honesty"
+    assert _earlier_model(tmp_path, Path("harmlessness"), config, False) is None  # backbone
+    assert _earlier_model(tmp_path, Path("shared"), config, True) == tmp_path / "shared"
+    assert _earlier_model(tmp_path, Path("shared"), config, False) is None  # trait prefix
+    assert _earlier_model(tmp_path, Path("corrigibility"), config, False) is None  # none yet
+    assert _earlier_model(tmp_path, Path("."), config, True) is None  # a set, not a model
+    assert _earlier_model(None, Path("honesty"), config, False) is None
 
 
 def test_max_epochs_is_a_documented_setting():

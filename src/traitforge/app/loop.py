@@ -331,6 +331,7 @@ class _Round:
             used = ", ".join(f"{name} ({n} pairs)" for name, n in self.record.evaluated_on.items())
             self.log(f"round {self.record.round}: evaluating on {used}")
         out = self.folder / "model"
+        earlier = round_file(self.workspace, self.record.round - 1).parent / "model"
         run = train_run(
             data,
             out,
@@ -341,6 +342,7 @@ class _Round:
             home=rounds_dir(self.workspace),
             progress=self.progress,
             no_test=self.record.evaluation_note,
+            start_from=earlier if settings.warm_start and earlier.is_dir() else None,
         )
         self.record.model = str(out)
         self.record.training = {f.name: f.training_summary() for f in run.fits}
@@ -491,10 +493,15 @@ def demo(
 
     if backend is not None:
         workspace = workflows.use_backend(workspace, backend)
-    if workspace.config.reward.models == "per-trait" and not workspace.config.reward.shared_row:
+    reward = workspace.config.reward
+    if reward.models == "per-trait" and not reward.shared_row:
         # the matrix's question is whether one model of all traits transfers better
         workspace = workflows.update_config(workspace, "reward", shared_row=True)
         log("The demo trains a shared model beside each trait's (reward.shared_row: true).")
+    if not reward.warm_start:
+        # round 2 continues round 1's models: on CPUs, training is most of the demo's time
+        workspace = workflows.update_config(workspace, "reward", warm_start=True)
+        log("Round 2 continues round 1's reward models (reward.warm_start: true).")
     root = workflows.bundled_data_dir()
     reports = []
     for fmt, relative in workflows.BUNDLED_INPUTS:

@@ -81,9 +81,12 @@ def device_settings(precision: str, batch_size: int | None) -> DeviceSettings:
     )
 
 
-def load_for_training(name: str) -> tuple[Any, Any, str]:
-    """(model with a fresh 1-output head, tokenizer, resolved path)."""
+def load_for_training(name: str, start: Path | None = None) -> tuple[Any, Any, str]:
+    """(model with a fresh 1-output head, tokenizer, resolved path of the backbone `name`);
+    with `start`, the reward model saved there (trained on `name`) instead, head included."""
     path = resolve_backbone(name)
+    if start is not None:
+        return (*load_reward_model(start), path)
     return (*load_reward_model(path, new_head=True), path)
 
 

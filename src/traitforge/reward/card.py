@@ -53,6 +53,12 @@ def model_card(
             + "; ".join(f"{f['name']}: {fmt_counts(f['augmented'], '{n} {name}')}" for f in added)
             + ".",
         ]
+    if continued := [f for f in training if f.get("started_from")]:
+        lines += [
+            "",
+            "Continued from an earlier round's model (reward.warm_start), for reward.epochs "
+            "passes: " + "; ".join(f"{f['name']}: {f['started_from']}" for f in continued) + ".",
+        ]
     if note := training_note(training):
         lines += ["", note]
     if evaluation:

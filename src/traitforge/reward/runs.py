@@ -22,7 +22,7 @@ from traitforge.reporting import fmt_counts
 from traitforge.reward.augment import augment, augmented_counts
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import evaluate, generalization_matrix
-from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet
+from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet, read_manifest
 from traitforge.reward.pairs import (
     RewardPair,
     empty_split_error,
@@ -84,11 +84,14 @@ def train_run(
     home: Path | None = None,
     progress: StageProgress | None = None,
     no_test: str | None = None,
+    start_from: Path | None = None,
 ) -> TrainRun:
     """Train per-trait models (or one shared one) on the train split, evaluate on the test
     split, and write everything to `out`. `keep` filters the pairs (e.g. judgement pairs
     only); `test` replaces the test split (e.g. held-out gold pairs), and `no_test` says why
     it is empty when it is, with what to do. `progress` is told each model's optimizer steps.
+    `start_from`: an earlier run's folder; each model continues its namesake there when it has
+    one on the same backbone (reward.warm_start in the loop), else starts fresh.
     `out` must be new, empty or an earlier reward-model folder (`overwrite` and `home`: see
     `check_output_folder`); checked on every rank before anything is trained."""
     check_output_folder(out, REWARD_FOLDER, overwrite=overwrite, home=home)
@@ -141,8 +144,19 @@ def train_run(
             added = augment(pairs, config.augment, config.seed)
             shown = f" + {fmt_counts(augmented_counts(added), '{n} {name}')}" if added else ""
             log(f"training {name}: {len(pairs)} pairs{shown} on {config.backbone}")
+            start = _earlier_model(start_from, folder.relative_to(staging), config, prefix)
             fits.append(
-                fit([*pairs, *added], config, folder, name, prefix, log, provenance, progress)
+                fit(
+                    [*pairs, *added],
+                    config,
+                    folder,
+                    name,
+                    prefix,
+                    log,
+                    provenance,
+                    progress,
+                    start,
+                )
             )
         if not main:  # other ranks of `accelerate launch` train; the main one writes
             return TrainRun(out, fits, None, out / REPORT_FILE, not_evaluated, untested)
@@ -199,6 +213,18 @@ def _models_to_train(
         every = [p for pairs in training_plan.groups.values() for p in pairs]
         runs.append((SHARED, every, staging / SHARED_ROW, True))
     return runs
+
+
+def _earlier_model(
+    earlier: Path | None, relative: Path, config: RewardConfig, trait_prefix: bool
+) -> Path | None:
+    """The model at `relative` in the earlier run's folder, if one is there that this run's
+    model can continue: trained on the same backbone, reading the same inputs."""
+    if earlier is None or not (earlier / relative / MANIFEST).is_file():
+        return None
+    manifest = read_manifest(earlier / relative)
+    fits = (manifest.get("kind"), manifest.get("backbone"), manifest.get("trait_prefix"))
+    return earlier / relative if fits == ("model", config.backbone, trait_prefix) else None
 
 
 def _why_not_evaluated(

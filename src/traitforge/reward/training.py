@@ -57,6 +57,7 @@ class FitResult:
     steps: int = 0  # optimizer steps made
     epochs_capped: bool = False  # reward.max_epochs stopped min_steps from adding more
     augmented: dict[str, int] = field(default_factory=dict)  # counterfactual pairs, by origin
+    started_from: str | None = None  # the earlier model it continued (reward.warm_start)
     model: Any = field(default=None, repr=False)  # the trained model, in memory (main process)
 
     @property
@@ -80,6 +81,7 @@ class FitResult:
             steps=self.steps,
             epochs_capped=self.epochs_capped,
             seconds=round(self.seconds, 3),
+            started_from=self.started_from,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,6 +93,7 @@ class FitResult:
             "steps": self.steps,
             "epochs_capped": self.epochs_capped,
             "augmented": self.augmented,
+            "started_from": self.started_from,
             "pairs_seen": self.pairs_seen,
             "length": self.length.as_dict(),
             "seconds": round(self.seconds, 3),
@@ -150,9 +153,14 @@ class EpochPlan:
         return self.wanted > self.epochs
 
 
-def effective_epochs(config: RewardConfig, pairs: int, batch_size: int) -> EpochPlan:
+def effective_epochs(
+    config: RewardConfig, pairs: int, batch_size: int, fresh: bool = True
+) -> EpochPlan:
     """config.epochs, raised for small datasets towards config.min_steps optimizer steps, but
-    never by min_steps beyond config.max_epochs."""
+    never by min_steps beyond config.max_epochs. A model that continues a trained one
+    (`fresh` False) has no fresh head to move: config.epochs as they are."""
+    if not fresh:
+        return EpochPlan(float(config.epochs), float(config.epochs))
     per_step = batch_size * config.gradient_accumulation_steps
     wanted = max(config.epochs, config.min_steps * per_step / max(pairs, 1))
     return EpochPlan(float(max(config.epochs, min(wanted, config.max_epochs))), float(wanted))
@@ -178,15 +186,19 @@ def fit(
     log: Log = print,
     provenance: dict[str, Any] | None = None,
     progress: StageProgress | None = None,
+    start: Path | None = None,
 ) -> FitResult:
     """Train one reward model on `pairs` and save it (model, tokenizer, manifest) to `folder`;
-    `progress` is told the optimizer steps done, under a label naming pairs and epochs."""
+    `progress` is told the optimizer steps done, under a label naming pairs and epochs.
+    `start`: a reward model on the same backbone to continue instead of a fresh head."""
     from transformers import set_seed
 
     set_seed(config.seed)
     settings = device_settings(config.precision, config.batch_size)
     check_launcher_precision(settings.dtype_name)
-    model, tokenizer, backbone_path = load_for_training(config.backbone)
+    model, tokenizer, backbone_path = load_for_training(config.backbone, start)
+    if start is not None:
+        log(f"{name}: starts from {start} (reward.warm_start)")
     encoder = PairEncoder(tokenizer, config.max_length, trait_prefix)
     encoded, lengths = encode_pairs(encoder, pairs, config.overflow)
     log(f"{name}: {lengths.summary()}")
@@ -195,7 +207,7 @@ def fit(
     # Epochs count passes over the given pairs: counterfactual ones (reward.augment) come
     # along, so adding them never means fewer passes over the pairs people labelled.
     given = sum(1 for e in encoded if not is_augmented(e.pair)) or len(encoded)
-    epochs = effective_epochs(config, given, settings.batch_size)
+    epochs = effective_epochs(config, given, settings.batch_size, fresh=start is None)
     log(f"{name}: {_epochs_line(config, epochs, len(encoded), settings.batch_size)}")
     config = config.model_copy(update={"epochs": epochs.epochs})
     with warnings.catch_warnings():
@@ -231,6 +243,7 @@ def fit(
         steps=int(output.global_step),
         epochs_capped=epochs.capped,
         augmented=augmented_counts([e.pair for e in encoded]),
+        started_from=str(start) if start is not None else None,
     )
     if trainer.accelerator.is_main_process:
         result.model = _save(

@@ -194,6 +194,9 @@ class TrainingSummary(BaseModel):
         description="reward.max_epochs kept training from the epochs reward.min_steps asked for.",
     )
     seconds: float
+    started_from: str | None = Field(
+        None, description="The earlier round's model it continued (reward.warm_start)."
+    )
 
 
 def _rounded(value: float | None) -> float | None:

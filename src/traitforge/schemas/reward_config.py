@@ -63,6 +63,15 @@ class RewardConfig(BaseModel):
             "transfers better than one model each (one more training run per round)."
         ),
     )
+    warm_start: bool = Field(
+        False,
+        description=(
+            "In the loop, each round's models start from the previous round's model of the "
+            "same name (same backbone) and train reward.epochs passes over all the pairs, "
+            "without the extra epochs reward.min_steps gives a fresh head: a later round "
+            "costs a fraction of the first. Off: every round trains from the backbone."
+        ),
+    )
     max_length: int = Field(
         512, ge=16, le=131072, description="Most tokens of prompt plus response per side."
     )
