@@ -342,7 +342,7 @@ class _Round:
             home=rounds_dir(self.workspace),
             progress=self.progress,
             no_test=self.record.evaluation_note,
-            start_from=earlier if settings.warm_start and earlier.is_dir() else None,
+            start_from=earlier if settings.warm_start else None,  # missing: a fresh start
         )
         self.record.model = str(out)
         self.record.training = {f.name: f.training_summary() for f in run.fits}

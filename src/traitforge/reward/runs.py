@@ -155,7 +155,7 @@ def train_run(
                     log,
                     provenance,
                     progress,
-                    start,
+                    start=start,
                 )
             )
         if not main:  # other ranks of `accelerate launch` train; the main one writes
