@@ -63,6 +63,7 @@ from traitforge.curation.ensemble import FIRST, SECOND, Comparison, features
 from traitforge.curation.selection import PairSelector, SelectionInputs
 from traitforge.curation.sources import Parsed, source_format
 from traitforge.errors import TraitforgeError
+from traitforge.reward.linear import fit_weights
 from traitforge.reward.scorer import KEY as REWARD_SCORER
 from traitforge.reward.scorer import selection_probabilities
 from traitforge.schemas import (
@@ -184,16 +185,8 @@ class RewardModel:
         self.c = c
 
     def fit(self, differences: np.ndarray) -> None:
-        from sklearn.linear_model import LogisticRegression
-
-        if len(differences) == 0:
-            self.w = np.zeros_like(self.w)
-            return
-        x = np.vstack([differences, -differences])
-        y = np.r_[np.ones(len(differences)), np.zeros(len(differences))]
-        model = LogisticRegression(C=self.c, fit_intercept=False, max_iter=2000)
-        model.fit(x, y)
-        self.w = model.coef_[0]
+        # the product's frozen-linear fit (reward.method): chosen - rejected = differences
+        self.w = fit_weights(differences, np.zeros_like(differences), self.c)[0]
 
     def rewards(self, phi: np.ndarray) -> np.ndarray:
         return phi @ self.w

@@ -97,7 +97,23 @@ def test_demo_saves_the_shared_row_before_any_work(
     assert reopened.config.reward.shared_row is expected
     assert reopened.config.annotation.label_studio.min_submitted == 3  # the rest is kept
     assert ("reward.shared_row: true" in result.stdout) is expected
-    assert reopened.config.reward.warm_start is True  # round 2 continues round 1's models
+    # seconds a round: linear rewards on frozen vectors, and nothing to warm-start
+    assert reopened.config.reward.method == "frozen-linear"
+    assert reopened.config.reward.warm_start is False
+    assert "reward.method: frozen-linear" in " ".join(result.stdout.split())
+
+
+def test_demo_fine_tune_saves_the_method_and_the_warm_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _workspace(tmp_path)
+    _stop_at_ingest(monkeypatch)
+    result = runner.invoke(app, ["demo", "-w", str(ws.root), "--fine-tune"])
+    assert result.exit_code == 1 and "stopped at ingest" in result.stderr, result.output
+    reward = Workspace.open(ws.root).config.reward
+    assert reward.method == "fine-tune"  # the default already: nothing said about it
+    assert "reward.method" not in result.stdout
+    assert reward.warm_start is True  # round 2 continues round 1's models
     assert "reward.warm_start: true" in result.stdout
 
 

@@ -343,6 +343,7 @@ class _Round:
             progress=self.progress,
             no_test=self.record.evaluation_note,
             start_from=earlier if settings.warm_start else None,  # missing: a fresh start
+            vectors=self.workspace.embedding_cache_path,
         )
         self.record.model = str(out)
         self.record.training = {f.name: f.training_summary() for f in run.fits}
@@ -368,7 +369,9 @@ class _Round:
         if model and read_manifest(model).get("kind") == "set":
             test = self.held_out.pairs
             if test:
-                self.record.matrix = matrix_run(model, test, self.config.reward)
+                self.record.matrix = matrix_run(
+                    model, test, self.config.reward, self.workspace.embedding_cache_path
+                )
         rounds = [r for r in load_rounds(self.workspace) if r.round < self.record.round]
         write_reports(self.workspace, [*rounds, self.record], self.record.round)
 
@@ -482,14 +485,18 @@ def demo(
     rounds: int = DEMO_ROUNDS,
     budget: int = DEMO_BUDGET,
     backend: str | None = None,
+    fine_tune: bool = False,
 ) -> DemoResult:
     """The main job on the bundled real data: ingest every bundled file, serve the annotation
     UI, and run the loop with simulated annotators: round 1 selected by the trait classifiers,
-    round 2 by the reward model trained on round 1's judgements, each round training a model
+    round 2 by the reward models trained on round 1's judgements, each round training a model
     per trait and a shared one for the matrix's last row. Every step resumes.
     `backend` ("argilla", "label-studio") is saved as the workspace's annotation.backend
-    first; None keeps the one its config names."""
+    first; None keeps the one its config names. The reward models are linear on the frozen
+    embedding model's vectors (seconds a round on a CPU); `fine_tune` fine-tunes them, round 2
+    continuing round 1's (most of half an hour on 2 CPU cores)."""
     from traitforge.annotators.backends import backend_for
+    from traitforge.reward.linear import METHOD as LINEAR
 
     if backend is not None:
         workspace = workflows.use_backend(workspace, backend)
@@ -498,7 +505,16 @@ def demo(
         # the matrix's question is whether one model of all traits transfers better
         workspace = workflows.update_config(workspace, "reward", shared_row=True)
         log("The demo trains a shared model beside each trait's (reward.shared_row: true).")
-    if not reward.warm_start:
+    method = "fine-tune" if fine_tune else LINEAR
+    if reward.method != method:
+        workspace = workflows.update_config(workspace, "reward", method=method)
+        log(
+            "The reward models fine-tune the backbone (reward.method: fine-tune)."
+            if fine_tune
+            else "The reward models are linear on frozen embedding vectors "
+            "(reward.method: frozen-linear; `traitforge demo --fine-tune` fine-tunes them)."
+        )
+    if fine_tune and not reward.warm_start:
         # round 2 continues round 1's models: on CPUs, training is most of the demo's time
         workspace = workflows.update_config(workspace, "reward", warm_start=True)
         log("Round 2 continues round 1's reward models (reward.warm_start: true).")

@@ -485,7 +485,9 @@ def score(workspace: Workspace, model: Path) -> ScoreResult:
 
     traits = [t.name for t in workspace.config.traits]
     with workspace.store() as store:
-        return score_candidates(store, traits, workspace.reward_dir, model)
+        return score_candidates(
+            store, traits, workspace.reward_dir, model, workspace.embedding_cache_path
+        )
 
 
 AUDIT_FILE = "audit.json"

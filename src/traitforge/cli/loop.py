@@ -39,6 +39,14 @@ def demo(
             "annotation.backend. Default: the one the config names (argilla unless set)."
         ),
     ] = None,
+    fine_tune: Annotated[
+        bool,
+        typer.Option(
+            "--fine-tune",
+            help="Fine-tune the reward models (reward.method: fine-tune; about 20 minutes on "
+            "2 CPU cores) instead of fitting linear ones on frozen embedding vectors.",
+        ),
+    ] = False,
 ) -> None:
     """Run the main job on the bundled real data: ingest, serve the annotation UI (Argilla, or
     Label Studio with --backend label-studio), then two rounds of the loop with simulated
@@ -56,6 +64,7 @@ def demo(
                 bars.stage,
                 bar_logger(bars),
                 backend=backend.value if backend else None,
+                fine_tune=fine_tune,
             )
     print_ingest(result.ingests)
     print_loop(result.loop)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from traitforge.reporting import fmt_counts, fmt_num, fmt_pct
+from traitforge.reward.linear import METHOD as LINEAR
 from traitforge.reward.report import fmt_accuracy, style_hard_line, training_note
 from traitforge.schemas import EvaluationResult
 
@@ -19,6 +20,20 @@ def model_card(
     not_evaluated: str | None = None,
     untested: Sequence[str] = (),
 ) -> str:
+    linear = config.get("method") == LINEAR
+    how = (
+        "a linear reward w . phi on the frozen backbone's sentence vectors, phi = [response, "
+        "prompt * response], fitted by L2 logistic regression (reward.method: frozen-linear)"
+        if linear
+        else "TRL `RewardTrainer`"
+    )
+    use = (
+        "Each model folder holds `linear-reward.npy` (w) and `traitforge-reward.json` (the "
+        "backbone whose vectors phi reads)."
+        if linear
+        else "Each subfolder with a `config.json` is a plain transformers sequence-classification "
+        "checkpoint (one output: the reward)."
+    )
     lines = [
         "---",
         "library_name: transformers",
@@ -27,7 +42,7 @@ def model_card(
         "",
         "# traitforge reward model",
         "",
-        "Trained with `traitforge train` (TRL `RewardTrainer`) on preference pairs exported by "
+        f"Trained with `traitforge train` ({how}) on preference pairs exported by "
         "traitforge. Higher reward means more of the trait, as the rubric defines it.",
         "",
         "## Models",
@@ -111,8 +126,7 @@ def model_card(
         "## Use",
         "",
         "Score with `traitforge eval --model THIS_FOLDER --pairs PAIRS` or "
-        "`traitforge score --model THIS_FOLDER`. Each subfolder with a `config.json` is a plain "
-        "transformers sequence-classification checkpoint (one output: the reward).",
+        f"`traitforge score --model THIS_FOLDER`. {use}",
         "",
     ]
     return "\n".join(lines)

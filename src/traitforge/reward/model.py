@@ -18,6 +18,8 @@ import numpy as np
 from traitforge.errors import TraitforgeError
 from traitforge.reward.backbone import load_reward_model
 from traitforge.reward.encoding import PairEncoder
+from traitforge.reward.linear import METHOD as LINEAR
+from traitforge.reward.linear import WEIGHTS_FILE, LinearRewardModel
 from traitforge.reward.pairs import Prompt
 from traitforge.workspace.files import REWARD_MANIFEST
 
@@ -102,29 +104,47 @@ class RewardModel:
         return out
 
 
+AnyRewardModel = RewardModel | LinearRewardModel
+
+
+def load_model(folder: Path, device: str = "auto", vectors: Path | None = None) -> AnyRewardModel:
+    """One model folder, fine-tuned or frozen-linear (its manifest says which); `vectors`: the
+    embedding cache a frozen-linear model reads (see `runs.train_run`)."""
+    manifest = read_manifest(folder)
+    if manifest.get("method") != LINEAR:
+        return RewardModel.load(folder, device)
+    if manifest.get("kind") != "model":
+        raise ModelError(f"{folder} holds a set of models; load it with RewardModelSet")
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ModelError(f"{folder}: {WEIGHTS_FILE} is missing; train the model again")
+    return LinearRewardModel(folder, manifest, vectors)
+
+
 class RewardModelSet:
     """What `traitforge train` wrote: one model per trait, or one shared model. Routes each
     text to its trait's model."""
 
-    def __init__(self, folder: Path, device: str = "auto") -> None:
+    def __init__(self, folder: Path, device: str = "auto", vectors: Path | None = None) -> None:
         self.folder = folder
         manifest = read_manifest(folder)
         self.manifest = manifest
         if manifest.get("kind") == "set":
             self.members = {
-                trait: RewardModel.load(folder / sub, device)
+                trait: load_model(folder / sub, device, vectors)
                 for trait, sub in sorted(manifest["members"].items())
             }
-            self.shared: RewardModel | None = None
+            self.shared: AnyRewardModel | None = None
         else:
             self.members = {}
-            self.shared = RewardModel.load(folder, device)
+            self.shared = load_model(folder, device, vectors)
 
-    def shared_row(self, device: str = "auto") -> RewardModel | None:
+    def shared_row(
+        self, device: str = "auto", vectors: Path | None = None
+    ) -> AnyRewardModel | None:
         """The shared model a per-trait set was trained with (reward.shared_row), for the
         matrix's row; loaded on demand, as nothing else scores with it."""
         sub = self.manifest.get("shared_row")
-        return RewardModel.load(self.folder / sub, device) if sub else None
+        return load_model(self.folder / sub, device, vectors) if sub else None
 
     @property
     def traits(self) -> list[str]:
@@ -132,7 +152,7 @@ class RewardModelSet:
             return list(self.shared.manifest.get("traits", []))
         return sorted(self.members)
 
-    def model_for(self, trait: str | None) -> RewardModel:
+    def model_for(self, trait: str | None) -> AnyRewardModel:
         if self.shared is not None:
             return self.shared
         if trait in self.members:

@@ -22,7 +22,9 @@ from traitforge.reporting import fmt_counts
 from traitforge.reward.augment import augment, augmented_counts
 from traitforge.reward.card import model_card
 from traitforge.reward.evaluation import evaluate, generalization_matrix
-from traitforge.reward.model import MANIFEST, RewardModel, RewardModelSet, read_manifest
+from traitforge.reward.linear import METHOD as LINEAR
+from traitforge.reward.linear import fit_linear
+from traitforge.reward.model import MANIFEST, RewardModelSet, read_manifest
 from traitforge.reward.pairs import (
     RewardPair,
     empty_split_error,
@@ -85,6 +87,7 @@ def train_run(
     progress: StageProgress | None = None,
     no_test: str | None = None,
     start_from: Path | None = None,
+    vectors: Path | None = None,
 ) -> TrainRun:
     """Train per-trait models (or one shared one) on the train split, evaluate on the test
     split, and write everything to `out`. `keep` filters the pairs (e.g. judgement pairs
@@ -92,6 +95,8 @@ def train_run(
     it is empty when it is, with what to do. `progress` is told each model's optimizer steps.
     `start_from`: an earlier run's folder; each model continues its namesake there when it has
     one on the same backbone (reward.warm_start in the loop), else starts fresh.
+    `vectors`: an embedding cache (a workspace's embeddings.sqlite) that frozen-linear models
+    read their texts' vectors from and add to.
     `out` must be new, empty or an earlier reward-model folder (`overwrite` and `home`: see
     `check_output_folder`); checked on every rank before anything is trained."""
     check_output_folder(out, REWARD_FOLDER, overwrite=overwrite, home=home)
@@ -144,6 +149,11 @@ def train_run(
             added = augment(pairs, config.augment, config.seed)
             shown = f" + {fmt_counts(augmented_counts(added), '{n} {name}')}" if added else ""
             log(f"training {name}: {len(pairs)} pairs{shown} on {config.backbone}")
+            if config.method == LINEAR:
+                fits.append(
+                    fit_linear([*pairs, *added], config, folder, name, log, provenance, vectors)
+                )
+                continue
             start = _earlier_model(start_from, folder.relative_to(staging), config, prefix)
             fits.append(
                 fit(
@@ -172,7 +182,7 @@ def train_run(
         evaluation = None
         if not not_evaluated:
             evaluation = evaluate(
-                RewardModelSet(staging).rewards,
+                RewardModelSet(staging, vectors=vectors).rewards,
                 test_pairs,
                 config.bootstrap_samples,
                 config.confidence_level,
@@ -250,11 +260,15 @@ def _json(result: EvaluationResult | MatrixResult) -> str:
 
 
 def eval_run(
-    model: Path, pairs: Sequence[RewardPair], config: RewardConfig, report: Path | None = None
+    model: Path,
+    pairs: Sequence[RewardPair],
+    config: RewardConfig,
+    report: Path | None = None,
+    vectors: Path | None = None,
 ) -> EvaluationResult:
     """Evaluate a trained folder on pairs; writes an HTML report next to the model, named in
-    the result's `report`."""
-    models = RewardModelSet(model)
+    the result's `report`. `vectors`: see `train_run`."""
+    models = RewardModelSet(model, vectors=vectors)
     evaluation = evaluate(
         models.rewards, pairs, config.bootstrap_samples, config.confidence_level, config.seed
     )
@@ -267,18 +281,20 @@ def eval_run(
     return evaluation.model_copy(update={"report": str(written)})
 
 
-def matrix_run(model: Path, pairs: Sequence[RewardPair], config: RewardConfig) -> MatrixResult:
+def matrix_run(
+    model: Path, pairs: Sequence[RewardPair], config: RewardConfig, vectors: Path | None = None
+) -> MatrixResult:
     """The cross-trait matrix of a per-trait set: each trait's model on every trait's pairs,
     and a row for the set's shared model when it was trained with reward.shared_row.
     Writes matrix.json and matrix-report.html (named in the result's `report`) into the set's
-    folder."""
-    models = RewardModelSet(model)
+    folder. `vectors`: see `train_run`."""
+    models = RewardModelSet(model, vectors=vectors)
     members: dict[str, Any] = (
         {name: m.rewards for name, m in models.members.items()}
         if models.members
         else {SHARED: _shared(models)}
     )
-    if (row := models.shared_row()) is not None:
+    if (row := models.shared_row(vectors=vectors)) is not None:
         members[SHARED] = row.rewards
     matrix = generalization_matrix(
         members, pairs, config.bootstrap_samples, config.confidence_level, config.seed
@@ -301,5 +317,5 @@ def _is_main_process() -> bool:
 
 def _shared(models: RewardModelSet) -> Any:
     shared = models.shared
-    assert isinstance(shared, RewardModel)
+    assert shared is not None
     return shared.rewards

@@ -76,8 +76,9 @@ def model_fingerprint(model: Path) -> str:
 class RewardScorer:
     key = KEY
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, vectors: Path | None = None) -> None:
         self.folder = folder
+        self.vectors = vectors  # the workspace's embedding cache, for frozen-linear models
         path = pointer_file(folder)
         self.pointer = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         self._models: RewardModelSet | None = None
@@ -127,7 +128,7 @@ class RewardScorer:
             missing = [c for c in candidates if c.id not in cached]
             if missing:
                 if self._models is None:
-                    self._models = RewardModelSet(Path(self.pointer["model"]))
+                    self._models = RewardModelSet(Path(self.pointer["model"]), vectors=self.vectors)
                 values = self._models.rewards(
                     [as_reward_prompt(c.prompt) for c in missing],
                     [c.response for c in missing],
@@ -165,14 +166,16 @@ class ScoreResult:
     scores: dict[str, int]  # trait -> candidates scored
 
 
-def score_candidates(store: Store, traits: Sequence[str], folder: Path, model: Path) -> ScoreResult:
+def score_candidates(
+    store: Store, traits: Sequence[str], folder: Path, model: Path, vectors: Path | None = None
+) -> ScoreResult:
     """Point `folder` (W/reward/) at `model` and store its reward for every candidate of
-    `store` on `traits`; a later `curate` selects with them."""
+    `store` on `traits`; a later `curate` selects with them. `vectors`: the embedding cache."""
     pointer = point_to_model(folder, model)
     candidates = list(store.candidates())
     empty = np.zeros((len(candidates), 0), dtype=np.float32)
     features = CandidateFeatures(candidates, empty, empty, embedding_model="")
-    scores = RewardScorer(folder).score(features, traits)
+    scores = RewardScorer(folder, vectors).score(features, traits)
     with store.transaction():
         store.put_scores(scores)
     counts = Counter(s.trait for s in scores)
@@ -181,4 +184,9 @@ def score_candidates(store: Store, traits: Sequence[str], folder: Path, model: P
 
 # The registry hands every scorer the workspace's classifiers folder; this one keeps its
 # pointer and cache in the reward folder beside it.
-register_scorer(KEY, lambda classifiers: RewardScorer(classifiers.parent / Workspace.REWARD_DIR))
+register_scorer(
+    KEY,
+    lambda classifiers: RewardScorer(
+        classifiers.parent / Workspace.REWARD_DIR, classifiers.parent / Workspace.EMBEDDING_CACHE
+    ),
+)

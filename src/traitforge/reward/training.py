@@ -32,10 +32,10 @@ from traitforge.reward.backbone import (
 )
 from traitforge.reward.encoding import EncodedPair, LengthReport, PairEncoder, encode_pairs
 from traitforge.reward.launch import check_launcher_precision, fsdp_ignored, full_state_dict
-from traitforge.reward.model import MANIFEST
 from traitforge.reward.pairs import RewardPair, no_usable_pairs, traits_of, usable_pairs
 from traitforge.schemas import RewardConfig
 from traitforge.schemas.results import TrainingSummary
+from traitforge.workspace.files import REWARD_MANIFEST as MANIFEST
 
 SHARED = "shared"
 Log = Callable[[str], None]
@@ -58,6 +58,7 @@ class FitResult:
     epochs_capped: bool = False  # reward.max_epochs stopped min_steps from adding more
     augmented: dict[str, int] = field(default_factory=dict)  # counterfactual pairs, by origin
     started_from: str | None = None  # the earlier model it continued (reward.warm_start)
+    method: str = "fine-tune"  # reward.method
     model: Any = field(default=None, repr=False)  # the trained model, in memory (main process)
 
     @property
@@ -71,6 +72,8 @@ class FitResult:
 
     def summary(self) -> str:
         """'26 pairs x 20 epochs (40 steps)', with the cap when it applied."""
+        if self.method != "fine-tune":
+            return f"{self.pairs} pairs, {self.method} ({self.steps} solver iterations)"
         text = f"{self.pairs} pairs x {fmt_epochs(self.epochs)} epochs ({self.steps} steps)"
         return text + (", epochs capped at reward.max_epochs" if self.epochs_capped else "")
 
@@ -82,6 +85,7 @@ class FitResult:
             epochs_capped=self.epochs_capped,
             seconds=round(self.seconds, 3),
             started_from=self.started_from,
+            method=self.method,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +98,7 @@ class FitResult:
             "epochs_capped": self.epochs_capped,
             "augmented": self.augmented,
             "started_from": self.started_from,
+            "method": self.method,
             "pairs_seen": self.pairs_seen,
             "length": self.length.as_dict(),
             "seconds": round(self.seconds, 3),

@@ -197,6 +197,7 @@ class TrainingSummary(BaseModel):
     started_from: str | None = Field(
         None, description="The earlier round's model it continued (reward.warm_start)."
     )
+    method: str = Field("fine-tune", description="reward.method: how the model was trained.")
 
 
 def _rounded(value: float | None) -> float | None:

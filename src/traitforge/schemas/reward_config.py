@@ -38,6 +38,18 @@ class RewardConfig(BaseModel):
             "head."
         ),
     )
+    method: Literal["fine-tune", "frozen-linear"] = Field(
+        "fine-tune",
+        description=(
+            "'fine-tune': train the backbone with a reward head (TRL's RewardTrainer). "
+            "'frozen-linear': keep the backbone frozen and fit a linear Bradley-Terry reward "
+            "on its sentence vectors of prompt and response ([response, prompt * response]; "
+            "the vectors curation caches): seconds instead of minutes on a CPU, for quick "
+            "rounds; the backbone must be a sentence-transformers model, and epochs, learning "
+            "rate, LoRA, precision and warm_start do not apply. A fine-tuned backbone can "
+            "learn what the vectors do not hold."
+        ),
+    )
     models: Literal["per-trait", "shared"] = Field(
         "per-trait",
         description=(

@@ -24,6 +24,7 @@ class Workspace:
     STORE_FILE = WORKSPACE_STORE
     CLASSIFIERS_DIR = "classifiers"
     REWARD_DIR = "reward"
+    EMBEDDING_CACHE = "embeddings.sqlite"
 
     def __init__(self, root: Path, config: ProjectConfig) -> None:
         self.root = root
@@ -92,7 +93,7 @@ class Workspace:
 
     @property
     def embedding_cache_path(self) -> Path:
-        return self.root / "embeddings.sqlite"
+        return self.root / self.EMBEDDING_CACHE
 
     @property
     def exports_dir(self) -> Path:
