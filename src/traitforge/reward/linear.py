@@ -85,6 +85,18 @@ class FrozenFeatures:
         return report
 
 
+def length_line(report: LengthReport) -> str:
+    """What the backbone's vectors leave out: neither reward.max_length nor reward.overflow
+    applies, as the backbone reads the first tokens of every text."""
+    read = f"the {report.max_length} tokens the backbone reads"
+    if not report.over:
+        return f"all {report.pairs} pairs fit in {read} (longest {report.longest})"
+    return (
+        f"{report.over} of {report.pairs} pairs have a text longer than {read} (longest "
+        f"{report.longest}); their vectors see its first {report.max_length}"
+    )
+
+
 def fit_weights(chosen: np.ndarray, rejected: np.ndarray, c: float = C) -> tuple[np.ndarray, int]:
     """(w, solver iterations): L2 logistic regression of "chosen wins" on phi differences, each
     pair in both orientations (the objective C was picked for), without an intercept, as only
@@ -113,7 +125,7 @@ def fit_linear(
     phi = FrozenFeatures(config.backbone, vectors)
     try:
         lengths = phi.lengths(pairs)
-        log(f"{name}: {lengths.summary()}")
+        log(f"{name}: {length_line(lengths)}")
         prompts = [p.prompt for p in pairs]
         chosen = phi(prompts, [p.chosen for p in pairs])
         rejected = phi(prompts, [p.rejected for p in pairs])

@@ -46,7 +46,6 @@ class CandidateFeatures:
         if self._linguistic is None:
             if self.linguistic_featurizer is None:
                 raise RuntimeError("no linguistic featurizer was given to CandidateFeatures")
-            self.linguistic_featurizer.setup()
             self._linguistic = self.linguistic_featurizer.features(
                 [c.response for c in self.candidates]
             )
