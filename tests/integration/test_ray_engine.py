@@ -26,6 +26,7 @@ import pytest
 from tests.helpers.cli import cli_env, run_cli
 from tests.helpers.paths import TRUTHFULQA
 from traitforge.curation import ray_engine
+from traitforge.curation.linguistic import CACHE_PREFIX
 from traitforge.curation.sharded_dedup import (
     ONE_BLOCK_BELOW,
     block_pairs,
@@ -98,9 +99,14 @@ def curated(tmp_path_factory, cluster) -> dict[str, object]:
 
 
 def _vectors(ws: Path) -> dict[tuple[str, str], np.ndarray]:
+    """The sentence vectors in the workspace's cache; it also holds linguistic feature rows."""
     with sqlite3.connect(ws / "embeddings.sqlite") as db:
         rows = db.execute("SELECT model, text_hash, vector FROM vectors").fetchall()
-    return {(m, k): np.frombuffer(v, dtype=np.float32) for m, k, v in rows}
+    return {
+        (m, k): np.frombuffer(v, dtype=np.float32)
+        for m, k, v in rows
+        if not m.startswith(CACHE_PREFIX)
+    }
 
 
 def test_ray_engine_embeds_the_same_texts_to_the_same_vectors(curated):

