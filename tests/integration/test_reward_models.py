@@ -190,9 +190,12 @@ def test_frozen_linear_models_learn_from_cached_vectors_and_reload_with_the_same
     prompts, chosen = [p.prompt for p in test], [p.chosen for p in test]
     models = RewardModelSet(tmp_path / "m", vectors=vectors)
     reloaded = models.rewards(prompts, chosen, ["honesty"] * 20)
-    # the same as the weights applied to a fresh encode of the texts, without any cache
+    np.testing.assert_array_equal(reloaded, models.rewards(prompts, chosen, ["honesty"] * 20))
+    # the same weights applied to a fresh encode of the texts, without any cache: bf16 backends
+    # round a text's vector by what else shares its padded batch, here 20 texts, not thousands
     uncached = RewardModelSet(tmp_path / "m").rewards(prompts, chosen, ["honesty"] * 20)
-    np.testing.assert_allclose(reloaded, uncached, atol=1e-4)
+    np.testing.assert_allclose(reloaded, uncached, atol=1e-2)
+    assert np.corrcoef(reloaded, uncached)[0, 1] > 0.999
     assert models.shared_row(vectors=vectors) is not None
 
     def stored() -> int:
